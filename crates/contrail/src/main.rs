@@ -1,0 +1,97 @@
+//! `contrail`: one binary for the whole pipeline.
+//!
+//! - `contrail schema lint|compile|check|codegen`: the schema-first workflow
+//!   over `schemas/*.avdl` (see [`schema_cmd`]).
+//! - `contrail stack up|down|status|env`: the local services (see the `stack`
+//!   crate).
+//!
+//! Exit codes: 0 success, 1 a check failed (lint errors, incompatible schemas,
+//! drift), 2 the command could not run (bad input, service failure).
+
+mod registry_client;
+mod schema_cmd;
+mod stack_cmd;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "contrail",
+    version,
+    about = "Schema-first change data capture: PostgreSQL → Kafka → Snowflake"
+)]
+struct Cli {
+    /// The project directory (holding schemas/ and registry/). Defaults to the
+    /// nearest ancestor of the working directory that has a schemas/ folder.
+    #[arg(long, global = true, env = "CONTRAIL_PROJECT_DIR")]
+    project_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Work with the Avro IDL schemas in schemas/.
+    Schema {
+        #[command(subcommand)]
+        command: schema_cmd::SchemaCommand,
+    },
+    /// Start, stop and inspect the local services.
+    Stack {
+        #[command(subcommand)]
+        command: stack_cmd::StackCommand,
+    },
+}
+
+/// How a command ended, when it did not fail outright.
+pub(crate) enum Outcome {
+    Ok,
+    /// A check ran and found problems (exit code 1).
+    CheckFailed,
+}
+
+fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = explicit {
+        return Ok(dir);
+    }
+    let cwd = std::env::current_dir()?;
+    cwd.ancestors()
+        .find(|d| d.join("schemas").is_dir() && d.join("registry").is_dir())
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{} is not inside a Contrail project (no ancestor has schemas/ and registry/); pass --project-dir",
+                cwd.display()
+            )
+        })
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+    let result = (|| {
+        let dir = project_dir(cli.project_dir)?;
+        match cli.command {
+            Command::Schema { command } => schema_cmd::run(&dir, command),
+            Command::Stack { command } => stack_cmd::run(&dir, command),
+        }
+    })();
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,445 @@
+//! Compiling rules from a schema and evaluating them.
+
+use std::sync::Arc;
+
+use regex::Regex;
+use schema::{Named, Primitive, RecordSchema, Schema, Type};
+use serde_json::Value;
+
+use crate::cel_view::{self, Shape};
+use crate::{render, EvalContext, FieldAccess, FieldRef, Violation};
+
+/// The field properties that are rules. Anything else on a field is left alone.
+pub const FIELD_RULES: &[&str] = &["range", "pattern", "length", "allowed", "required_when", "not_future"];
+
+/// A rule that cannot be compiled, with the field or record it sits on.
+#[derive(Debug, thiserror::Error)]
+pub enum RuleError {
+    #[error("the schema's root is not a record, so it has no rules to compile")]
+    NotARecord,
+    #[error("{location}: rule \"{rule}\" is malformed: {message}")]
+    Malformed {
+        location: String,
+        rule: String,
+        message: String,
+    },
+    #[error("{location}: rule \"{rule}\" has an invalid regular expression")]
+    Regex {
+        location: String,
+        rule: String,
+        #[source]
+        source: regex::Error,
+    },
+    #[error("{location}: rule \"{rule}\" is not valid CEL: {message}")]
+    Cel {
+        location: String,
+        rule: String,
+        message: String,
+    },
+}
+
+#[derive(Debug)]
+enum Check {
+    Range { min: Option<f64>, max: Option<f64> },
+    Pattern(Regex),
+    Length { min: Option<u64>, max: Option<u64> },
+    Allowed(Vec<Value>),
+    RequiredWhen(cel::Program),
+    NotFuture { tolerance_ms: i64 },
+}
+
+#[derive(Debug)]
+struct FieldRule {
+    index: usize,
+    field: Arc<str>,
+    rule: Arc<str>,
+    check: Check,
+}
+
+#[derive(Debug)]
+struct RecordRule {
+    name: Arc<str>,
+    program: cel::Program,
+    expr: String,
+}
+
+/// The compiled rules of one record schema.
+#[derive(Debug)]
+pub struct RuleSet {
+    field_rules: Vec<FieldRule>,
+    record_rules: Vec<RecordRule>,
+    /// How to build the CEL view of a record; only used when some rule is CEL.
+    shape: Shape,
+    needs_cel: bool,
+}
+
+fn malformed(location: &str, rule: &str, message: impl Into<String>) -> RuleError {
+    RuleError::Malformed {
+        location: location.to_string(),
+        rule: rule.to_string(),
+        message: message.into(),
+    }
+}
+
+fn compile_cel(location: &str, rule: &str, expr: &str) -> Result<cel::Program, RuleError> {
+    cel::Program::compile(expr).map_err(|e| RuleError::Cel {
+        location: location.to_string(),
+        rule: rule.to_string(),
+        message: e.to_string(),
+    })
+}
+
+/// The type under an optional wrapper: `union { null, T }` gives `T`.
+fn value_type(ty: &Type) -> &Type {
+    ty.nullable_inner().unwrap_or(ty)
+}
+
+fn bounds<T>(
+    location: &str,
+    rule: &str,
+    v: &Value,
+    get: impl Fn(&Value) -> Option<T>,
+) -> Result<(Option<T>, Option<T>), RuleError> {
+    let obj = v.as_object().ok_or_else(|| {
+        malformed(
+            location,
+            rule,
+            format!("expected an object like {{\"min\": ..., \"max\": ...}}, got {v}"),
+        )
+    })?;
+    if let Some(k) = obj.keys().find(|k| *k != "min" && *k != "max") {
+        return Err(malformed(
+            location,
+            rule,
+            format!("unknown key \"{k}\" (expected \"min\" and/or \"max\")"),
+        ));
+    }
+    let read = |k: &str| match obj.get(k) {
+        None => Ok(None),
+        Some(x) => get(x).map(Some).ok_or_else(|| {
+            malformed(
+                location,
+                rule,
+                format!("\"{k}\" must be a number of the right kind, got {x}"),
+            )
+        }),
+    };
+    let (min, max) = (read("min")?, read("max")?);
+    if min.is_none() && max.is_none() {
+        return Err(malformed(location, rule, "needs \"min\", \"max\" or both"));
+    }
+    Ok((min, max))
+}
+
+impl RuleSet {
+    /// Compiles the rules of `schema`'s root record.
+    pub fn from_schema(schema: &Schema) -> Result<RuleSet, RuleError> {
+        let record = schema.root_record().ok_or(RuleError::NotARecord)?;
+        let mut field_rules = Vec::new();
+        for (index, field) in record.fields.iter().enumerate() {
+            let location = format!("{}.{}", record.name.name, field.name);
+            let vty = value_type(&field.ty);
+            for (key, v) in &field.props {
+                if !FIELD_RULES.contains(&key.as_str()) {
+                    continue;
+                }
+                let applies = check_applies(schema, key, vty);
+                if let Err(wanted) = applies {
+                    return Err(malformed(&location, key, format!("applies to {wanted} fields only")));
+                }
+                let check = match key.as_str() {
+                    "range" => {
+                        let (min, max) = bounds(&location, key, v, Value::as_f64)?;
+                        if let (Some(a), Some(b)) = (min, max) {
+                            if a > b {
+                                return Err(malformed(&location, key, format!("min {a} is greater than max {b}")));
+                            }
+                        }
+                        Check::Range { min, max }
+                    }
+                    "length" => {
+                        let (min, max) = bounds(&location, key, v, Value::as_u64)?;
+                        if let (Some(a), Some(b)) = (min, max) {
+                            if a > b {
+                                return Err(malformed(&location, key, format!("min {a} is greater than max {b}")));
+                            }
+                        }
+                        Check::Length { min, max }
+                    }
+                    "pattern" => {
+                        let p = v
+                            .as_str()
+                            .ok_or_else(|| malformed(&location, key, "expected a regular expression string"))?;
+                        Check::Pattern(Regex::new(p).map_err(|source| RuleError::Regex {
+                            location: location.clone(),
+                            rule: key.clone(),
+                            source,
+                        })?)
+                    }
+                    "allowed" => {
+                        let list = v
+                            .as_array()
+                            .ok_or_else(|| malformed(&location, key, "expected a list of values"))?;
+                        if list.is_empty() {
+                            return Err(malformed(&location, key, "the list of allowed values is empty"));
+                        }
+                        Check::Allowed(list.clone())
+                    }
+                    "required_when" => {
+                        let expr = v
+                            .as_str()
+                            .ok_or_else(|| malformed(&location, key, "expected a CEL expression string"))?;
+                        if !field.ty.is_nullable() {
+                            return Err(malformed(
+                                &location,
+                                key,
+                                "the field is not nullable, so it is always required",
+                            ));
+                        }
+                        Check::RequiredWhen(compile_cel(&location, key, expr)?)
+                    }
+                    "not_future" => {
+                        let tolerance_ms = match v {
+                            Value::Bool(true) => 0,
+                            Value::Object(o) => match o.get("tolerance_ms") {
+                                None => 0,
+                                Some(t) => t.as_i64().filter(|t| *t >= 0).ok_or_else(|| {
+                                    malformed(&location, key, "\"tolerance_ms\" must be a non-negative integer")
+                                })?,
+                            },
+                            _ => return Err(malformed(&location, key, "expected true or {\"tolerance_ms\": N}")),
+                        };
+                        Check::NotFuture { tolerance_ms }
+                    }
+                    _ => continue,
+                };
+                field_rules.push(FieldRule {
+                    index,
+                    field: field.name.as_str().into(),
+                    rule: format!("{}.{key}", field.name).into(),
+                    check,
+                });
+            }
+        }
+        let record_rules = record_rules(record)?;
+        let needs_cel =
+            !record_rules.is_empty() || field_rules.iter().any(|r| matches!(r.check, Check::RequiredWhen(_)));
+        Ok(RuleSet {
+            field_rules,
+            record_rules,
+            shape: cel_view::shape_of(schema, &schema.root, 0),
+            needs_cel,
+        })
+    }
+
+    /// Number of compiled rules.
+    pub fn len(&self) -> usize {
+        self.field_rules.len() + self.record_rules.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The names of all rules, field rules first.
+    pub fn rule_names(&self) -> impl Iterator<Item = &str> {
+        self.field_rules
+            .iter()
+            .map(|r| &*r.rule)
+            .chain(self.record_rules.iter().map(|r| &*r.name))
+    }
+
+    /// Checks a record against every rule and returns all violations.
+    pub fn evaluate(&self, record: &dyn FieldAccess, ctx: &EvalContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.evaluate_into(record, ctx, &mut out);
+        out
+    }
+
+    /// As [`RuleSet::evaluate`], appending to `out` (which can be reused).
+    pub fn evaluate_into(&self, record: &dyn FieldAccess, ctx: &EvalContext, out: &mut Vec<Violation>) {
+        let cel_message = if self.needs_cel {
+            Some(cel_view::to_cel(record, &self.shape))
+        } else {
+            None
+        };
+        let mut cel_ctx = cel::Context::default();
+        if let Some(m) = &cel_message {
+            cel_ctx.add_variable_from_value("message", m.clone());
+            cel_ctx.add_variable_from_value("now_ms", ctx.now_ms);
+        }
+        for rule in &self.field_rules {
+            let value = record.field(rule.index);
+            if let Some(message) = self.check_field(rule, &value, ctx, &cel_ctx) {
+                out.push(Violation {
+                    rule: rule.rule.clone(),
+                    field: rule.field.clone(),
+                    value: render(&value),
+                    message,
+                });
+            }
+        }
+        for rule in &self.record_rules {
+            let message = match rule.program.execute(&cel_ctx) {
+                Ok(cel::Value::Bool(true)) => continue,
+                Ok(cel::Value::Bool(false)) => format!("expected {}", rule.expr),
+                Ok(other) => format!("expression {} gave {other:?}, not a boolean", rule.expr),
+                Err(e) => format!("expression {} failed: {e}", rule.expr),
+            };
+            out.push(Violation {
+                rule: rule.name.clone(),
+                field: "".into(),
+                value: String::new(),
+                message,
+            });
+        }
+    }
+
+    fn check_field(
+        &self,
+        rule: &FieldRule,
+        value: &FieldRef<'_>,
+        ctx: &EvalContext,
+        cel_ctx: &cel::Context<'_, '_>,
+    ) -> Option<String> {
+        if let Check::RequiredWhen(program) = &rule.check {
+            if !matches!(value, FieldRef::Null) {
+                return None;
+            }
+            return match program.execute(cel_ctx) {
+                Ok(cel::Value::Bool(false)) => None,
+                Ok(cel::Value::Bool(true)) => Some("required under this condition, but null".into()),
+                Ok(other) => Some(format!("condition gave {other:?}, not a boolean")),
+                Err(e) => Some(format!("condition failed: {e}")),
+            };
+        }
+        if matches!(value, FieldRef::Null) {
+            return None;
+        }
+        match (&rule.check, value) {
+            (Check::Range { min, max }, v) => {
+                let x = match v {
+                    FieldRef::Int(i) => *i as f64,
+                    FieldRef::Float(f) => *f,
+                    _ => return None,
+                };
+                // NaN is outside every range.
+                let ok = !x.is_nan() && min.is_none_or(|m| x >= m) && max.is_none_or(|m| x <= m);
+                (!ok).then(|| match (min, max) {
+                    (Some(a), Some(b)) => format!("must be between {a} and {b}"),
+                    (Some(a), None) => format!("must be at least {a}"),
+                    (None, Some(b)) => format!("must be at most {b}"),
+                    (None, None) => unreachable!("compile rejects a range with no bounds"),
+                })
+            }
+            (Check::Pattern(re), FieldRef::Str(s) | FieldRef::Enum(s)) => {
+                (!re.is_match(s)).then(|| format!("must match {}", re.as_str()))
+            }
+            (Check::Length { min, max }, v) => {
+                let n = match v {
+                    FieldRef::Str(s) => s.chars().count() as u64,
+                    FieldRef::Bytes(b) => b.len() as u64,
+                    FieldRef::Array(a) => a.len() as u64,
+                    FieldRef::Map(m) => m.len() as u64,
+                    _ => return None,
+                };
+                let ok = min.is_none_or(|m| n >= m) && max.is_none_or(|m| n <= m);
+                (!ok).then(|| match (min, max) {
+                    (Some(a), Some(b)) => format!("length must be between {a} and {b}, is {n}"),
+                    (Some(a), None) => format!("length must be at least {a}, is {n}"),
+                    (None, Some(b)) => format!("length must be at most {b}, is {n}"),
+                    (None, None) => unreachable!("compile rejects a length with no bounds"),
+                })
+            }
+            (Check::Allowed(list), v) => {
+                let found = list.iter().any(|a| match (a, v) {
+                    (Value::String(a), FieldRef::Str(s) | FieldRef::Enum(s)) => a == s,
+                    (Value::Number(a), FieldRef::Int(i)) => a.as_i64() == Some(*i),
+                    (Value::Number(a), FieldRef::Float(f)) => a.as_f64() == Some(*f),
+                    (Value::Bool(a), FieldRef::Bool(b)) => a == b,
+                    _ => false,
+                });
+                (!found).then(|| format!("must be one of {}", Value::Array(list.clone())))
+            }
+            (Check::NotFuture { tolerance_ms }, FieldRef::Int(t)) => (*t > ctx.now_ms.saturating_add(*tolerance_ms))
+                .then(|| format!("is {} ms in the future (tolerance {tolerance_ms} ms)", t - ctx.now_ms)),
+            _ => None,
+        }
+    }
+}
+
+/// Which values a rule applies to; Err names what it needs.
+fn check_applies(schema: &Schema, rule: &str, ty: &Type) -> Result<(), &'static str> {
+    let prim = match ty {
+        Type::Primitive { kind, .. } => Some(*kind),
+        _ => None,
+    };
+    let is_enum = matches!(schema.resolve(ty), Some(Named::Enum(_)));
+    let ok = match rule {
+        "range" => matches!(
+            prim,
+            Some(Primitive::Int | Primitive::Long | Primitive::Float | Primitive::Double)
+        ),
+        "pattern" => matches!(prim, Some(Primitive::String)) || is_enum,
+        "length" => {
+            matches!(prim, Some(Primitive::String | Primitive::Bytes)) || matches!(ty, Type::Array(_) | Type::Map(_))
+        }
+        "not_future" => matches!(prim, Some(Primitive::Long | Primitive::Int)),
+        _ => true,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(match rule {
+            "range" => "numeric",
+            "pattern" => "string or enum",
+            "length" => "string, bytes, array or map",
+            _ => "timestamp (long)",
+        })
+    }
+}
+
+fn record_rules(record: &RecordSchema) -> Result<Vec<RecordRule>, RuleError> {
+    let location = record.name.name.as_str();
+    let Some(v) = record.props.get("rules") else {
+        return Ok(Vec::new());
+    };
+    let list = v
+        .as_array()
+        .ok_or_else(|| malformed(location, "rules", "expected a list of {\"name\", \"expr\"} objects"))?;
+    let mut out = Vec::with_capacity(list.len());
+    for (i, r) in list.iter().enumerate() {
+        let obj = r.as_object().ok_or_else(|| {
+            malformed(
+                location,
+                &format!("rules[{i}]"),
+                "expected an object with \"name\" and \"expr\"",
+            )
+        })?;
+        if let Some(k) = obj.keys().find(|k| !["name", "expr", "doc"].contains(&k.as_str())) {
+            return Err(malformed(
+                location,
+                &format!("rules[{i}]"),
+                format!("unknown key \"{k}\" (expected name, expr, doc)"),
+            ));
+        }
+        let name = obj
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| malformed(location, &format!("rules[{i}]"), "needs a non-empty \"name\""))?;
+        if out.iter().any(|x: &RecordRule| &*x.name == name) {
+            return Err(malformed(location, name, "a rule with this name is declared twice"));
+        }
+        let expr = obj
+            .get("expr")
+            .and_then(Value::as_str)
+            .ok_or_else(|| malformed(location, name, "needs an \"expr\" string"))?;
+        out.push(RecordRule {
+            name: name.into(),
+            program: compile_cel(location, name, expr)?,
+            expr: expr.to_string(),
+        });
+    }
+    Ok(out)
+}

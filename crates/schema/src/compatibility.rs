@@ -1,0 +1,505 @@
+//! Avro schema resolution as a compatibility check.
+//!
+//! [`check`] answers "can a reader using schema R read everything written with
+//! schema W?" by walking both schemas as the Avro specification's resolution
+//! rules do (and as Apache Avro's `SchemaCompatibility` does): names must match
+//! (or the reader must alias the writer's name), a reader field missing from
+//! the writer needs a default, writer enum symbols must exist in the reader
+//! unless the reader enum has a default, numeric types may be promoted
+//! (int → long → float → double), `string` and `bytes` interchange, and each
+//! writer union branch must be readable. Every problem found is reported, each
+//! naming where it is (`FlightState.latitude`) and which rule it breaks.
+//!
+//! [`CompatibilityLevel`] lifts that to the registry's levels: BACKWARD (the new
+//! schema reads the latest), FORWARD (the latest reads the new), FULL (both),
+//! their transitive forms (against every earlier version), and NONE.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::str::FromStr;
+
+use crate::model::{Named, Primitive, Schema, Type};
+
+/// Which rule of schema resolution an incompatibility breaks. The names match
+/// Apache Avro's `SchemaIncompatibilityType`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum IncompatibilityKind {
+    NameMismatch,
+    FixedSizeMismatch,
+    MissingEnumSymbols,
+    ReaderFieldMissingDefaultValue,
+    TypeMismatch,
+    MissingUnionBranch,
+}
+
+impl IncompatibilityKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NameMismatch => "NAME_MISMATCH",
+            Self::FixedSizeMismatch => "FIXED_SIZE_MISMATCH",
+            Self::MissingEnumSymbols => "MISSING_ENUM_SYMBOLS",
+            Self::ReaderFieldMissingDefaultValue => "READER_FIELD_MISSING_DEFAULT_VALUE",
+            Self::TypeMismatch => "TYPE_MISMATCH",
+            Self::MissingUnionBranch => "MISSING_UNION_BRANCH",
+        }
+    }
+}
+
+/// One reason a reader cannot read a writer's data.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Incompatibility {
+    pub kind: IncompatibilityKind,
+    /// Where, as `Record.field.nested` (the reader's names).
+    pub location: String,
+    pub message: String,
+}
+
+impl fmt::Display for Incompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {} ({})", self.location, self.message, self.kind.as_str())
+    }
+}
+
+/// Checks whether `reader` can read data written with `writer`. Returns every
+/// incompatibility found; an empty list means compatible.
+pub fn check(reader: &Schema, writer: &Schema) -> Vec<Incompatibility> {
+    let mut c = Checker {
+        reader,
+        writer,
+        in_progress: HashSet::new(),
+        found: Vec::new(),
+    };
+    let location = root_location(reader);
+    c.check(&reader.root, &writer.root, &location);
+    c.found
+}
+
+fn root_location(s: &Schema) -> String {
+    match &s.root {
+        Type::Named(n) => short(n).to_string(),
+        _ => "<root>".to_string(),
+    }
+}
+
+fn short(full: &str) -> &str {
+    full.rsplit('.').next().unwrap_or(full)
+}
+
+struct Checker<'a> {
+    reader: &'a Schema,
+    writer: &'a Schema,
+    /// Pairs of named types being compared higher up the stack: recursion
+    /// assumes they are compatible, the rest of the walk decides.
+    in_progress: HashSet<(String, String)>,
+    found: Vec<Incompatibility>,
+}
+
+fn type_name(schema: &Schema, ty: &Type) -> String {
+    match ty {
+        Type::Primitive { kind, .. } => kind.name().to_string(),
+        Type::Array(_) => "array".into(),
+        Type::Map(_) => "map".into(),
+        Type::Union(_) => "union".into(),
+        Type::Named(n) => match schema.lookup(n) {
+            Some(named) => format!("{} {}", named.kind(), n),
+            None => n.clone(),
+        },
+    }
+}
+
+impl Checker<'_> {
+    fn report(&mut self, kind: IncompatibilityKind, location: &str, message: String) {
+        self.found.push(Incompatibility {
+            kind,
+            location: location.to_string(),
+            message,
+        });
+    }
+
+    /// Whether the pair is compatible, without recording anything.
+    fn compatible(&mut self, r: &Type, w: &Type, location: &str) -> bool {
+        let before = self.found.len();
+        self.check(r, w, location);
+        let ok = self.found.len() == before;
+        self.found.truncate(before);
+        ok
+    }
+
+    fn check(&mut self, r: &Type, w: &Type, location: &str) {
+        // A writer union: every branch the writer may have used must be readable.
+        if let Type::Union(wb) = w {
+            for (i, branch) in wb.iter().enumerate() {
+                if let Type::Union(_) = r {
+                    if !self.compatible(r, branch, location) {
+                        let before = self.found.len();
+                        self.check_into_union(r, branch, location);
+                        if self.found.len() == before {
+                            self.report(
+                                IncompatibilityKind::MissingUnionBranch,
+                                location,
+                                format!(
+                                    "reader union lacks a branch for writer branch {i} ({})",
+                                    type_name(self.writer, branch)
+                                ),
+                            );
+                        }
+                    }
+                } else {
+                    let before = self.found.len();
+                    self.check(r, branch, location);
+                    if self.found.len() != before && !matches!(branch, Type::Named(_)) {
+                        // Rephrase a plain mismatch as the union rule it really is.
+                        if self.found[before..]
+                            .iter()
+                            .all(|x| x.kind == IncompatibilityKind::TypeMismatch)
+                        {
+                            self.found.truncate(before);
+                            self.report(
+                                IncompatibilityKind::MissingUnionBranch,
+                                location,
+                                format!(
+                                    "reader type {} cannot read writer union branch {i} ({})",
+                                    type_name(self.reader, r),
+                                    type_name(self.writer, branch)
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if let Type::Union(_) = r {
+            self.check_into_union(r, w, location);
+            return;
+        }
+        match (r, w) {
+            (Type::Primitive { kind: rk, .. }, Type::Primitive { kind: wk, .. }) => {
+                if !promotes(*wk, *rk) {
+                    self.report(
+                        IncompatibilityKind::TypeMismatch,
+                        location,
+                        format!("reader type {} cannot read writer type {}", rk.name(), wk.name()),
+                    );
+                }
+            }
+            (Type::Array(ri), Type::Array(wi)) => self.check(ri, wi, &format!("{location}[]")),
+            (Type::Map(rv), Type::Map(wv)) => self.check(rv, wv, &format!("{location}{{}}")),
+            (Type::Named(rn), Type::Named(wn)) => self.check_named(rn, wn, location),
+            _ => self.report(
+                IncompatibilityKind::TypeMismatch,
+                location,
+                format!(
+                    "reader type {} cannot read writer type {}",
+                    type_name(self.reader, r),
+                    type_name(self.writer, w)
+                ),
+            ),
+        }
+    }
+
+    /// A reader union reading a non-union writer type: some branch must match.
+    fn check_into_union(&mut self, r: &Type, w: &Type, location: &str) {
+        let Type::Union(rb) = r else { return };
+        if rb.iter().any(|b| self.compatible(b, w, location)) {
+            return;
+        }
+        self.report(
+            IncompatibilityKind::MissingUnionBranch,
+            location,
+            format!(
+                "reader union has no branch that reads writer type {}",
+                type_name(self.writer, w)
+            ),
+        );
+    }
+
+    fn check_named(&mut self, rn: &str, wn: &str, location: &str) {
+        let (Some(r), Some(w)) = (self.reader.lookup(rn), self.writer.lookup(wn)) else {
+            return;
+        };
+        let key = (rn.to_string(), wn.to_string());
+        if !self.in_progress.insert(key.clone()) {
+            return;
+        }
+        let names_match = r.name().name == w.name().name || r.aliases().iter().any(|a| a == wn);
+        match (r, w) {
+            _ if !names_match && r.kind() == w.kind() => self.report(
+                IncompatibilityKind::NameMismatch,
+                location,
+                format!(
+                    "reader {} {rn} does not match writer name {wn} (and has no alias for it)",
+                    r.kind()
+                ),
+            ),
+            (Named::Record(rr), Named::Record(wr)) => {
+                for rf in &rr.fields {
+                    let floc = format!("{location}.{}", rf.name);
+                    let wf = wr
+                        .field(&rf.name)
+                        .or_else(|| rf.aliases.iter().find_map(|a| wr.field(a)));
+                    match wf {
+                        Some((_, wf)) => self.check(&rf.ty, &wf.ty, &floc),
+                        None if rf.default.is_some() => {}
+                        None => self.report(
+                            IncompatibilityKind::ReaderFieldMissingDefaultValue,
+                            &floc,
+                            format!(
+                                "reader field \"{}\" is not in the writer's schema and has no default",
+                                rf.name
+                            ),
+                        ),
+                    }
+                }
+            }
+            (Named::Enum(re), Named::Enum(we)) => {
+                let missing: Vec<&str> = we
+                    .symbols
+                    .iter()
+                    .filter(|s| !re.symbols.contains(s))
+                    .map(String::as_str)
+                    .collect();
+                if !missing.is_empty() && re.default.is_none() {
+                    self.report(
+                        IncompatibilityKind::MissingEnumSymbols,
+                        location,
+                        format!(
+                            "reader enum {rn} lacks writer symbols [{}] and has no default",
+                            missing.join(", ")
+                        ),
+                    );
+                }
+            }
+            (Named::Fixed(rf), Named::Fixed(wf)) => {
+                if rf.size != wf.size {
+                    self.report(
+                        IncompatibilityKind::FixedSizeMismatch,
+                        location,
+                        format!(
+                            "reader fixed {rn} has size {} but writer fixed {wn} has size {}",
+                            rf.size, wf.size
+                        ),
+                    );
+                }
+            }
+            _ => self.report(
+                IncompatibilityKind::TypeMismatch,
+                location,
+                format!(
+                    "reader type {} {rn} cannot read writer type {} {wn}",
+                    r.kind(),
+                    w.kind()
+                ),
+            ),
+        }
+        self.in_progress.remove(&key);
+    }
+}
+
+/// Avro's promotions: may data written as `writer` be read as `reader`?
+fn promotes(writer: Primitive, reader: Primitive) -> bool {
+    use Primitive::*;
+    writer == reader
+        || matches!(
+            (writer, reader),
+            (Int, Long | Float | Double) | (Long, Float | Double) | (Float, Double) | (String, Bytes) | (Bytes, String)
+        )
+}
+
+/// The registry's compatibility levels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub enum CompatibilityLevel {
+    None,
+    #[default]
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+}
+
+impl CompatibilityLevel {
+    pub const ALL: [CompatibilityLevel; 7] = [
+        Self::None,
+        Self::Backward,
+        Self::BackwardTransitive,
+        Self::Forward,
+        Self::ForwardTransitive,
+        Self::Full,
+        Self::FullTransitive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "NONE",
+            Self::Backward => "BACKWARD",
+            Self::BackwardTransitive => "BACKWARD_TRANSITIVE",
+            Self::Forward => "FORWARD",
+            Self::ForwardTransitive => "FORWARD_TRANSITIVE",
+            Self::Full => "FULL",
+            Self::FullTransitive => "FULL_TRANSITIVE",
+        }
+    }
+
+    fn transitive(self) -> bool {
+        matches!(
+            self,
+            Self::BackwardTransitive | Self::ForwardTransitive | Self::FullTransitive
+        )
+    }
+
+    /// Checks `new` against earlier versions, `previous` ordered oldest first.
+    /// Non-transitive levels look at the latest only. Each problem names the
+    /// direction and the version index it fails against.
+    pub fn check(self, new: &Schema, previous: &[Schema]) -> Vec<LevelIncompatibility> {
+        let against: Vec<(usize, &Schema)> = if self.transitive() {
+            previous.iter().enumerate().collect()
+        } else {
+            previous.iter().enumerate().next_back().into_iter().collect()
+        };
+        let (backward, forward) = match self {
+            Self::None => (false, false),
+            Self::Backward | Self::BackwardTransitive => (true, false),
+            Self::Forward | Self::ForwardTransitive => (false, true),
+            Self::Full | Self::FullTransitive => (true, true),
+        };
+        let mut out = Vec::new();
+        for (index, old) in against {
+            if backward {
+                out.extend(check(new, old).into_iter().map(|problem| LevelIncompatibility {
+                    direction: Direction::Backward,
+                    against_index: index,
+                    problem,
+                }));
+            }
+            if forward {
+                out.extend(check(old, new).into_iter().map(|problem| LevelIncompatibility {
+                    direction: Direction::Forward,
+                    against_index: index,
+                    problem,
+                }));
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for CompatibilityLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A compatibility level name that is not one of the seven.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("invalid compatibility level \"{0}\": expected one of NONE, BACKWARD, BACKWARD_TRANSITIVE, FORWARD, FORWARD_TRANSITIVE, FULL, FULL_TRANSITIVE")]
+pub struct InvalidLevel(pub String);
+
+impl FromStr for CompatibilityLevel {
+    type Err = InvalidLevel;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| InvalidLevel(s.to_string()))
+    }
+}
+
+/// Which way a level check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// The new schema cannot read data written with an earlier one.
+    Backward,
+    /// An earlier schema cannot read data written with the new one.
+    Forward,
+}
+
+/// An incompatibility found by a level check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LevelIncompatibility {
+    pub direction: Direction,
+    /// Index into the `previous` slice that was checked against.
+    pub against_index: usize,
+    pub problem: Incompatibility,
+}
+
+impl fmt::Display for LevelIncompatibility {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let dir = match self.direction {
+            Direction::Backward => "new schema cannot read old data",
+            Direction::Forward => "old schema cannot read new data",
+        };
+        write!(f, "{} [{dir}]", self.problem)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s(json: &str) -> Schema {
+        Schema::parse_str(json).unwrap()
+    }
+
+    fn rec(fields: &str) -> Schema {
+        s(&format!(r#"{{"type":"record","name":"R","fields":[{fields}]}}"#))
+    }
+
+    #[test]
+    fn added_field_without_default_breaks_backward() {
+        let old = rec(r#"{"name":"a","type":"int"}"#);
+        let new = rec(r#"{"name":"a","type":"int"},{"name":"b","type":"string"}"#);
+        let problems = check(&new, &old);
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].kind, IncompatibilityKind::ReaderFieldMissingDefaultValue);
+        assert_eq!(problems[0].location, "R.b");
+        assert!(check(&old, &new).is_empty(), "old reader ignores the extra field");
+    }
+
+    #[test]
+    fn promotions_go_one_way() {
+        let int = rec(r#"{"name":"a","type":"int"}"#);
+        let long = rec(r#"{"name":"a","type":"long"}"#);
+        assert!(check(&long, &int).is_empty());
+        let p = check(&int, &long);
+        assert_eq!(p[0].kind, IncompatibilityKind::TypeMismatch);
+        assert_eq!(p[0].location, "R.a");
+    }
+
+    #[test]
+    fn enum_default_absorbs_new_symbols() {
+        let r = s(r#"{"type":"enum","name":"E","symbols":["A","B"],"default":"A"}"#);
+        let w = s(r#"{"type":"enum","name":"E","symbols":["A","B","C"]}"#);
+        assert!(check(&r, &w).is_empty());
+        let r2 = s(r#"{"type":"enum","name":"E","symbols":["A","B"]}"#);
+        assert_eq!(check(&r2, &w)[0].kind, IncompatibilityKind::MissingEnumSymbols);
+    }
+
+    #[test]
+    fn recursive_records_terminate() {
+        let a = s(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#);
+        assert!(check(&a, &a).is_empty());
+    }
+
+    #[test]
+    fn levels() {
+        let v1 = rec(r#"{"name":"a","type":"int"}"#);
+        let v2 = rec(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0}"#);
+        let v3 = rec(r#"{"name":"b","type":"int","default":0}"#);
+        assert!(CompatibilityLevel::Full.check(&v2, std::slice::from_ref(&v1)).is_empty());
+        // v3 drops `a` (no default in v1/v2): forward-incompatible.
+        assert!(!CompatibilityLevel::Forward
+            .check(&v3, &[v1.clone(), v2.clone()])
+            .is_empty());
+        assert!(CompatibilityLevel::Backward
+            .check(&v3, &[v1.clone(), v2.clone()])
+            .is_empty());
+        assert!(CompatibilityLevel::None.check(&v3, std::slice::from_ref(&v1)).is_empty());
+        assert_eq!(
+            "full_transitive".parse::<CompatibilityLevel>().unwrap(),
+            CompatibilityLevel::FullTransitive
+        );
+        assert!("SIDEWAYS".parse::<CompatibilityLevel>().is_err());
+    }
+}

@@ -1,0 +1,564 @@
+//! The three services and how each is installed, started, probed and stopped.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use crate::health::{http_status, kafka_api_versions, port_free, port_open};
+use crate::process::{self, is_root, running_pid, spawn_detached, tail, wait_until};
+use crate::{io_err, StackConfig, StackError, FAKESNOW_VERSION, PG_DATABASE, PG_PASSWORD, PG_USER, POSTGRES_MAJOR};
+
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+const STOP_GRACE: Duration = Duration::from_secs(15);
+const FAKESNOW_SERVER_PY: &str = include_str!("fakesnow_server.py");
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Service {
+    Postgres,
+    Kafka,
+    Snowflake,
+}
+
+impl Service {
+    pub const ALL: [Service; 3] = [Service::Postgres, Service::Kafka, Service::Snowflake];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Postgres => "postgres",
+            Service::Kafka => "kafka (tansu)",
+            Service::Snowflake => "snowflake (fakesnow)",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServiceState {
+    /// Running and answering its protocol's health check.
+    Healthy,
+    /// Running but not answering.
+    Unhealthy,
+    Stopped,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServiceStatus {
+    pub service: Service,
+    pub state: ServiceState,
+    pub port: u16,
+    pub detail: String,
+}
+
+impl fmt::Display for ServiceStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.state {
+            ServiceState::Healthy => "healthy",
+            ServiceState::Unhealthy => "UNHEALTHY",
+            ServiceState::Stopped => "stopped",
+        };
+        write!(
+            f,
+            "{:<22} {:<9} 127.0.0.1:{:<6} {}",
+            self.service.name(),
+            state,
+            self.port,
+            self.detail
+        )
+    }
+}
+
+/// The local stack of one project.
+#[derive(Debug, Clone)]
+pub struct Stack {
+    cfg: StackConfig,
+}
+
+impl Stack {
+    pub fn new(cfg: StackConfig) -> Self {
+        Self { cfg }
+    }
+
+    pub fn config(&self) -> &StackConfig {
+        &self.cfg
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        self.cfg.data_dir.join(name)
+    }
+
+    fn log(&self, name: &str) -> PathBuf {
+        self.dir("logs").join(format!("{name}.log"))
+    }
+
+    fn pid_file(&self, name: &str) -> PathBuf {
+        self.dir("run").join(format!("{name}.pid"))
+    }
+
+    fn log_name(&self, service: Service) -> &'static str {
+        match service {
+            Service::Postgres => "postgres",
+            Service::Kafka => "tansu",
+            Service::Snowflake => "fakesnow",
+        }
+    }
+
+    fn port(&self, service: Service) -> u16 {
+        match service {
+            Service::Postgres => self.cfg.pg_port,
+            Service::Kafka => self.cfg.kafka_port,
+            Service::Snowflake => self.cfg.snowflake_port,
+        }
+    }
+
+    fn env_var(service: Service) -> &'static str {
+        match service {
+            Service::Postgres => "CONTRAIL_PG_PORT",
+            Service::Kafka => "CONTRAIL_KAFKA_PORT",
+            Service::Snowflake => "CONTRAIL_SNOWFLAKE_PORT",
+        }
+    }
+
+    fn prepare_dirs(&self) -> Result<(), StackError> {
+        for d in ["logs", "run", "tansu", "fakesnow"] {
+            std::fs::create_dir_all(self.dir(d)).map_err(io_err(format!("creating {}", self.dir(d).display())))?;
+        }
+        Ok(())
+    }
+
+    /// Starts every stopped service in `services` and waits until all are healthy.
+    pub fn up(&self, services: &[Service]) -> Result<Vec<ServiceStatus>, StackError> {
+        self.prepare_dirs()?;
+        let mut out = Vec::new();
+        for &s in services {
+            let status = self.status_of(s);
+            match status.state {
+                ServiceState::Healthy => tracing::info!(service = s.name(), "already running"),
+                ServiceState::Unhealthy => {
+                    // It may still be starting; never kill it implicitly.
+                    tracing::warn!(service = s.name(), detail = %status.detail, "running but not healthy yet; waiting");
+                    let log = self.log(self.log_name(s));
+                    wait_until(START_TIMEOUT, None, || match self.status_of(s).state {
+                        ServiceState::Healthy => Ok(()),
+                        _ => Err(self.status_of(s).detail),
+                    })
+                    .map_err(|reason| {
+                        self.start_failed(
+                            s,
+                            &log,
+                            format!("it is running but {reason}; restart it with `contrail stack down` and `contrail stack up`"),
+                        )
+                    })?;
+                }
+                ServiceState::Stopped => self.start(s)?,
+            }
+            out.push(self.status_of(s));
+        }
+        Ok(out)
+    }
+
+    /// Stops the services (in reverse order); stopping a stopped service is a no-op.
+    pub fn down(&self, services: &[Service]) -> Result<Vec<ServiceStatus>, StackError> {
+        for &s in services.iter().rev() {
+            self.stop(s)?;
+        }
+        Ok(services.iter().map(|&s| self.status_of(s)).collect())
+    }
+
+    pub fn status(&self) -> Vec<ServiceStatus> {
+        Service::ALL.iter().map(|&s| self.status_of(s)).collect()
+    }
+
+    fn status_of(&self, service: Service) -> ServiceStatus {
+        let port = self.port(service);
+        let (running, probe) = match service {
+            Service::Postgres => (self.pg_running(), self.pg_probe()),
+            Service::Kafka => (running_pid(&self.pid_file("tansu")).is_some(), kafka_api_versions(port)),
+            Service::Snowflake => (
+                running_pid(&self.pid_file("fakesnow")).is_some(),
+                http_status(port, "GET", "/").map(|_| ()),
+            ),
+        };
+        let (state, detail) = match (running, probe) {
+            (true, Ok(())) => (ServiceState::Healthy, String::new()),
+            (true, Err(e)) => (ServiceState::Unhealthy, e),
+            (false, _) if port_open(port) => (
+                ServiceState::Stopped,
+                format!("port {port} is taken by another program"),
+            ),
+            (false, _) => (ServiceState::Stopped, String::new()),
+        };
+        ServiceStatus {
+            service,
+            state,
+            port,
+            detail,
+        }
+    }
+
+    fn ensure_port_free(&self, service: Service) -> Result<(), StackError> {
+        let port = self.port(service);
+        if port_free(port) {
+            Ok(())
+        } else {
+            Err(StackError::PortTaken {
+                service: service.name(),
+                port,
+                env_var: Self::env_var(service),
+            })
+        }
+    }
+
+    fn start(&self, service: Service) -> Result<(), StackError> {
+        self.ensure_port_free(service)?;
+        tracing::info!(service = service.name(), port = self.port(service), "starting");
+        match service {
+            Service::Postgres => self.pg_start(),
+            Service::Kafka => self.tansu_start(),
+            Service::Snowflake => self.fakesnow_start(),
+        }
+    }
+
+    fn stop(&self, service: Service) -> Result<(), StackError> {
+        match service {
+            Service::Postgres => {
+                if self.pg_running() {
+                    tracing::info!(service = service.name(), "stopping");
+                    let mut cmd = self.as_pg_user(&self.pg_bin("pg_ctl")?);
+                    cmd.arg("-D")
+                        .arg(self.dir("postgres"))
+                        .args(["-m", "fast", "-w", "stop"]);
+                    process::run("pg_ctl stop", &mut cmd)?;
+                }
+            }
+            Service::Kafka | Service::Snowflake => {
+                let name = if service == Service::Kafka { "tansu" } else { "fakesnow" };
+                if let Some(pid) = running_pid(&self.pid_file(name)) {
+                    tracing::info!(service = service.name(), pid, "stopping");
+                    process::stop(pid, STOP_GRACE);
+                }
+                let _ = std::fs::remove_file(self.pid_file(name));
+            }
+        }
+        Ok(())
+    }
+
+    fn start_failed(&self, service: Service, log: &Path, reason: String) -> StackError {
+        StackError::StartFailed {
+            service: service.name(),
+            reason,
+            log: log.display().to_string(),
+            tail: tail(log, 30),
+        }
+    }
+
+    // --- PostgreSQL -------------------------------------------------------
+
+    fn pg_bin(&self, tool: &str) -> Result<PathBuf, StackError> {
+        let dir = std::env::var_os("CONTRAIL_PG_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")));
+        let path = dir.join(tool);
+        if path.exists() {
+            return Ok(path);
+        }
+        if is_root() && Path::new("/usr/bin/apt-get").exists() {
+            tracing::info!("installing postgresql-{POSTGRES_MAJOR} with apt-get");
+            let pkg = format!("postgresql-{POSTGRES_MAJOR}");
+            let install = || {
+                process::run(
+                    "apt-get install",
+                    Command::new("apt-get")
+                        .args(["install", "-y", "--no-install-recommends", &pkg])
+                        .env("DEBIAN_FRONTEND", "noninteractive"),
+                )
+            };
+            if install().is_err() {
+                process::run("apt-get update", Command::new("apt-get").arg("update"))?;
+                install()?;
+            }
+            if path.exists() {
+                return Ok(path);
+            }
+        }
+        Err(StackError::Missing {
+            what: format!("PostgreSQL {POSTGRES_MAJOR} ({})", path.display()),
+            hint: format!(
+                "install Debian's postgresql-{POSTGRES_MAJOR} package, or set CONTRAIL_PG_BIN to its bin directory"
+            ),
+        })
+    }
+
+    /// A command for a PostgreSQL tool, run as `postgres` when we are root
+    /// (the server refuses to run as root).
+    fn as_pg_user(&self, tool: &Path) -> Command {
+        if is_root() {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(tool);
+            c
+        } else {
+            Command::new(tool)
+        }
+    }
+
+    fn pg_running(&self) -> bool {
+        let Ok(pg_ctl) = self.pg_bin_if_present("pg_ctl") else {
+            return false;
+        };
+        self.as_pg_user(&pg_ctl)
+            .arg("status")
+            .arg("-D")
+            .arg(self.dir("postgres"))
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }
+
+    /// Like `pg_bin`, without installing anything (for status checks).
+    fn pg_bin_if_present(&self, tool: &str) -> Result<PathBuf, ()> {
+        let dir = std::env::var_os("CONTRAIL_PG_BIN")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")));
+        let p = dir.join(tool);
+        if p.exists() {
+            Ok(p)
+        } else {
+            Err(())
+        }
+    }
+
+    fn pg_probe(&self) -> Result<(), String> {
+        let isready = self
+            .pg_bin_if_present("pg_isready")
+            .map_err(|()| "pg_isready not installed".to_string())?;
+        let out = Command::new(isready)
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.cfg.pg_port.to_string(),
+                "-d",
+                PG_DATABASE,
+                "-U",
+                PG_USER,
+            ])
+            .output()
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(())
+        } else {
+            Err(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        }
+    }
+
+    fn psql_admin(&self, sql: &str) -> Result<String, StackError> {
+        let psql = self.pg_bin("psql")?;
+        let mut cmd = self.as_pg_user(&psql);
+        cmd.arg("-h")
+            .arg(self.dir("postgres"))
+            .args(["-p", &self.cfg.pg_port.to_string(), "-U", "postgres", "-d", "postgres"])
+            .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]);
+        process::run("psql", &mut cmd)
+    }
+
+    fn pg_start(&self) -> Result<(), StackError> {
+        let data = self.dir("postgres");
+        let log = self.log("postgres");
+        let initdb = self.pg_bin("initdb")?;
+        if !data.join("PG_VERSION").exists() {
+            tracing::info!(dir = %data.display(), "initialising a PostgreSQL cluster");
+            std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
+            if is_root() {
+                process::run(
+                    "chown",
+                    Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data),
+                )?;
+            }
+            let mut cmd = self.as_pg_user(&initdb);
+            cmd.arg("-D").arg(&data).args([
+                "-U",
+                "postgres",
+                "--auth-local=trust",
+                "--auth-host=scram-sha-256",
+                "-E",
+                "UTF8",
+                "--no-locale",
+            ]);
+            process::run("initdb", &mut cmd)?;
+            let conf = format!(
+                "\n# Contrail local stack\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{}'\nwal_level = logical\nmax_replication_slots = 16\nmax_wal_senders = 16\nwal_sender_timeout = 60s\n",
+                data.display()
+            );
+            let conf_path = data.join("postgresql.conf");
+            let mut text =
+                std::fs::read_to_string(&conf_path).map_err(io_err(format!("reading {}", conf_path.display())))?;
+            text.push_str(&conf);
+            std::fs::write(&conf_path, text).map_err(io_err(format!("writing {}", conf_path.display())))?;
+        }
+        // The log must be writable by the server's user.
+        std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(io_err(format!("creating {}", log.display())))?;
+        if is_root() {
+            process::run("chown", Command::new("chown").arg("postgres:postgres").arg(&log))?;
+        }
+        let mut cmd = self.as_pg_user(&self.pg_bin("pg_ctl")?);
+        cmd.arg("-D").arg(&data).arg("-l").arg(&log).args([
+            "-o",
+            &format!("-p {}", self.cfg.pg_port),
+            "-w",
+            "-t",
+            "60",
+            "start",
+        ]);
+        if let Err(e) = process::run("pg_ctl start", &mut cmd) {
+            return Err(self.start_failed(Service::Postgres, &log, e.to_string()));
+        }
+        // Role and database for the pipeline (idempotent).
+        self.psql_admin(&format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN \
+             CREATE ROLE {PG_USER} LOGIN REPLICATION PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
+        ))?;
+        let exists = self.psql_admin(&format!("SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"))?;
+        if exists.trim() != "1" {
+            self.psql_admin(&format!("CREATE DATABASE {PG_DATABASE} OWNER {PG_USER}"))?;
+        }
+        wait_until(START_TIMEOUT, None, || self.pg_probe()).map_err(|r| self.start_failed(Service::Postgres, &log, r))
+    }
+
+    // --- Tansu ------------------------------------------------------------
+
+    fn tansu_bin(&self) -> Result<PathBuf, StackError> {
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
+        let candidates = std::env::var_os("PATH")
+            .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>())
+            .unwrap_or_default()
+            .into_iter()
+            .chain(cargo_home.iter().map(|c| c.join("bin/tansu")));
+        for c in candidates {
+            if c.is_file() {
+                return Ok(c);
+            }
+        }
+        let cargo = cargo_home
+            .map(|c| c.join("bin/cargo"))
+            .filter(|c| c.exists())
+            .unwrap_or_else(|| "cargo".into());
+        tracing::warn!("tansu is not installed: running `cargo install tansu --locked --features libsql,dynostore` (about 10 minutes)");
+        let status = Command::new(&cargo)
+            .args(["install", "tansu", "--locked", "--features", "libsql,dynostore"])
+            .status()
+            .map_err(|e| StackError::Missing {
+                what: "tansu (and cargo to install it)".into(),
+                hint: format!("{e}; install Rust, then `cargo install tansu --locked --features libsql,dynostore`"),
+            })?;
+        if !status.success() {
+            return Err(StackError::Command {
+                what: "cargo install tansu".into(),
+                detail: status.to_string(),
+            });
+        }
+        self.tansu_bin_installed()
+    }
+
+    fn tansu_bin_installed(&self) -> Result<PathBuf, StackError> {
+        let p = std::env::var_os("CARGO_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+            .map(|c| c.join("bin/tansu"));
+        p.filter(|p| p.is_file()).ok_or_else(|| StackError::Missing {
+            what: "tansu".into(),
+            hint: "cargo install finished but no tansu binary appeared in $CARGO_HOME/bin".into(),
+        })
+    }
+
+    fn tansu_start(&self) -> Result<(), StackError> {
+        let bin = self.tansu_bin()?;
+        let log = self.log("tansu");
+        let url = format!("tcp://127.0.0.1:{}", self.cfg.kafka_port);
+        // sqlite paths are relative to the working directory: run in the data dir.
+        let storage = match std::env::var("CONTRAIL_KAFKA_STORAGE").as_deref() {
+            Ok("memory") => "memory://tansu/".to_string(),
+            _ => "sqlite://tansu.db".to_string(),
+        };
+        let mut cmd = Command::new(bin);
+        cmd.current_dir(self.dir("tansu"))
+            .args([
+                "broker",
+                "--storage-engine",
+                &storage,
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+            ])
+            .env_remove("SCHEMA_REGISTRY");
+        let pid = spawn_detached(cmd, &log, &self.pid_file("tansu"))?;
+        wait_until(START_TIMEOUT, Some(pid), || kafka_api_versions(self.cfg.kafka_port))
+            .map_err(|r| self.start_failed(Service::Kafka, &log, r))
+    }
+
+    // --- fakesnow ---------------------------------------------------------
+
+    fn fakesnow_python(&self) -> Result<PathBuf, StackError> {
+        let venv = self.cfg.cache_dir.join(format!("fakesnow-{FAKESNOW_VERSION}"));
+        let python = venv.join("bin/python");
+        let importable = |p: &Path| {
+            Command::new(p)
+                .args(["-c", "import fakesnow.server, uvicorn"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        };
+        if python.exists() && importable(&python) {
+            return Ok(python);
+        }
+        tracing::info!(venv = %venv.display(), "installing fakesnow {FAKESNOW_VERSION} into a virtualenv");
+        std::fs::create_dir_all(&self.cfg.cache_dir)
+            .map_err(io_err(format!("creating {}", self.cfg.cache_dir.display())))?;
+        process::run(
+            "python3 -m venv",
+            Command::new("python3").args(["-m", "venv"]).arg(&venv),
+        )
+        .map_err(|e| StackError::Missing {
+            what: "python3 with venv".into(),
+            hint: format!("{e}; install python3 and python3-venv"),
+        })?;
+        // fakesnow 0.12.1 does not import with snowflake-connector-python 5.
+        process::run(
+            "pip install fakesnow",
+            Command::new(venv.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                &format!("fakesnow[server]=={FAKESNOW_VERSION}"),
+                "snowflake-connector-python<5",
+            ]),
+        )?;
+        if importable(&python) {
+            Ok(python)
+        } else {
+            Err(StackError::Missing {
+                what: "fakesnow".into(),
+                hint: format!("pip installed it into {} but it does not import", venv.display()),
+            })
+        }
+    }
+
+    fn fakesnow_start(&self) -> Result<(), StackError> {
+        let python = self.fakesnow_python()?;
+        let script = self.dir("run").join("fakesnow_server.py");
+        std::fs::write(&script, FAKESNOW_SERVER_PY).map_err(io_err(format!("writing {}", script.display())))?;
+        let log = self.log("fakesnow");
+        let mut cmd = Command::new(python);
+        cmd.arg(&script)
+            .arg("127.0.0.1")
+            .arg(self.cfg.snowflake_port.to_string())
+            .arg(self.dir("fakesnow"));
+        let pid = spawn_detached(cmd, &log, &self.pid_file("fakesnow"))?;
+        wait_until(START_TIMEOUT, Some(pid), || {
+            http_status(self.cfg.snowflake_port, "GET", "/").map(|_| ())
+        })
+        .map_err(|r| self.start_failed(Service::Snowflake, &log, r))
+    }
+}
