@@ -109,6 +109,18 @@ impl Gen<'_> {
         }
     }
 
+    /// The `T` of `union { null, T }`; other unions are not supported.
+    fn optional_inner<'t>(&self, ty: &'t Type) -> Result<&'t Type, CodegenError> {
+        ty.nullable_inner()
+            .ok_or_else(|| self.unsupported("only unions of null and one other type are supported"))
+    }
+
+    fn named(&self, full: &str) -> Result<&Named, CodegenError> {
+        self.schema
+            .lookup(full)
+            .ok_or_else(|| self.unsupported(format!("unknown type {full}")))
+    }
+
     fn rust_type(&self, ty: &Type) -> Result<String, CodegenError> {
         Ok(match ty {
             Type::Primitive { kind, .. } => match kind {
@@ -123,14 +135,10 @@ impl Gen<'_> {
             },
             Type::Array(items) => format!("Vec<{}>", self.rust_type(items)?),
             Type::Map(values) => format!("std::collections::BTreeMap<String, {}>", self.rust_type(values)?),
-            Type::Union(_) => match ty.nullable_inner() {
-                Some(inner) => format!("Option<{}>", self.rust_type(inner)?),
-                None => return Err(self.unsupported("only unions of null and one other type are supported")),
-            },
-            Type::Named(n) => match self.schema.lookup(n) {
-                Some(Named::Fixed(f)) => format!("[u8; {}]", f.size),
-                Some(_) => type_ident(n),
-                None => return Err(self.unsupported(format!("unknown type {n}"))),
+            Type::Union(_) => format!("Option<{}>", self.rust_type(self.optional_inner(ty)?)?),
+            Type::Named(n) => match self.named(n)? {
+                Named::Fixed(f) => format!("[u8; {}]", f.size),
+                _ => type_ident(n),
             },
         })
     }
@@ -157,9 +165,7 @@ impl Gen<'_> {
                 self.encode(values, "v")?
             ),
             Type::Union(branches) => {
-                let inner = ty
-                    .nullable_inner()
-                    .ok_or_else(|| self.unsupported("only unions of null and one other type are supported"))?;
+                let inner = self.optional_inner(ty)?;
                 let null_index = usize::from(!branches[0].is_null());
                 let value_index = 1 - null_index;
                 format!(
@@ -167,11 +173,10 @@ impl Gen<'_> {
                     self.encode(inner, "v")?
                 )
             }
-            Type::Named(n) => match self.schema.lookup(n) {
-                Some(Named::Record(_)) => format!("avro_codec::AvroRecord::encode({v}, buf);"),
-                Some(Named::Enum(_)) => format!("avro_codec::put_int(buf, ({v}).index() as i32);"),
-                Some(Named::Fixed(_)) => format!("buf.extend_from_slice({v});"),
-                None => return Err(self.unsupported(format!("unknown type {n}"))),
+            Type::Named(n) => match self.named(n)? {
+                Named::Record(_) => format!("avro_codec::AvroRecord::encode({v}, buf);"),
+                Named::Enum(_) => format!("avro_codec::put_int(buf, ({v}).index() as i32);"),
+                Named::Fixed(_) => format!("buf.extend_from_slice({v});"),
             },
         })
     }
@@ -195,17 +200,14 @@ impl Gen<'_> {
                 self.decode(values)?
             ),
             Type::Union(branches) => {
-                let inner = ty
-                    .nullable_inner()
-                    .ok_or_else(|| self.unsupported("only unions of null and one other type are supported"))?;
+                let inner = self.optional_inner(ty)?;
                 let null_index = usize::from(!branches[0].is_null());
                 format!("match r.union_index(2)? {{ {null_index} => None, _ => Some({}) }}", self.decode(inner)?)
             }
-            Type::Named(n) => match self.schema.lookup(n) {
-                Some(Named::Record(_)) => format!("<{} as avro_codec::AvroRecord>::decode(r)?", type_ident(n)),
-                Some(Named::Enum(e)) => format!("{}::VARIANTS[r.enum_index({})?]", type_ident(n), e.symbols.len()),
-                Some(Named::Fixed(f)) => format!("r.fixed::<{}>()?", f.size),
-                None => return Err(self.unsupported(format!("unknown type {n}"))),
+            Type::Named(n) => match self.named(n)? {
+                Named::Record(_) => format!("<{} as avro_codec::AvroRecord>::decode(r)?", type_ident(n)),
+                Named::Enum(e) => format!("{}::VARIANTS[r.enum_index({})?]", type_ident(n), e.symbols.len()),
+                Named::Fixed(f) => format!("r.fixed::<{}>()?", f.size),
             },
         })
     }
@@ -232,19 +234,16 @@ impl Gen<'_> {
                 self.field_ref(values, "v")?
             ),
             Type::Union(_) => {
-                let inner = ty
-                    .nullable_inner()
-                    .ok_or_else(|| self.unsupported("only unions of null and one other type are supported"))?;
+                let inner = self.optional_inner(ty)?;
                 format!(
                     "match {v} {{ Some(v) => {}, None => rules::FieldRef::Null }}",
                     self.field_ref(inner, "v")?
                 )
             }
-            Type::Named(n) => match self.schema.lookup(n) {
-                Some(Named::Record(_)) => format!("rules::FieldRef::Record({v})"),
-                Some(Named::Enum(_)) => format!("rules::FieldRef::Enum(({v}).symbol())"),
-                Some(Named::Fixed(_)) => format!("rules::FieldRef::Bytes({v})"),
-                None => return Err(self.unsupported(format!("unknown type {n}"))),
+            Type::Named(n) => match self.named(n)? {
+                Named::Record(_) => format!("rules::FieldRef::Record({v})"),
+                Named::Enum(_) => format!("rules::FieldRef::Enum(({v}).symbol())"),
+                Named::Fixed(_) => format!("rules::FieldRef::Bytes({v})"),
             },
         })
     }
@@ -268,15 +267,12 @@ impl Gen<'_> {
                 self.strategy(values)?
             ),
             Type::Union(_) => {
-                let inner = ty
-                    .nullable_inner()
-                    .ok_or_else(|| self.unsupported("only unions of null and one other type are supported"))?;
+                let inner = self.optional_inner(ty)?;
                 format!("proptest::option::of({})", self.strategy(inner)?)
             }
-            Type::Named(n) => match self.schema.lookup(n) {
-                Some(Named::Fixed(f)) => format!("any::<[u8; {}]>()", f.size),
-                Some(_) => format!("{}::arbitrary()", type_ident(n)),
-                None => return Err(self.unsupported(format!("unknown type {n}"))),
+            Type::Named(n) => match self.named(n)? {
+                Named::Fixed(f) => format!("any::<[u8; {}]>()", f.size),
+                _ => format!("{}::arbitrary()", type_ident(n)),
             },
         })
     }

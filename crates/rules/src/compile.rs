@@ -64,13 +64,14 @@ struct RecordRule {
 }
 
 /// The compiled rules of one record schema.
-#[derive(Debug)]
 pub struct RuleSet {
     field_rules: Vec<FieldRule>,
     record_rules: Vec<RecordRule>,
     /// How to build the CEL view of a record; only used when some rule is CEL.
     shape: Shape,
-    needs_cel: bool,
+    /// CEL's standard environment, built once: building it per record costs
+    /// more than all the field rules together.
+    cel_env: Option<Arc<cel::Env>>,
 }
 
 fn malformed(location: &str, rule: &str, message: impl Into<String>) -> RuleError {
@@ -94,7 +95,8 @@ fn value_type(ty: &Type) -> &Type {
     ty.nullable_inner().unwrap_or(ty)
 }
 
-fn bounds<T>(
+/// Reads `{"min": .., "max": ..}`: at least one bound, and min <= max.
+fn bounds<T: PartialOrd + std::fmt::Display + Copy>(
     location: &str,
     rule: &str,
     v: &Value,
@@ -125,10 +127,20 @@ fn bounds<T>(
         }),
     };
     let (min, max) = (read("min")?, read("max")?);
-    if min.is_none() && max.is_none() {
-        return Err(malformed(location, rule, "needs \"min\", \"max\" or both"));
+    match (min, max) {
+        (None, None) => Err(malformed(location, rule, "needs \"min\", \"max\" or both")),
+        (Some(a), Some(b)) if a > b => Err(malformed(location, rule, format!("min {a} is greater than max {b}"))),
+        _ => Ok((min, max)),
     }
-    Ok((min, max))
+}
+
+impl std::fmt::Debug for RuleSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RuleSet")
+            .field("field_rules", &self.field_rules)
+            .field("record_rules", &self.record_rules)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RuleSet {
@@ -150,20 +162,10 @@ impl RuleSet {
                 let check = match key.as_str() {
                     "range" => {
                         let (min, max) = bounds(&location, key, v, Value::as_f64)?;
-                        if let (Some(a), Some(b)) = (min, max) {
-                            if a > b {
-                                return Err(malformed(&location, key, format!("min {a} is greater than max {b}")));
-                            }
-                        }
                         Check::Range { min, max }
                     }
                     "length" => {
                         let (min, max) = bounds(&location, key, v, Value::as_u64)?;
-                        if let (Some(a), Some(b)) = (min, max) {
-                            if a > b {
-                                return Err(malformed(&location, key, format!("min {a} is greater than max {b}")));
-                            }
-                        }
                         Check::Length { min, max }
                     }
                     "pattern" => {
@@ -228,7 +230,7 @@ impl RuleSet {
             field_rules,
             record_rules,
             shape: cel_view::shape_of(schema, &schema.root, 0),
-            needs_cel,
+            cel_env: needs_cel.then(|| Arc::new(cel::Env::stdlib())),
         })
     }
 
@@ -258,19 +260,16 @@ impl RuleSet {
 
     /// As [`RuleSet::evaluate`], appending to `out` (which can be reused).
     pub fn evaluate_into(&self, record: &dyn FieldAccess, ctx: &EvalContext, out: &mut Vec<Violation>) {
-        let cel_message = if self.needs_cel {
-            Some(cel_view::to_cel(record, &self.shape))
-        } else {
-            None
-        };
-        let mut cel_ctx = cel::Context::default();
-        if let Some(m) = &cel_message {
-            cel_ctx.add_variable_from_value("message", m.clone());
-            cel_ctx.add_variable_from_value("now_ms", ctx.now_ms);
-        }
+        // The CEL view of the record is built only when a CEL rule exists.
+        let cel_ctx = self.cel_env.as_ref().map(|env| {
+            let mut c = cel::Context::with_env(env.clone());
+            c.add_variable_from_value("message", cel_view::to_cel(record, &self.shape));
+            c.add_variable_from_value("now_ms", ctx.now_ms);
+            c
+        });
         for rule in &self.field_rules {
             let value = record.field(rule.index);
-            if let Some(message) = self.check_field(rule, &value, ctx, &cel_ctx) {
+            if let Some(message) = self.check_field(rule, &value, ctx, cel_ctx.as_ref()) {
                 out.push(Violation {
                     rule: rule.rule.clone(),
                     field: rule.field.clone(),
@@ -279,8 +278,9 @@ impl RuleSet {
                 });
             }
         }
+        let Some(cel_ctx) = cel_ctx.as_ref() else { return };
         for rule in &self.record_rules {
-            let message = match rule.program.execute(&cel_ctx) {
+            let message = match rule.program.execute(cel_ctx) {
                 Ok(cel::Value::Bool(true)) => continue,
                 Ok(cel::Value::Bool(false)) => format!("expected {}", rule.expr),
                 Ok(other) => format!("expression {} gave {other:?}, not a boolean", rule.expr),
@@ -300,13 +300,14 @@ impl RuleSet {
         rule: &FieldRule,
         value: &FieldRef<'_>,
         ctx: &EvalContext,
-        cel_ctx: &cel::Context<'_, '_>,
+        cel_ctx: Option<&cel::Context<'_, '_>>,
     ) -> Option<String> {
         if let Check::RequiredWhen(program) = &rule.check {
             if !matches!(value, FieldRef::Null) {
                 return None;
             }
-            return match program.execute(cel_ctx) {
+            // A required_when rule makes the CEL context exist.
+            return match program.execute(cel_ctx?) {
                 Ok(cel::Value::Bool(false)) => None,
                 Ok(cel::Value::Bool(true)) => Some("required under this condition, but null".into()),
                 Ok(other) => Some(format!("condition gave {other:?}, not a boolean")),

@@ -487,7 +487,9 @@ mod tests {
         let v1 = rec(r#"{"name":"a","type":"int"}"#);
         let v2 = rec(r#"{"name":"a","type":"int"},{"name":"b","type":"int","default":0}"#);
         let v3 = rec(r#"{"name":"b","type":"int","default":0}"#);
-        assert!(CompatibilityLevel::Full.check(&v2, std::slice::from_ref(&v1)).is_empty());
+        assert!(CompatibilityLevel::Full
+            .check(&v2, std::slice::from_ref(&v1))
+            .is_empty());
         // v3 drops `a` (no default in v1/v2): forward-incompatible.
         assert!(!CompatibilityLevel::Forward
             .check(&v3, &[v1.clone(), v2.clone()])
@@ -495,7 +497,9 @@ mod tests {
         assert!(CompatibilityLevel::Backward
             .check(&v3, &[v1.clone(), v2.clone()])
             .is_empty());
-        assert!(CompatibilityLevel::None.check(&v3, std::slice::from_ref(&v1)).is_empty());
+        assert!(CompatibilityLevel::None
+            .check(&v3, std::slice::from_ref(&v1))
+            .is_empty());
         assert_eq!(
             "full_transitive".parse::<CompatibilityLevel>().unwrap(),
             CompatibilityLevel::FullTransitive

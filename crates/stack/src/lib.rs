@@ -79,6 +79,12 @@ impl StackConfig {
         })
     }
 
+    /// The Python of the fakesnow virtualenv, which also carries Snowflake's
+    /// own connector (used by tests as an independent client).
+    pub fn fakesnow_python(&self) -> PathBuf {
+        self.cache_dir.join(format!("fakesnow-{FAKESNOW_VERSION}/bin/python"))
+    }
+
     /// `export NAME=value` pairs that point clients at the stack.
     pub fn env(&self) -> Vec<(&'static str, String)> {
         vec![

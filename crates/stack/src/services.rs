@@ -253,11 +253,16 @@ impl Stack {
 
     // --- PostgreSQL -------------------------------------------------------
 
-    fn pg_bin(&self, tool: &str) -> Result<PathBuf, StackError> {
-        let dir = std::env::var_os("CONTRAIL_PG_BIN")
+    fn pg_bin_dir() -> PathBuf {
+        std::env::var_os("CONTRAIL_PG_BIN")
             .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")));
-        let path = dir.join(tool);
+            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")))
+    }
+
+    /// The path of a PostgreSQL tool, installing PostgreSQL when it is
+    /// missing and we are root on Debian.
+    fn pg_bin(&self, tool: &str) -> Result<PathBuf, StackError> {
+        let path = Self::pg_bin_dir().join(tool);
         if path.exists() {
             return Ok(path);
         }
@@ -314,10 +319,7 @@ impl Stack {
 
     /// Like `pg_bin`, without installing anything (for status checks).
     fn pg_bin_if_present(&self, tool: &str) -> Result<PathBuf, ()> {
-        let dir = std::env::var_os("CONTRAIL_PG_BIN")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from(format!("/usr/lib/postgresql/{POSTGRES_MAJOR}/bin")));
-        let p = dir.join(tool);
+        let p = Self::pg_bin_dir().join(tool);
         if p.exists() {
             Ok(p)
         } else {
@@ -503,8 +505,12 @@ impl Stack {
     // --- fakesnow ---------------------------------------------------------
 
     fn fakesnow_python(&self) -> Result<PathBuf, StackError> {
-        let venv = self.cfg.cache_dir.join(format!("fakesnow-{FAKESNOW_VERSION}"));
-        let python = venv.join("bin/python");
+        let python = self.cfg.fakesnow_python();
+        let venv = python
+            .parent()
+            .and_then(Path::parent)
+            .unwrap_or(&self.cfg.cache_dir)
+            .to_path_buf();
         let importable = |p: &Path| {
             Command::new(p)
                 .args(["-c", "import fakesnow.server, uvicorn"])

@@ -1,0 +1,184 @@
+//! `contrail schema …` end to end through the binary: golden files (the
+//! committed generated code and `.avsc` match what the IDL produces), and the
+//! messages and exit codes of lint and check.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn project_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn contrail(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_contrail"))
+        .args(["--project-dir", dir.to_str().unwrap()])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A copy of the project's schema files in a temporary directory.
+fn scratch_project() -> tempfile::TempDir {
+    let root = project_root();
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["schemas", "registry", "registry/schemas"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+    }
+    for file in [
+        "schemas/flight.avdl",
+        "registry/subjects.toml",
+        "registry/schemas/flights.state-value.avsc",
+        "rustfmt.toml",
+    ] {
+        std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn generated_rust_matches_the_idl() {
+    let out = contrail(&project_root(), &["schema", "codegen", "--check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn compiled_avsc_matches_the_idl() {
+    let out = contrail(&project_root(), &["schema", "compile", "--check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn committed_schemas_lint_clean() {
+    let out = contrail(&project_root(), &["schema", "lint", "--deny-warnings"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn check_accepts_an_optional_field_and_names_the_field_of_a_breaking_change() {
+    let dir = scratch_project();
+    let idl = dir.path().join("schemas/flight.avdl");
+    let text = std::fs::read_to_string(&idl).unwrap();
+    let before = dir.path().join("registry/schemas");
+
+    // Adding an optional field with a default keeps BACKWARD compatibility.
+    let added = text.replace(
+        "    /** Aircraft category. */",
+        "    /** Registration mark, when known. */\n    union { null, string } registration = null;\n\n    /** Aircraft category. */",
+    );
+    std::fs::write(&idl, &added).unwrap();
+    let out = contrail(dir.path(), &["schema", "check", "--against", before.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("flights.state-value: compatible (BACKWARD"),
+        "{}",
+        stdout(&out)
+    );
+
+    // A required field without a default breaks it, and the message says where and why.
+    let broken = text.replace(
+        "    /** Aircraft category. */",
+        "    /** Registration mark. */\n    string registration;\n\n    /** Aircraft category. */",
+    );
+    std::fs::write(&idl, &broken).unwrap();
+    let out = contrail(dir.path(), &["schema", "check", "--against", before.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let msg = stdout(&out);
+    let line = broken.lines().position(|l| l.contains("string registration;")).unwrap() + 1;
+    assert!(
+        msg.contains(&format!(
+            "schemas/flight.avdl:{line}:12: error: flights.state-value (BACKWARD)"
+        )),
+        "{msg}"
+    );
+    assert!(msg.contains("FlightState.registration"), "{msg}");
+    assert!(msg.contains("READER_FIELD_MISSING_DEFAULT_VALUE"), "{msg}");
+
+    // The same change is fine when nothing is checked, and FORWARD only.
+    let out = contrail(
+        dir.path(),
+        &[
+            "schema",
+            "check",
+            "--against",
+            before.to_str().unwrap(),
+            "--level",
+            "FORWARD",
+        ],
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn check_against_an_older_idl_directory_finds_a_type_change() {
+    let dir = scratch_project();
+    let old = tempfile::tempdir().unwrap();
+    std::fs::copy(dir.path().join("schemas/flight.avdl"), old.path().join("flight.avdl")).unwrap();
+    let idl = dir.path().join("schemas/flight.avdl");
+    let text = std::fs::read_to_string(&idl).unwrap();
+    std::fs::write(&idl, text.replace("boolean on_ground;", "string on_ground;")).unwrap();
+    let out = contrail(
+        dir.path(),
+        &[
+            "schema",
+            "check",
+            "--against",
+            old.path().to_str().unwrap(),
+            "--level",
+            "FULL",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stdout(&out);
+    assert!(
+        msg.contains("FlightState.on_ground: reader type string cannot read writer type boolean (TYPE_MISMATCH)"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("FlightState.on_ground: reader type boolean cannot read writer type string (TYPE_MISMATCH)"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn lint_reports_file_line_column_and_fails_on_errors() {
+    let dir = scratch_project();
+    let idl = dir.path().join("schemas/flight.avdl");
+    let text = std::fs::read_to_string(&idl).unwrap();
+    std::fs::write(
+        &idl,
+        text.replace(
+            "@range({\"min\": -90, \"max\": 90})",
+            "@range({\"min\": 90, \"max\": -90})",
+        ),
+    )
+    .unwrap();
+    let out = contrail(dir.path(), &["schema", "lint"]);
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stdout(&out);
+    assert!(msg.contains("schemas/flight.avdl:"), "{msg}");
+    assert!(
+        msg.contains("error[rule]: FlightState.latitude: rule \"range\" is malformed: min 90 is greater than max -90"),
+        "{msg}"
+    );
+}
+
+#[test]
+fn broken_idl_is_a_clear_error_with_exit_2() {
+    let dir = scratch_project();
+    std::fs::write(
+        dir.path().join("schemas/flight.avdl"),
+        "protocol P { record R { int x } }",
+    )
+    .unwrap();
+    let out = contrail(dir.path(), &["schema", "lint"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("flight.avdl: IDL does not compile"), "{err}");
+}
