@@ -444,3 +444,83 @@ fn record_rules(record: &RecordSchema) -> Result<Vec<RecordRule>, RuleError> {
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{EvalContext, FieldAccess, FieldRef};
+
+    /// A record as a list of field values, in schema order.
+    struct Row(Vec<FieldRef<'static>>);
+
+    impl FieldAccess for Row {
+        fn field(&self, index: usize) -> FieldRef<'_> {
+            self.0.get(index).cloned().unwrap_or(FieldRef::Null)
+        }
+    }
+
+    fn rules(fields: &str, record_props: &str) -> Result<RuleSet, RuleError> {
+        let json = format!(r#"{{"type":"record","name":"R","fields":[{fields}]{record_props}}}"#);
+        RuleSet::from_schema(&Schema::parse_str(&json).unwrap())
+    }
+
+    fn broken(set: &RuleSet, row: Vec<FieldRef<'static>>) -> Vec<String> {
+        set.evaluate(&Row(row), &EvalContext { now_ms: 0 })
+            .iter()
+            .map(|v| v.rule.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn allowed_values_and_lengths_of_arrays() {
+        let set = rules(
+            r#"{"name":"kind","type":"string","allowed":["a","b"]},
+               {"name":"ids","type":{"type":"array","items":"int"},"length":{"min":1,"max":2}}"#,
+            "",
+        )
+        .unwrap();
+        assert!(broken(&set, vec![FieldRef::Str("a"), FieldRef::Array(vec![FieldRef::Int(1)])]).is_empty());
+        assert_eq!(
+            broken(&set, vec![FieldRef::Str("c"), FieldRef::Array(vec![])]),
+            ["kind.allowed", "ids.length"]
+        );
+    }
+
+    #[test]
+    fn required_when_uses_the_rest_of_the_record() {
+        let set = rules(
+            r#"{"name":"on_ground","type":"boolean"},
+               {"name":"altitude","type":["null","double"],"default":null,"required_when":"message.on_ground == false"}"#,
+            "",
+        )
+        .unwrap();
+        assert!(broken(&set, vec![FieldRef::Bool(true), FieldRef::Null]).is_empty());
+        assert!(broken(&set, vec![FieldRef::Bool(false), FieldRef::Float(1.0)]).is_empty());
+        assert_eq!(broken(&set, vec![FieldRef::Bool(false), FieldRef::Null]), ["altitude.required_when"]);
+    }
+
+    #[test]
+    fn a_record_rule_that_errors_is_a_violation_not_a_pass() {
+        let set = rules(r#"{"name":"a","type":"int"}"#, r#","rules":[{"name":"bad","expr":"message.nope > 1"}]"#).unwrap();
+        let v = set.evaluate(&Row(vec![FieldRef::Int(1)]), &EvalContext { now_ms: 0 });
+        assert_eq!(v.len(), 1);
+        assert!(v[0].message.contains("failed"), "{}", v[0].message);
+    }
+
+    #[test]
+    fn malformed_rules_name_their_field() {
+        let cases = [
+            (r#"{"name":"a","type":"string","range":{"min":0}}"#, "", "R.a: rule \"range\" is malformed: applies to numeric fields only"),
+            (r#"{"name":"a","type":"int","range":{}}"#, "", "R.a: rule \"range\" is malformed: needs \"min\", \"max\" or both"),
+            (r#"{"name":"a","type":"int","range":{"mn":1}}"#, "", "R.a: rule \"range\" is malformed: unknown key \"mn\" (expected \"min\" and/or \"max\")"),
+            (r#"{"name":"a","type":"string","pattern":"("}"#, "", "R.a: rule \"pattern\" has an invalid regular expression"),
+            (r#"{"name":"a","type":"int","required_when":"true"}"#, "", "R.a: rule \"required_when\" is malformed: the field is not nullable, so it is always required"),
+            (r#"{"name":"a","type":"int"}"#, r#","rules":[{"name":"x","expr":"1 +"}]"#, "R: rule \"x\" is not valid CEL"),
+            (r#"{"name":"a","type":"int"}"#, r#","rules":[{"expr":"true"}]"#, "R: rule \"rules[0]\" is malformed: needs a non-empty \"name\""),
+        ];
+        for (fields, props, expected) in cases {
+            let err = rules(fields, props).unwrap_err().to_string();
+            assert!(err.starts_with(expected), "{err}\n  does not start with\n{expected}");
+        }
+    }
+}
