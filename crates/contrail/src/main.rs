@@ -4,11 +4,14 @@
 //!   over `schemas/*.avdl` (see [`schema_cmd`]).
 //! - `contrail stack up|down|status|env`: the local services (see the `stack`
 //!   crate).
+//! - `contrail registry serve`: the Confluent-compatible schema registry
+//!   (see the `registry` crate).
 //!
 //! Exit codes: 0 success, 1 a check failed (lint errors, incompatible schemas,
 //! drift), 2 the command could not run (bad input, service failure).
 
 mod registry_client;
+mod registry_cmd;
 mod schema_cmd;
 mod stack_cmd;
 
@@ -38,6 +41,11 @@ enum Command {
     Schema {
         #[command(subcommand)]
         command: schema_cmd::SchemaCommand,
+    },
+    /// The schema registry server.
+    Registry {
+        #[command(subcommand)]
+        command: registry_cmd::RegistryCommand,
     },
     /// Start, stop and inspect the local services.
     Stack {
@@ -84,6 +92,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Schema { command } => schema_cmd::run(&dir, command),
             Command::Stack { command } => stack_cmd::run(&dir, command),
+            Command::Registry { command } => registry_cmd::run(&dir, command),
         }
     })();
     match result {

@@ -20,7 +20,9 @@ pub(crate) enum StackCommand {
 }
 
 pub(crate) fn run(dir: &Path, command: StackCommand) -> anyhow::Result<Outcome> {
-    let stack = Stack::new(StackConfig::for_project(dir)?);
+    let mut config = StackConfig::for_project(dir)?;
+    config.contrail_exe = Some(std::env::current_exe()?);
+    let stack = Stack::new(config);
     let all = stack::Service::ALL;
     let statuses = match command {
         StackCommand::Up => stack.up(&all)?,

@@ -496,12 +496,19 @@ mod tests {
         .unwrap();
         assert!(broken(&set, vec![FieldRef::Bool(true), FieldRef::Null]).is_empty());
         assert!(broken(&set, vec![FieldRef::Bool(false), FieldRef::Float(1.0)]).is_empty());
-        assert_eq!(broken(&set, vec![FieldRef::Bool(false), FieldRef::Null]), ["altitude.required_when"]);
+        assert_eq!(
+            broken(&set, vec![FieldRef::Bool(false), FieldRef::Null]),
+            ["altitude.required_when"]
+        );
     }
 
     #[test]
     fn a_record_rule_that_errors_is_a_violation_not_a_pass() {
-        let set = rules(r#"{"name":"a","type":"int"}"#, r#","rules":[{"name":"bad","expr":"message.nope > 1"}]"#).unwrap();
+        let set = rules(
+            r#"{"name":"a","type":"int"}"#,
+            r#","rules":[{"name":"bad","expr":"message.nope > 1"}]"#,
+        )
+        .unwrap();
         let v = set.evaluate(&Row(vec![FieldRef::Int(1)]), &EvalContext { now_ms: 0 });
         assert_eq!(v.len(), 1);
         assert!(v[0].message.contains("failed"), "{}", v[0].message);
@@ -510,13 +517,41 @@ mod tests {
     #[test]
     fn malformed_rules_name_their_field() {
         let cases = [
-            (r#"{"name":"a","type":"string","range":{"min":0}}"#, "", "R.a: rule \"range\" is malformed: applies to numeric fields only"),
-            (r#"{"name":"a","type":"int","range":{}}"#, "", "R.a: rule \"range\" is malformed: needs \"min\", \"max\" or both"),
-            (r#"{"name":"a","type":"int","range":{"mn":1}}"#, "", "R.a: rule \"range\" is malformed: unknown key \"mn\" (expected \"min\" and/or \"max\")"),
-            (r#"{"name":"a","type":"string","pattern":"("}"#, "", "R.a: rule \"pattern\" has an invalid regular expression"),
-            (r#"{"name":"a","type":"int","required_when":"true"}"#, "", "R.a: rule \"required_when\" is malformed: the field is not nullable, so it is always required"),
-            (r#"{"name":"a","type":"int"}"#, r#","rules":[{"name":"x","expr":"1 +"}]"#, "R: rule \"x\" is not valid CEL"),
-            (r#"{"name":"a","type":"int"}"#, r#","rules":[{"expr":"true"}]"#, "R: rule \"rules[0]\" is malformed: needs a non-empty \"name\""),
+            (
+                r#"{"name":"a","type":"string","range":{"min":0}}"#,
+                "",
+                "R.a: rule \"range\" is malformed: applies to numeric fields only",
+            ),
+            (
+                r#"{"name":"a","type":"int","range":{}}"#,
+                "",
+                "R.a: rule \"range\" is malformed: needs \"min\", \"max\" or both",
+            ),
+            (
+                r#"{"name":"a","type":"int","range":{"mn":1}}"#,
+                "",
+                "R.a: rule \"range\" is malformed: unknown key \"mn\" (expected \"min\" and/or \"max\")",
+            ),
+            (
+                r#"{"name":"a","type":"string","pattern":"("}"#,
+                "",
+                "R.a: rule \"pattern\" has an invalid regular expression",
+            ),
+            (
+                r#"{"name":"a","type":"int","required_when":"true"}"#,
+                "",
+                "R.a: rule \"required_when\" is malformed: the field is not nullable, so it is always required",
+            ),
+            (
+                r#"{"name":"a","type":"int"}"#,
+                r#","rules":[{"name":"x","expr":"1 +"}]"#,
+                "R: rule \"x\" is not valid CEL",
+            ),
+            (
+                r#"{"name":"a","type":"int"}"#,
+                r#","rules":[{"expr":"true"}]"#,
+                "R: rule \"rules[0]\" is malformed: needs a non-empty \"name\"",
+            ),
         ];
         for (fields, props, expected) in cases {
             let err = rules(fields, props).unwrap_err().to_string();

@@ -85,6 +85,46 @@ fn json_string(s: &str) -> String {
     serde_json::Value::String(s.to_string()).to_string()
 }
 
+/// The form the registry deduplicates on: the schema's JSON with object keys
+/// sorted and no insignificant whitespace. Unlike the Parsing Canonical Form
+/// it keeps docs, defaults, logical types and custom properties: two schemas
+/// that differ only in a data-quality rule are different versions, and must
+/// not share an id.
+pub fn normalized_json(json: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&json_string(k));
+                    out.push(':');
+                    write(&map[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&other.to_string()),
+        }
+    }
+    let mut out = String::new();
+    write(json, &mut out);
+    out
+}
+
 const EMPTY: u64 = 0xc15d_213a_a4d7_a795;
 
 fn table() -> [u64; 256] {
@@ -124,6 +164,24 @@ mod tests {
             canonical_form(&s),
             r#"{"name":"x.y.R","type":"record","fields":[{"name":"a","type":"long"},{"name":"e","type":{"name":"x.y.E","type":"enum","symbols":["A","B"]}},{"name":"again","type":"x.y.E"}]}"#
         );
+    }
+
+    #[test]
+    fn normalized_json_ignores_key_order_and_whitespace_but_keeps_properties() {
+        let a: serde_json::Value = serde_json::from_str(
+            r#"{"type":"record","name":"R","fields":[{"name":"x","type":"int","range":{"min":0}}]}"#,
+        )
+        .unwrap();
+        let b: serde_json::Value = serde_json::from_str(
+            r#"{ "fields": [ {"range": {"min": 0}, "type": "int", "name": "x"} ], "name": "R", "type": "record" }"#,
+        )
+        .unwrap();
+        let c: serde_json::Value = serde_json::from_str(
+            r#"{"type":"record","name":"R","fields":[{"name":"x","type":"int","range":{"min":1}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(normalized_json(&a), normalized_json(&b));
+        assert_ne!(normalized_json(&a), normalized_json(&c));
     }
 
     #[test]

@@ -23,7 +23,7 @@ pub mod compatibility;
 mod model;
 mod parse;
 
-pub use canonical::{canonical_form, fingerprint};
+pub use canonical::{canonical_form, fingerprint, normalized_json};
 pub use compatibility::{check, CompatibilityLevel, Incompatibility, IncompatibilityKind};
 pub use model::{EnumSchema, Field, FixedSchema, LogicalType, Name, Named, Primitive, RecordSchema, Schema, Type};
 

@@ -32,8 +32,18 @@ impl Schema {
 
     /// Parses a schema from its JSON value.
     pub fn parse(json: &Value) -> Result<Schema, SchemaError> {
+        Schema::parse_with_references(json, &[])
+    }
+
+    /// Parses a schema whose named types may refer to those defined by
+    /// `references` (the registry's schema references), which are parsed
+    /// already.
+    pub fn parse_with_references(json: &Value, references: &[&Schema]) -> Result<Schema, SchemaError> {
         let mut parser = Parser {
-            named: BTreeMap::new(),
+            named: references
+                .iter()
+                .flat_map(|r| r.named.iter().map(|(k, v)| (k.clone(), v.clone())))
+                .collect(),
             order: Vec::new(),
         };
         let root = parser.parse_type(json, None, "$")?;
@@ -497,6 +507,22 @@ mod tests {
             Type::Union(vec![Type::primitive(Primitive::Null), Type::Named("a.b.Node".into())])
         );
         assert_eq!(r.fields[0].props.get("range"), Some(&serde_json::json!({"min": 0})));
+    }
+
+    #[test]
+    fn references_supply_named_types() {
+        let address = Schema::parse_str(
+            r#"{"type":"record","name":"Address","namespace":"x","fields":[{"name":"city","type":"string"}]}"#,
+        )
+        .unwrap();
+        let json: Value = serde_json::from_str(
+            r#"{"type":"record","name":"Person","namespace":"x","fields":[{"name":"home","type":"Address"}]}"#,
+        )
+        .unwrap();
+        assert!(Schema::parse(&json).is_err());
+        let person = Schema::parse_with_references(&json, &[&address]).unwrap();
+        assert!(person.lookup("x.Address").is_some());
+        assert_eq!(person.definition_order, vec!["x.Person".to_string()]);
     }
 
     #[test]

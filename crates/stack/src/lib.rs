@@ -5,6 +5,8 @@
 //!   postgres/        PostgreSQL 15 cluster, wal_level=logical, own port
 //!   tansu/           Tansu broker, sqlite storage (durable across restarts)
 //!   fakesnow/        fakesnow databases (the local Snowflake)
+//!                    the schema registry (`contrail registry serve`) keeps its
+//!                    state in the cluster's contrail_registry database
 //!   run/*.pid, logs/*.log
 //! ~/.cache/contrail/fakesnow-<version>/   the fakesnow virtualenv (shared by clones)
 //! ```
@@ -36,7 +38,7 @@ pub const POSTGRES_MAJOR: u32 = 15;
 
 /// Where the stack lives and which ports it uses. Ports can be overridden
 /// with `CONTRAIL_PG_PORT`, `CONTRAIL_KAFKA_PORT` and
-/// `CONTRAIL_SNOWFLAKE_PORT`.
+/// `CONTRAIL_SNOWFLAKE_PORT`, `CONTRAIL_REGISTRY_PORT`.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
     pub data_dir: PathBuf,
@@ -44,6 +46,10 @@ pub struct StackConfig {
     pub pg_port: u16,
     pub kafka_port: u16,
     pub snowflake_port: u16,
+    pub registry_port: u16,
+    /// The `contrail` executable, which serves the registry
+    /// (`contrail registry serve`); without it the registry cannot start.
+    pub contrail_exe: Option<PathBuf>,
 }
 
 /// Local development credentials (not secrets: the services listen on
@@ -51,6 +57,7 @@ pub struct StackConfig {
 pub const PG_USER: &str = "contrail";
 pub const PG_PASSWORD: &str = "contrail";
 pub const PG_DATABASE: &str = "contrail";
+pub const REGISTRY_DATABASE: &str = "contrail_registry";
 pub const SNOWFLAKE_USER: &str = "contrail";
 pub const SNOWFLAKE_PASSWORD: &str = "contrail";
 
@@ -76,6 +83,8 @@ impl StackConfig {
             pg_port: port("CONTRAIL_PG_PORT", 15432)?,
             kafka_port: port("CONTRAIL_KAFKA_PORT", 19092)?,
             snowflake_port: port("CONTRAIL_SNOWFLAKE_PORT", 18085)?,
+            registry_port: port("CONTRAIL_REGISTRY_PORT", 8081)?,
+            contrail_exe: None,
         })
     }
 
@@ -83,6 +92,14 @@ impl StackConfig {
     /// own connector (used by tests as an independent client).
     pub fn fakesnow_python(&self) -> PathBuf {
         self.cache_dir.join(format!("fakesnow-{FAKESNOW_VERSION}/bin/python"))
+    }
+
+    /// The registry's own database in the stack's cluster.
+    pub fn registry_database_url(&self) -> String {
+        format!(
+            "postgres://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{}/{REGISTRY_DATABASE}",
+            self.pg_port
+        )
     }
 
     /// `export NAME=value` pairs that point clients at the stack.
@@ -96,7 +113,10 @@ impl StackConfig {
                 ),
             ),
             ("KAFKA_BOOTSTRAP_SERVERS", format!("127.0.0.1:{}", self.kafka_port)),
-            ("SCHEMA_REGISTRY_URL", "http://127.0.0.1:8081".to_string()),
+            (
+                "SCHEMA_REGISTRY_URL",
+                format!("http://127.0.0.1:{}", self.registry_port),
+            ),
             (
                 "SNOWFLAKE_URL",
                 format!(

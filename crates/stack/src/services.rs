@@ -7,7 +7,10 @@ use std::time::Duration;
 
 use crate::health::{http_status, kafka_api_versions, port_free, port_open};
 use crate::process::{self, is_root, running_pid, spawn_detached, tail, wait_until};
-use crate::{io_err, StackConfig, StackError, FAKESNOW_VERSION, PG_DATABASE, PG_PASSWORD, PG_USER, POSTGRES_MAJOR};
+use crate::{
+    io_err, StackConfig, StackError, FAKESNOW_VERSION, PG_DATABASE, PG_PASSWORD, PG_USER, POSTGRES_MAJOR,
+    REGISTRY_DATABASE,
+};
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(15);
@@ -18,16 +21,19 @@ pub enum Service {
     Postgres,
     Kafka,
     Snowflake,
+    /// The schema registry; needs PostgreSQL, so it starts after it.
+    Registry,
 }
 
 impl Service {
-    pub const ALL: [Service; 3] = [Service::Postgres, Service::Kafka, Service::Snowflake];
+    pub const ALL: [Service; 4] = [Service::Postgres, Service::Kafka, Service::Snowflake, Service::Registry];
 
     pub fn name(self) -> &'static str {
         match self {
             Service::Postgres => "postgres",
             Service::Kafka => "kafka (tansu)",
             Service::Snowflake => "snowflake (fakesnow)",
+            Service::Registry => "schema registry",
         }
     }
 }
@@ -67,6 +73,14 @@ impl fmt::Display for ServiceStatus {
     }
 }
 
+/// The registry is healthy when `/healthz` answers 200 (it checks its database).
+fn registry_probe(port: u16) -> Result<(), String> {
+    match http_status(port, "GET", "/healthz")? {
+        200 => Ok(()),
+        code => Err(format!("/healthz answered {code}")),
+    }
+}
+
 /// The local stack of one project.
 #[derive(Debug, Clone)]
 pub struct Stack {
@@ -99,6 +113,7 @@ impl Stack {
             Service::Postgres => "postgres",
             Service::Kafka => "tansu",
             Service::Snowflake => "fakesnow",
+            Service::Registry => "registry",
         }
     }
 
@@ -107,6 +122,7 @@ impl Stack {
             Service::Postgres => self.cfg.pg_port,
             Service::Kafka => self.cfg.kafka_port,
             Service::Snowflake => self.cfg.snowflake_port,
+            Service::Registry => self.cfg.registry_port,
         }
     }
 
@@ -115,6 +131,7 @@ impl Stack {
             Service::Postgres => "CONTRAIL_PG_PORT",
             Service::Kafka => "CONTRAIL_KAFKA_PORT",
             Service::Snowflake => "CONTRAIL_SNOWFLAKE_PORT",
+            Service::Registry => "CONTRAIL_REGISTRY_PORT",
         }
     }
 
@@ -177,6 +194,7 @@ impl Stack {
                 running_pid(&self.pid_file("fakesnow")).is_some(),
                 http_status(port, "GET", "/").map(|_| ()),
             ),
+            Service::Registry => (running_pid(&self.pid_file("registry")).is_some(), registry_probe(port)),
         };
         let (state, detail) = match (running, probe) {
             (true, Ok(())) => (ServiceState::Healthy, String::new()),
@@ -215,6 +233,7 @@ impl Stack {
             Service::Postgres => self.pg_start(),
             Service::Kafka => self.tansu_start(),
             Service::Snowflake => self.fakesnow_start(),
+            Service::Registry => self.registry_start(),
         }
     }
 
@@ -230,8 +249,8 @@ impl Stack {
                     process::run("pg_ctl stop", &mut cmd)?;
                 }
             }
-            Service::Kafka | Service::Snowflake => {
-                let name = if service == Service::Kafka { "tansu" } else { "fakesnow" };
+            Service::Kafka | Service::Snowflake | Service::Registry => {
+                let name = self.log_name(service);
                 if let Some(pid) = running_pid(&self.pid_file(name)) {
                     tracing::info!(service = service.name(), pid, "stopping");
                     process::stop(pid, STOP_GRACE);
@@ -421,9 +440,11 @@ impl Stack {
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN \
              CREATE ROLE {PG_USER} LOGIN REPLICATION PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
         ))?;
-        let exists = self.psql_admin(&format!("SELECT 1 FROM pg_database WHERE datname = '{PG_DATABASE}'"))?;
-        if exists.trim() != "1" {
-            self.psql_admin(&format!("CREATE DATABASE {PG_DATABASE} OWNER {PG_USER}"))?;
+        for db in [PG_DATABASE, REGISTRY_DATABASE] {
+            let exists = self.psql_admin(&format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
+            if exists.trim() != "1" {
+                self.psql_admin(&format!("CREATE DATABASE {db} OWNER {PG_USER}"))?;
+            }
         }
         wait_until(START_TIMEOUT, None, || self.pg_probe()).map_err(|r| self.start_failed(Service::Postgres, &log, r))
     }
@@ -500,6 +521,30 @@ impl Stack {
         let pid = spawn_detached(cmd, &log, &self.pid_file("tansu"))?;
         wait_until(START_TIMEOUT, Some(pid), || kafka_api_versions(self.cfg.kafka_port))
             .map_err(|r| self.start_failed(Service::Kafka, &log, r))
+    }
+
+    // --- schema registry ----------------------------------------------------
+
+    fn registry_start(&self) -> Result<(), StackError> {
+        let exe = self.cfg.contrail_exe.clone().ok_or_else(|| StackError::Missing {
+            what: "the contrail executable".into(),
+            hint: "start the stack with `contrail stack up`".into(),
+        })?;
+        let log = self.log("registry");
+        let project = self.cfg.data_dir.parent().unwrap_or(&self.cfg.data_dir);
+        let mut cmd = Command::new(exe);
+        cmd.arg("--project-dir")
+            .arg(project)
+            .args([
+                "registry",
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.cfg.registry_port),
+            ])
+            .env("SCHEMA_REGISTRY_DATABASE_URL", self.cfg.registry_database_url());
+        let pid = spawn_detached(cmd, &log, &self.pid_file("registry"))?;
+        wait_until(START_TIMEOUT, Some(pid), || registry_probe(self.cfg.registry_port))
+            .map_err(|r| self.start_failed(Service::Registry, &log, r))
     }
 
     // --- fakesnow ---------------------------------------------------------

@@ -1,0 +1,208 @@
+//! A Confluent-compatible Schema Registry, storing its state in PostgreSQL.
+//!
+//! ```text
+//! client ──HTTP──▶ axum router ──▶ observe (metrics, timeout) ──▶ authenticate ──▶ handler
+//!                                                                                  │
+//!                        schema crate (parse, normalize, compatibility) ◀──────────┤
+//!                                                                                  ▼
+//!                               Store ── deadpool ──▶ PostgreSQL (schemas, subject_versions,
+//!                               (id cache)                        compatibility_config, registry_mode)
+//! ```
+//!
+//! Every standard client (Confluent's serializers, `schema_registry_converter`)
+//! works against it: the paths, bodies, content type and error codes are
+//! Confluent's (see [`api`]). Compatibility uses the same checker as
+//! `contrail schema check`. State lives in the database, so several instances
+//! can serve one registry; registration is serialized per subject by an
+//! advisory lock inside its transaction (see [`store`]).
+//!
+//! Failure modes: a database that is down makes requests fail with 50001
+//! (and `/healthz` with 503) until it is back; nothing is cached that could
+//! go stale except schemas by id, which never change. Bad input is a 4xx with
+//! Confluent's error code, never a 500.
+
+pub mod api;
+mod auth;
+pub mod error;
+pub mod metrics;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use auth::BasicAuth;
+pub use error::{ApiError, StoreError};
+
+/// Configuration file keys (`registry/server.toml`). Secrets are not here:
+/// the database URL and the basic-auth credentials come from the environment.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: Option<String>,
+    body_limit_bytes: Option<usize>,
+    request_timeout_ms: Option<u64>,
+    pool_size: Option<usize>,
+}
+
+/// The database URL; `Debug` hides it since it carries a password.
+#[derive(Clone)]
+pub struct DatabaseUrl(String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+/// Validated server configuration.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub database_url: DatabaseUrl,
+    pub auth: Option<BasicAuth>,
+    pub body_limit: usize,
+    pub request_timeout: Duration,
+    pub pool_size: usize,
+}
+
+pub const DATABASE_URL_ENV: &str = "SCHEMA_REGISTRY_DATABASE_URL";
+pub const BASIC_AUTH_ENV: &str = "CONTRAIL_REGISTRY_BASIC_AUTH";
+pub const LISTEN_ENV: &str = "CONTRAIL_REGISTRY_LISTEN";
+
+/// Why the server could not start or stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("cannot listen on {addr}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("cannot prepare the registry database")]
+    Store(#[from] StoreError),
+    #[error("server failed")]
+    Serve(#[source] std::io::Error),
+}
+
+impl ServerConfig {
+    /// Reads the optional file, applies environment overrides, validates.
+    /// `default_database_url` is used when the environment names none.
+    pub fn load(
+        file: Option<&Path>,
+        listen_override: Option<&str>,
+        default_database_url: Option<String>,
+    ) -> Result<ServerConfig, RegistryError> {
+        let cfg = |m: String| RegistryError::Config(m);
+        let raw: RawConfig = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| cfg(format!("cannot read {}: {e}", p.display())))?;
+                toml::from_str(&text).map_err(|e| cfg(format!("{}: {e}", p.display())))?
+            }
+            None => RawConfig::default(),
+        };
+        let listen_text = listen_override
+            .map(str::to_string)
+            .or_else(|| std::env::var(LISTEN_ENV).ok())
+            .or(raw.listen)
+            .unwrap_or_else(|| "127.0.0.1:8081".into());
+        let listen = listen_text
+            .parse()
+            .map_err(|_| cfg(format!("listen address {listen_text:?} is not host:port")))?;
+        let database_url = std::env::var(DATABASE_URL_ENV)
+            .ok()
+            .or(default_database_url)
+            .ok_or_else(|| {
+                cfg(format!(
+                    "{DATABASE_URL_ENV} is not set (postgres://user:password@host:port/database)"
+                ))
+            })?;
+        database_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| cfg(format!("{DATABASE_URL_ENV} is not a valid PostgreSQL URL: {e}")))?;
+        let auth = match std::env::var(BASIC_AUTH_ENV) {
+            Ok(v) if v.contains(':') => Some(BasicAuth::new(&v)),
+            Ok(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
+            Err(_) => None,
+        };
+        let body_limit = raw.body_limit_bytes.unwrap_or(16 << 20);
+        if body_limit < 1024 {
+            return Err(cfg(format!(
+                "body_limit_bytes = {body_limit} is too small (at least 1024)"
+            )));
+        }
+        let timeout_ms = raw.request_timeout_ms.unwrap_or(30_000);
+        if timeout_ms == 0 {
+            return Err(cfg("request_timeout_ms must be positive".into()));
+        }
+        let pool_size = raw.pool_size.unwrap_or(16);
+        if pool_size == 0 {
+            return Err(cfg("pool_size must be positive".into()));
+        }
+        Ok(ServerConfig {
+            listen,
+            database_url: DatabaseUrl(database_url),
+            auth,
+            body_limit,
+            request_timeout: Duration::from_millis(timeout_ms),
+            pool_size,
+        })
+    }
+}
+
+/// A connection pool for `url`.
+pub fn pool(url: &DatabaseUrl, size: usize) -> Result<deadpool_postgres::Pool, RegistryError> {
+    let pg: tokio_postgres::Config = url
+        .0
+        .parse()
+        .map_err(|e| RegistryError::Config(format!("{DATABASE_URL_ENV}: {e}")))?;
+    let manager = deadpool_postgres::Manager::from_config(
+        pg,
+        tokio_postgres::NoTls,
+        deadpool_postgres::ManagerConfig {
+            recycling_method: deadpool_postgres::RecyclingMethod::Fast,
+        },
+    );
+    deadpool_postgres::Pool::builder(manager)
+        .max_size(size)
+        .wait_timeout(Some(Duration::from_secs(10)))
+        .runtime(deadpool_postgres::Runtime::Tokio1)
+        .build()
+        .map_err(|e| RegistryError::Config(format!("connection pool: {e}")))
+}
+
+/// Builds the application state (migrating the database).
+pub async fn app_state(config: &ServerConfig) -> Result<Arc<api::AppState>, RegistryError> {
+    let store = store::Store::open(pool(&config.database_url, config.pool_size)?).await?;
+    Ok(Arc::new(api::AppState {
+        store,
+        metrics: metrics::Metrics::new(),
+        auth: config.auth.clone(),
+        body_limit: config.body_limit,
+        request_timeout: config.request_timeout,
+    }))
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> Result<(), RegistryError> {
+    let state = app_state(&config).await?;
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RegistryError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+    tracing::info!(listen = %config.listen, auth = config.auth.is_some(), "schema registry listening");
+    axum::serve(listener, api::router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+        .map_err(RegistryError::Serve)
+}
