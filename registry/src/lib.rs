@@ -52,6 +52,12 @@ struct RawConfig {
 #[derive(Clone)]
 pub struct DatabaseUrl(String);
 
+impl DatabaseUrl {
+    pub fn new(url: impl Into<String>) -> Self {
+        Self(url.into())
+    }
+}
+
 impl std::fmt::Debug for DatabaseUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("DatabaseUrl(<redacted>)")

@@ -698,6 +698,10 @@ impl Store {
             .await?;
             return Ok(id);
         }
+        // Look first: an INSERT that conflicts would still use up a sequence value.
+        if let Some(id) = Self::id_for_identity(tx, &p.identity).await? {
+            return Ok(id);
+        }
         let inserted = tx
             .query_opt(
                 "INSERT INTO schemas (id, schema_type, schema_text, references_json, metadata, rule_set, identity) \
@@ -716,18 +720,26 @@ impl Store {
         if let Some(row) = inserted {
             return Ok(row.get(0));
         }
+        // Another instance registered the same schema in the meantime.
+        Self::id_for_identity(tx, &p.identity)
+            .await?
+            .ok_or_else(|| ApiError::Store(StoreError::Corrupt("schema vanished after a conflicting insert".into())))
+    }
+
+    async fn id_for_identity(tx: &impl GenericClient, identity: &str) -> Result<Option<i32>, ApiError> {
         let row = tx
-            .query_one(
+            .query_opt(
                 "SELECT id, identity = $1 FROM schemas WHERE identity_md5 = md5($1)",
-                &[&p.identity],
+                &[&identity],
             )
             .await?;
-        if !row.get::<_, bool>(1) {
-            return Err(ApiError::Store(StoreError::Corrupt(
+        match row {
+            None => Ok(None),
+            Some(r) if r.get::<_, bool>(1) => Ok(Some(r.get(0))),
+            Some(_) => Err(ApiError::Store(StoreError::Corrupt(
                 "md5 collision between two schema identities".into(),
-            )));
+            ))),
         }
-        Ok(row.get(0))
     }
 
     /// Finds `new` among the subject's live versions.

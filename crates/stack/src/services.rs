@@ -440,6 +440,8 @@ impl Stack {
             "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{PG_USER}') THEN \
              CREATE ROLE {PG_USER} LOGIN REPLICATION PASSWORD '{PG_PASSWORD}'; END IF; END $$;"
         ))?;
+        // Tests create a database of their own each.
+        self.psql_admin(&format!("ALTER ROLE {PG_USER} CREATEDB"))?;
         for db in [PG_DATABASE, REGISTRY_DATABASE] {
             let exists = self.psql_admin(&format!("SELECT 1 FROM pg_database WHERE datname = '{db}'"))?;
             if exists.trim() != "1" {
