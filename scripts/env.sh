@@ -40,6 +40,18 @@ if ! command -v cargo >/dev/null 2>&1; then
   fi
 fi
 
+# Confluent's own Python client, the referee for registry and wire-format
+# compatibility, in a virtualenv shared by every checkout. (2.16.1 needs a
+# certifi newer than PyPI serves here.)
+CONFLUENT_KAFKA_VERSION=2.16.0
+CONFLUENT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/contrail/confluent-kafka-$CONFLUENT_KAFKA_VERSION"
+export CONFLUENT_PYTHON="$CONFLUENT_VENV/bin/python"
+if ! "$CONFLUENT_PYTHON" -c 'import confluent_kafka.schema_registry.avro' >/dev/null 2>&1; then
+  echo "installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $CONFLUENT_VENV" >&2
+  python3 -m venv "$CONFLUENT_VENV"
+  "$CONFLUENT_VENV/bin/pip" install --quiet "confluent-kafka[avro,schemaregistry]==$CONFLUENT_KAFKA_VERSION"
+fi
+
 # One target directory shared by every checkout on the machine, so a fresh
 # clone (CI) reuses the dependencies already built. Two cores: two jobs.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/contrail/target}"

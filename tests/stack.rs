@@ -1,6 +1,6 @@
 //! The local stack against independent clients: `psql` for PostgreSQL,
-//! Tansu's own client for Kafka topics, and Snowflake's Python connector for
-//! fakesnow. Checks that `up` is idempotent, that every service answers at
+//! Tansu's own client for Kafka topics, Snowflake's Python connector for
+//! fakesnow, and plain HTTP for the schema registry. Checks that `up` is idempotent, that every service answers at
 //! the address `contrail stack env` gives, and that data survives a restart
 //! of the whole stack (the storage is durable, not in memory).
 //!
@@ -58,6 +58,38 @@ print(rows)
     run(Command::new(cfg.fakesnow_python()).args(["-c", script, &url]).args(sql))
 }
 
+/// The `contrail` binary next to this test's executable (target/debug/).
+fn contrail_exe() -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let debug = exe.parent().and_then(Path::parent).unwrap();
+    let bin = debug.join("contrail");
+    assert!(
+        bin.exists(),
+        "{} is missing: build it with `cargo build -p contrail`",
+        bin.display()
+    );
+    bin
+}
+
+fn registry(cfg: &StackConfig, method: &str, path: &str, body: Option<&str>) -> (u16, serde_json::Value) {
+    let url = format!("{}{path}", env_value(cfg, "SCHEMA_REGISTRY_URL"));
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let mut resp = match method {
+        "GET" => agent.get(&url).call().unwrap(),
+        "DELETE" => agent.delete(&url).call().unwrap(),
+        _ => agent
+            .post(&url)
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+            .send(body.unwrap_or_default())
+            .unwrap(),
+    };
+    let status = resp.status().as_u16();
+    (
+        status,
+        serde_json::from_str(&resp.body_mut().read_to_string().unwrap()).unwrap(),
+    )
+}
+
 fn all_healthy(stack: &Stack) {
     for s in stack.status() {
         assert_eq!(s.state, ServiceState::Healthy, "{s}");
@@ -67,7 +99,8 @@ fn all_healthy(stack: &Stack) {
 #[test]
 fn stack_serves_each_service_and_keeps_data_across_restarts() {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cfg = StackConfig::for_project(&project).unwrap();
+    let mut cfg = StackConfig::for_project(&project).unwrap();
+    cfg.contrail_exe = Some(contrail_exe());
     let stack = Stack::new(cfg.clone());
     stack.up(&Service::ALL).unwrap();
     all_healthy(&stack);
@@ -100,6 +133,15 @@ fn stack_serves_each_service_and_keeps_data_across_restarts() {
         ],
     );
 
+    // The schema registry keeps its state in PostgreSQL.
+    let subject = format!("stack-probe-{}-value", std::process::id());
+    let schema =
+        serde_json::json!({"schema": r#"{"type":"record","name":"Probe","fields":[{"name":"a","type":"int"}]}"#})
+            .to_string();
+    let (status, body) = registry(&cfg, "POST", &format!("/subjects/{subject}/versions"), Some(&schema));
+    assert_eq!(status, 200, "{body}");
+    let id = body["id"].clone();
+
     // Restart everything: the data is on disk.
     let stopped = stack.down(&Service::ALL).unwrap();
     assert!(stopped.iter().all(|s| s.state == ServiceState::Stopped), "{stopped:?}");
@@ -108,6 +150,10 @@ fn stack_serves_each_service_and_keeps_data_across_restarts() {
     assert_eq!(psql(&cfg, "SELECT count(*) FROM stack_probe"), "2");
     assert!(tansu(&cfg, &["topic", "list"]).contains(&topic));
     assert_eq!(snowflake(&cfg, &["SELECT X FROM STACK_PROBE.PUBLIC.T"]), "[(42,)]");
+    let (status, latest) = registry(&cfg, "GET", &format!("/subjects/{subject}/versions/latest"), None);
+    assert_eq!((status, latest["id"].clone()), (200, id));
+    registry(&cfg, "DELETE", &format!("/subjects/{subject}"), None);
+    registry(&cfg, "DELETE", &format!("/subjects/{subject}?permanent=true"), None);
     psql(&cfg, "DROP TABLE stack_probe");
     tansu(&cfg, &["topic", "delete", &topic]);
 }

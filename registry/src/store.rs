@@ -263,17 +263,17 @@ impl Store {
         if all.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_string()));
         }
-        let visible = all.iter().filter(|(_, _, d)| deleted || !d);
+        let mut visible = all.iter().filter(|(_, _, d)| deleted || !d);
         let found = match spec {
-            VersionSpec::Latest => visible.last(),
-            VersionSpec::Number(n) => visible.into_iter().find(|(v, _, _)| *v == n),
+            VersionSpec::Latest => visible.next_back(),
+            VersionSpec::Number(n) => visible.find(|(v, _, _)| *v == n),
         };
         let Some(&(version, id, is_deleted)) = found else {
-            if spec == VersionSpec::Latest {
-                return Err(ApiError::SubjectNotFound(subject.to_string()));
-            }
-            let VersionSpec::Number(n) = spec else { unreachable!() };
-            return Err(ApiError::VersionNotFound { version: n.to_string() });
+            return Err(match spec {
+                // Every version is soft-deleted: the subject is gone, as Confluent says.
+                VersionSpec::Latest => ApiError::SubjectNotFound(subject.to_string()),
+                VersionSpec::Number(n) => ApiError::VersionNotFound { version: n.to_string() },
+            });
         };
         drop(client);
         let schema = self.schema_by_id(id).await?.ok_or_else(|| {

@@ -182,3 +182,52 @@ fn broken_idl_is_a_clear_error_with_exit_2() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("flight.avdl: IDL does not compile"), "{err}");
 }
+
+/// `--against <registry URL>` with the local stack's registry (the README's
+/// test command starts it), on a subject of this test's own.
+#[test]
+fn check_against_a_live_registry_checks_every_registered_version() {
+    let dir = scratch_project();
+    let subject = format!("cli-check-{}-value", std::process::id());
+    let subjects = std::fs::read_to_string(dir.path().join("registry/subjects.toml"))
+        .unwrap()
+        .replace("flights.state-value", &subject);
+    std::fs::write(dir.path().join("registry/subjects.toml"), subjects).unwrap();
+    let url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
+    let avsc = std::fs::read_to_string(dir.path().join("registry/schemas/flights.state-value.avsc")).unwrap();
+    let body = serde_json::json!({ "schema": avsc }).to_string();
+    let mut resp = agent
+        .post(&format!("{url}/subjects/{subject}/versions"))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send(&body)
+        .expect("the local stack's schema registry (run `contrail stack up`)");
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.body_mut().read_to_string().unwrap()
+    );
+
+    let out = contrail(dir.path(), &["schema", "check", "--against", &url]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("compatible (BACKWARD, against 1 earlier version(s))"),
+        "{}",
+        stdout(&out)
+    );
+
+    let idl = dir.path().join("schemas/flight.avdl");
+    let text = std::fs::read_to_string(&idl).unwrap();
+    std::fs::write(&idl, text.replace("boolean on_ground;", "string on_ground;")).unwrap();
+    let out = contrail(dir.path(), &["schema", "check", "--against", &url]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("FlightState.on_ground: reader type string cannot read writer type boolean"),
+        "{}",
+        stdout(&out)
+    );
+
+    let _ = agent.delete(&format!("{url}/subjects/{subject}")).call();
+    let _ = agent.delete(&format!("{url}/subjects/{subject}?permanent=true")).call();
+}

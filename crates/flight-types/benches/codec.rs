@@ -24,13 +24,12 @@ fn encode(c: &mut Criterion) {
             black_box(buf.len())
         })
     });
+    // The writer (and its schema resolution) is built once, outside the loop.
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build().unwrap();
     g.bench_function("apache_avro_value", |b| {
         b.iter(|| {
-            let value = apache_avro::to_value(black_box(&state))
-                .unwrap()
-                .resolve(&schema)
-                .unwrap();
-            black_box(apache_avro::to_avro_datum(&schema, value).unwrap())
+            let value = apache_avro::to_value(black_box(&state)).unwrap().resolve(&schema).unwrap();
+            black_box(writer.write_value_to_vec(value).unwrap())
         })
     });
     g.finish();
@@ -44,9 +43,10 @@ fn decode(c: &mut Criterion) {
     g.bench_function("generated", |b| {
         b.iter(|| black_box(FlightState::from_avro(black_box(&bytes)).unwrap()))
     });
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build().unwrap();
     g.bench_function("apache_avro_value", |b| {
         b.iter(|| {
-            let value = apache_avro::from_avro_datum(&schema, &mut black_box(bytes.as_slice()), None).unwrap();
+            let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();
             black_box(apache_avro::from_value::<FlightState>(&value).unwrap())
         })
     });
