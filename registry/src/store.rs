@@ -564,24 +564,29 @@ impl Store {
             .collect())
     }
 
-    /// Registers `new` under `subject` (see the module doc for the locking).
-    pub async fn register(&self, subject: &str, new: &NewSchema, normalize: bool) -> Result<Registered, ApiError> {
-        Self::check_type(new)?;
-        let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+    /// Takes the subject's advisory lock for the rest of the transaction and
+    /// returns its mode, refusing READONLY subjects.
+    async fn lock_for_writing(tx: &impl GenericClient, subject: &str) -> Result<Mode, ApiError> {
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
             &[&LOCK_NAMESPACE, &subject],
         )
         .await?;
+        match Self::effective_mode(tx, subject).await? {
+            Mode::ReadOnly => Err(ApiError::OperationNotPermitted(format!(
+                "Subject {subject} is in read-only mode"
+            ))),
+            mode => Ok(mode),
+        }
+    }
 
-        let mode = Self::effective_mode(&tx, subject).await?;
+    /// Registers `new` under `subject` (see the module doc for the locking).
+    pub async fn register(&self, subject: &str, new: &NewSchema, normalize: bool) -> Result<Registered, ApiError> {
+        Self::check_type(new)?;
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let mode = Self::lock_for_writing(&tx, subject).await?;
         match mode {
-            Mode::ReadOnly => {
-                return Err(ApiError::OperationNotPermitted(format!(
-                    "Subject {subject} is in read-only mode"
-                )))
-            }
             Mode::ReadWrite if new.id.is_some() || new.version.is_some() => {
                 return Err(ApiError::OperationNotPermitted(
                     "a schema id or version may only be given in IMPORT mode".into(),
@@ -775,16 +780,7 @@ impl Store {
     pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, ApiError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&LOCK_NAMESPACE, &subject],
-        )
-        .await?;
-        if Self::effective_mode(&tx, subject).await? == Mode::ReadOnly {
-            return Err(ApiError::OperationNotPermitted(format!(
-                "Subject {subject} is in read-only mode"
-            )));
-        }
+        Self::lock_for_writing(&tx, subject).await?;
         let all = Self::versions_of(&tx, subject, true).await?;
         if all.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_string()));
@@ -828,16 +824,7 @@ impl Store {
     pub async fn delete_version(&self, subject: &str, spec: VersionSpec, permanent: bool) -> Result<i32, ApiError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        tx.execute(
-            "SELECT pg_advisory_xact_lock($1, hashtext($2))",
-            &[&LOCK_NAMESPACE, &subject],
-        )
-        .await?;
-        if Self::effective_mode(&tx, subject).await? == Mode::ReadOnly {
-            return Err(ApiError::OperationNotPermitted(format!(
-                "Subject {subject} is in read-only mode"
-            )));
-        }
+        Self::lock_for_writing(&tx, subject).await?;
         let all = Self::versions_of(&tx, subject, true).await?;
         if all.is_empty() {
             return Err(ApiError::SubjectNotFound(subject.to_string()));

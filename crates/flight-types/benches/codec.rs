@@ -25,10 +25,15 @@ fn encode(c: &mut Criterion) {
         })
     });
     // The writer (and its schema resolution) is built once, outside the loop.
-    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build().unwrap();
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap();
     g.bench_function("apache_avro_value", |b| {
         b.iter(|| {
-            let value = apache_avro::to_value(black_box(&state)).unwrap().resolve(&schema).unwrap();
+            let value = apache_avro::to_value(black_box(&state))
+                .unwrap()
+                .resolve(&schema)
+                .unwrap();
             black_box(writer.write_value_to_vec(value).unwrap())
         })
     });
@@ -43,7 +48,9 @@ fn decode(c: &mut Criterion) {
     g.bench_function("generated", |b| {
         b.iter(|| black_box(FlightState::from_avro(black_box(&bytes)).unwrap()))
     });
-    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema).build().unwrap();
+    let reader = apache_avro::reader::datum::GenericDatumReader::builder(&schema)
+        .build()
+        .unwrap();
     g.bench_function("apache_avro_value", |b| {
         b.iter(|| {
             let value = reader.read_value(&mut black_box(bytes.as_slice())).unwrap();

@@ -16,7 +16,9 @@ fn broken_rules(s: &FlightState) -> Vec<String> {
 fn apache_encode(s: &FlightState) -> Vec<u8> {
     let schema = apache_avro::Schema::parse_str(FlightState::SCHEMA).unwrap();
     let value = apache_avro::to_value(s).unwrap().resolve(&schema).unwrap();
-    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema).build().unwrap();
+    let writer = apache_avro::writer::datum::GenericDatumWriter::builder(&schema)
+        .build()
+        .unwrap();
     writer.write_value_to_vec(value).unwrap()
 }
 
