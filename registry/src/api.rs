@@ -121,9 +121,19 @@ async fn observe(State(state): Shared, req: Request, next: Next) -> Response {
         .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let method = req.method().to_string();
     let start = Instant::now();
-    let resp = match tokio::time::timeout(state.request_timeout, next.run(req)).await {
-        Ok(r) => r,
-        Err(_) => ApiError::Timeout.into_response(),
+    // An announced body over the limit is refused before any of it is read.
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    let resp = if announced.is_some_and(|n| n > state.body_limit) {
+        ApiError::PayloadTooLarge(state.body_limit).into_response()
+    } else {
+        match tokio::time::timeout(state.request_timeout, next.run(req)).await {
+            Ok(r) => r,
+            Err(_) => ApiError::Timeout.into_response(),
+        }
     };
     state
         .metrics
