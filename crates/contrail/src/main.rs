@@ -4,12 +4,15 @@
 //!   over `schemas/*.avdl` (see [`schema_cmd`]).
 //! - `contrail stack up|down|status|env`: the local services (see the `stack`
 //!   crate).
+//! - `contrail produce`: flight data into PostgreSQL (see the `producer`
+//!   crate).
 //! - `contrail registry serve`: the Confluent-compatible schema registry
 //!   (see the `registry` crate).
 //!
 //! Exit codes: 0 success, 1 a check failed (lint errors, incompatible schemas,
 //! drift), 2 the command could not run (bad input, service failure).
 
+mod produce_cmd;
 mod registry_client;
 mod registry_cmd;
 mod schema_cmd;
@@ -42,6 +45,8 @@ enum Command {
         #[command(subcommand)]
         command: schema_cmd::SchemaCommand,
     },
+    /// Produce flight data into PostgreSQL (the operational source CDC reads).
+    Produce(produce_cmd::ProduceArgs),
     /// The schema registry server.
     Registry {
         #[command(subcommand)]
@@ -59,6 +64,24 @@ pub(crate) enum Outcome {
     Ok,
     /// A check ran and found problems (exit code 1).
     CheckFailed,
+}
+
+/// Resolves on SIGTERM or SIGINT.
+pub(crate) async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+    tracing::info!("shutting down");
 }
 
 fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -93,6 +116,7 @@ fn main() -> ExitCode {
             Command::Schema { command } => schema_cmd::run(&dir, command),
             Command::Stack { command } => stack_cmd::run(&dir, command),
             Command::Registry { command } => registry_cmd::run(&dir, command),
+            Command::Produce(args) => produce_cmd::run(&dir, args),
         }
     })();
     match result {

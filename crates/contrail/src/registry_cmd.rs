@@ -28,25 +28,7 @@ pub(crate) fn run(dir: &Path, command: RegistryCommand) -> anyhow::Result<Outcom
     let config_path = config.or_else(|| Some(dir.join("registry/server.toml")).filter(|p| p.exists()));
     let config = registry::ServerConfig::load(config_path.as_deref(), listen.as_deref(), Some(local))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    runtime.block_on(registry::serve(config, shutdown_signal()))?;
+    runtime.block_on(registry::serve(config, crate::shutdown_signal()))?;
     tracing::info!("schema registry stopped");
     Ok(Outcome::Ok)
-}
-
-/// Resolves on SIGTERM or SIGINT, so in-flight requests finish first.
-async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot listen for SIGTERM; stopping on Ctrl-C only");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        }
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
-    tracing::info!("shutting down");
 }

@@ -1,0 +1,83 @@
+//! `contrail produce`: the producer service (see the `producer` crate).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub(crate) struct ProduceArgs {
+    /// Where the data comes from: simulator.
+    #[arg(long)]
+    source: Option<String>,
+    /// Where it goes: postgres.
+    #[arg(long)]
+    target: Option<String>,
+    /// Changes per second (0: as fast as the target accepts).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Seconds to run (0: until SIGTERM or SIGINT).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Share of changes, in percent, carrying bad data.
+    #[arg(long)]
+    bad_percent: Option<f64>,
+    /// Aircraft flying at once.
+    #[arg(long)]
+    fleet: Option<usize>,
+    /// Simulator seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// host:port for /metrics and /healthz ("" to turn off).
+    #[arg(long)]
+    metrics_listen: Option<String>,
+    /// Configuration file (default: connectors/producer.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
+    let file = args.config.unwrap_or_else(|| dir.join("connectors/producer.toml"));
+    let overrides = producer::Overrides {
+        source: args.source,
+        target: args.target,
+        rate: args.rate,
+        duration_seconds: args.duration,
+        bad_percent: args.bad_percent,
+        fleet: args.fleet,
+        seed: args.seed,
+        metrics_listen: args.metrics_listen,
+    };
+    let local = stack::StackConfig::for_project(dir)?
+        .env()
+        .into_iter()
+        .find(|(k, _)| *k == "DATABASE_URL")
+        .map(|(_, v)| v);
+    let config = producer::ProducerConfig::load(Some(&file), &overrides, local)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        producer::run(config, rx).await
+    })?;
+    let bad: Vec<String> = summary.bad_by_kind.iter().map(|(k, n)| format!("{k}={n}")).collect();
+    println!(
+        "produced {} changes in {:.1} s ({:.0}/s): {} inserts, {} updates, {} deletes; bad rows injected: {}",
+        summary.total(),
+        summary.elapsed.as_secs_f64(),
+        summary.per_second(),
+        summary.inserts,
+        summary.updates,
+        summary.deletes,
+        if bad.is_empty() {
+            "none".to_string()
+        } else {
+            bad.join(", ")
+        }
+    );
+    Ok(Outcome::Ok)
+}

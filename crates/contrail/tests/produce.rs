@@ -1,0 +1,106 @@
+//! `contrail produce` end to end against the local stack's PostgreSQL, in a
+//! database of its own: it runs until SIGTERM, finishes the batch in hand,
+//! reports what it wrote, and the table holds exactly the rows the report
+//! implies (inserts minus deletes).
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn admin_url() -> String {
+    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://contrail:contrail@127.0.0.1:15432/contrail".into())
+}
+
+fn psql(url: &str, sql: &str) -> String {
+    let out = Command::new("psql")
+        .args([url, "-v", "ON_ERROR_STOP=1", "-tAc", sql])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "psql: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn http_ok(port: u16, path: &str) -> Option<String> {
+    use std::io::Write;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    text.starts_with("HTTP/1.1 200").then_some(text)
+}
+
+#[test]
+fn produce_runs_until_sigterm_and_reports_what_it_wrote() {
+    let admin = admin_url();
+    psql(&admin, "DROP DATABASE IF EXISTS produce_test WITH (FORCE)");
+    psql(&admin, "CREATE DATABASE produce_test");
+    let db = admin
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/produce_test"))
+        .unwrap();
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_contrail"))
+        .args([
+            "--project-dir",
+            project.to_str().unwrap(),
+            "produce",
+            "--rate",
+            "2000",
+            "--bad-percent",
+            "10",
+        ])
+        .args(["--fleet", "100", "--metrics-listen", &format!("127.0.0.1:{port}")])
+        .env("DATABASE_URL", &db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    // Wait until batches are landing: the metrics count updates.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let metrics = http_ok(port, "/metrics").unwrap_or_default();
+        if metrics.contains("contrail_producer_changes_total{op=\"update\"}") {
+            assert!(http_ok(port, "/healthz").is_some());
+            break;
+        }
+        assert!(Instant::now() < deadline, "the producer wrote nothing in 60 s");
+        assert!(child.try_wait().unwrap().is_none(), "the producer exited early");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // "produced N changes in …: I inserts, U updates, D deletes; bad rows injected: …"
+    let number_before = |word: &str| -> u64 {
+        let idx = stdout.find(word).unwrap_or_else(|| panic!("no {word:?} in {stdout}"));
+        stdout[..idx].split_whitespace().last().unwrap().parse().unwrap()
+    };
+    let (inserts, updates, deletes) = (
+        number_before(" inserts"),
+        number_before(" updates"),
+        number_before(" deletes"),
+    );
+    assert!(updates > 0 && inserts > 0, "{stdout}");
+    assert!(
+        stdout.contains("bad rows injected: ") && !stdout.contains("injected: none"),
+        "{stdout}"
+    );
+    let rows: u64 = psql(&db, "SELECT count(*) FROM flight_state").parse().unwrap();
+    assert_eq!(rows, inserts - deletes, "{stdout}");
+}

@@ -1,0 +1,227 @@
+//! The producer service: flight data into the operational PostgreSQL table.
+//!
+//! ```text
+//! Simulator ──batch of changes──▶ FlightWriter (one transaction per batch) ──▶ flight_state
+//!     ▲                                   │
+//!     └──── paced to `rate` changes/s ◀───┘  (the next batch is generated only
+//!                                             after the previous one is written:
+//!                                             backpressure, no unbounded buffer)
+//! ```
+//!
+//! Batches are sized to about 50 ms of the target rate (at most
+//! `batch_size`), so a trickle is written promptly and a flood in large
+//! statements. A transient database error (connection lost) reconnects and
+//! retries the same batch with exponential backoff; upserts and deletes are
+//! idempotent, so a batch retried after an unknown outcome is still applied
+//! once in effect. On SIGTERM or SIGINT the batch in hand is finished, then
+//! the service stops and reports what it wrote. `/metrics` and `/healthz` are
+//! served when `metrics_listen` is set.
+
+pub mod config;
+pub mod metrics;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use flight_db::{migrate, FlightWriter};
+use simulator::{Op, Simulator};
+use tokio::sync::watch;
+
+pub use config::{ConfigError, Overrides, ProducerConfig};
+use metrics::{KindLabels, Metrics, OpLabels};
+
+/// Attempts for one batch before giving up.
+const MAX_ATTEMPTS: u32 = 8;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ProducerError {
+    #[error("cannot connect to PostgreSQL")]
+    Connect(#[source] tokio_postgres::Error),
+    #[error("writing to PostgreSQL failed")]
+    Write(#[source] flight_db::DbError),
+    #[error("writing to PostgreSQL failed {attempts} times in a row; giving up")]
+    Exhausted {
+        attempts: u32,
+        #[source]
+        last: flight_db::DbError,
+    },
+    #[error("cannot serve metrics on {addr}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    pub bad_by_kind: BTreeMap<&'static str, u64>,
+    pub elapsed: Duration,
+}
+
+impl Summary {
+    pub fn total(&self) -> u64 {
+        self.inserts + self.updates + self.deletes
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.total() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// Runs until the configured duration passes or `shutdown` turns true.
+pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, ProducerError> {
+    let metrics = Arc::new(Metrics::new());
+    let last_success = Arc::new(AtomicI64::new(now_ms()));
+    if let Some(addr) = cfg.metrics_listen {
+        serve_metrics(addr, metrics.clone(), last_success.clone()).await?;
+    }
+    let mut client = connect(&cfg.database_url.0).await.map_err(ProducerError::Connect)?;
+    migrate(&mut client).await.map_err(ProducerError::Write)?;
+    let mut writer = FlightWriter::new(client);
+    let mut sim = Simulator::new(cfg.simulator.clone()).expect("validated when the configuration was loaded");
+    let batch_size = match cfg.rate {
+        Some(rate) => (rate / 20).clamp(1, cfg.batch_size as u64) as usize,
+        None => cfg.batch_size,
+    };
+    tracing::info!(rate = ?cfg.rate, batch_size, fleet = cfg.simulator.fleet, bad_percent = cfg.simulator.bad_percent, "producing");
+    let start = Instant::now();
+    let mut summary = Summary::default();
+    let mut batch = Vec::with_capacity(batch_size);
+    loop {
+        if *shutdown.borrow() || cfg.duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        batch.clear();
+        let now = now_ms();
+        batch.extend((0..batch_size).map(|_| sim.next_change(now)));
+        let timer = Instant::now();
+        write_with_retry(&mut writer, &batch, &cfg.database_url.0, &metrics).await?;
+        metrics.write_seconds.observe(timer.elapsed().as_secs_f64());
+        last_success.store(now_ms(), Ordering::Relaxed);
+        for c in &batch {
+            let op = match c.op {
+                Op::Insert => {
+                    summary.inserts += 1;
+                    "insert"
+                }
+                Op::Update => {
+                    summary.updates += 1;
+                    "update"
+                }
+                Op::Delete => {
+                    summary.deletes += 1;
+                    "delete"
+                }
+            };
+            metrics.changes.get_or_create(&OpLabels { op }).inc();
+            if let Some(kind) = c.bad {
+                *summary.bad_by_kind.entry(kind.as_str()).or_default() += 1;
+                metrics
+                    .bad_injected
+                    .get_or_create(&KindLabels { kind: kind.as_str() })
+                    .inc();
+            }
+        }
+        if let Some(rate) = cfg.rate {
+            let due = Duration::from_secs_f64(summary.total() as f64 / rate as f64);
+            if let Some(wait) = due.checked_sub(start.elapsed()) {
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = shutdown.changed() => {}
+                }
+            }
+        }
+    }
+    summary.elapsed = start.elapsed();
+    Ok(summary)
+}
+
+async fn write_with_retry(
+    writer: &mut FlightWriter,
+    batch: &[simulator::Change],
+    url: &str,
+    metrics: &Metrics,
+) -> Result<(), ProducerError> {
+    let mut backoff = Duration::from_millis(100);
+    for attempt in 1..=MAX_ATTEMPTS {
+        match writer.write(batch).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.is_transient() && attempt < MAX_ATTEMPTS => {
+                metrics.retries.inc();
+                tracing::warn!(error = %e, attempt, backoff_ms = backoff.as_millis() as u64, "transient write error; reconnecting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(10));
+                if let Ok(client) = connect(url).await {
+                    *writer = FlightWriter::new(client);
+                }
+            }
+            Err(e) if e.is_transient() => {
+                return Err(ProducerError::Exhausted {
+                    attempts: attempt,
+                    last: e,
+                })
+            }
+            Err(e) => return Err(ProducerError::Write(e)),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    last_success: Arc<AtomicI64>,
+) -> Result<(), ProducerError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| ProducerError::Metrics { addr, source })?;
+    let app = axum::Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route(
+            "/healthz",
+            get(move || async move {
+                // Healthy while batches keep landing.
+                let age = now_ms() - last_success.load(Ordering::Relaxed);
+                if age < 30_000 {
+                    (axum::http::StatusCode::OK, "ok".to_string())
+                } else {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("no successful write for {age} ms"),
+                    )
+                }
+            }),
+        );
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics and /healthz");
+    Ok(())
+}

@@ -1,0 +1,68 @@
+//! The producer's Prometheus metrics; every name is here.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub const CHANGES: &str = "contrail_producer_changes";
+pub const BAD_INJECTED: &str = "contrail_producer_bad_injected";
+pub const WRITE_SECONDS: &str = "contrail_producer_batch_write_seconds";
+pub const RETRIES: &str = "contrail_producer_write_retries";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OpLabels {
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct KindLabels {
+    pub kind: &'static str,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub changes: Family<OpLabels, Counter>,
+    pub bad_injected: Family<KindLabels, Counter>,
+    pub write_seconds: Histogram,
+    pub retries: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let changes = Family::<OpLabels, Counter>::default();
+        let bad_injected = Family::<KindLabels, Counter>::default();
+        let write_seconds = Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
+        let retries = Counter::default();
+        registry.register(CHANGES, "Changes written to the target, by operation", changes.clone());
+        registry.register(
+            BAD_INJECTED,
+            "Changes carrying injected bad data, by kind",
+            bad_injected.clone(),
+        );
+        registry.register(WRITE_SECONDS, "Time to write one batch", write_seconds.clone());
+        registry.register(RETRIES, "Batch writes retried after a transient error", retries.clone());
+        Metrics {
+            registry,
+            changes,
+            bad_injected,
+            write_seconds,
+            retries,
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
