@@ -13,7 +13,6 @@
 //! drift), 2 the command could not run (bad input, service failure).
 
 mod produce_cmd;
-mod registry_client;
 mod registry_cmd;
 mod schema_cmd;
 mod stack_cmd;

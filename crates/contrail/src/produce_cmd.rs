@@ -11,7 +11,7 @@ pub(crate) struct ProduceArgs {
     /// Where the data comes from: simulator.
     #[arg(long)]
     source: Option<String>,
-    /// Where it goes: postgres.
+    /// Where it goes: postgres or kafka.
     #[arg(long)]
     target: Option<String>,
     /// Changes per second (0: as fast as the target accepts).
@@ -49,12 +49,15 @@ pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
         seed: args.seed,
         metrics_listen: args.metrics_listen,
     };
-    let local = stack::StackConfig::for_project(dir)?
-        .env()
-        .into_iter()
-        .find(|(k, _)| *k == "DATABASE_URL")
-        .map(|(_, v)| v);
-    let config = producer::ProducerConfig::load(Some(&file), &overrides, local)?;
+    let local: std::collections::HashMap<&str, String> =
+        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
+    let defaults = producer::ServiceDefaults {
+        database_url: local.get("DATABASE_URL").cloned(),
+        kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
+        schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+    };
+    let config = producer::ProducerConfig::load(Some(&file), &overrides, defaults)?;
+    let target = config.target.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let summary = runtime.block_on(async {
         let (tx, rx) = tokio::sync::watch::channel(false);
@@ -79,5 +82,11 @@ pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
             bad.join(", ")
         }
     );
+    if let producer::Target::Kafka(_) = target {
+        println!(
+            "kafka: {} records acknowledged by the broker, {} of them dead-lettered",
+            summary.acknowledged, summary.dead_lettered
+        );
+    }
     Ok(Outcome::Ok)
 }

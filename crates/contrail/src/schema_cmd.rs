@@ -10,7 +10,6 @@ use clap::Subcommand;
 use idl::{Compiled, Severity, Subjects};
 use schema::{CompatibilityLevel, Schema};
 
-use crate::registry_client::RegistryClient;
 use crate::Outcome;
 
 /// Where generated Rust goes, relative to the project directory.
@@ -197,12 +196,21 @@ fn check_against(
 ) -> anyhow::Result<Outcome> {
     let subjects = Subjects::load(&dir.join(SUBJECTS_TOML), compiled)?;
     let history = if against.starts_with("http://") || against.starts_with("https://") {
-        let client = RegistryClient::new(against)?;
+        // Credentials: the URL's user info, or the variable Confluent's clients use.
+        let auth = std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok();
+        let client = registry_client::RegistryClient::new(against, auth.as_deref())?;
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let mut h = History::new();
         for s in &subjects.subjects {
-            let versions = client.all_versions(&s.name)?;
-            if !versions.is_empty() {
-                h.insert(s.name.clone(), versions);
+            let versions = runtime.block_on(client.versions(&s.name))?;
+            let parsed = versions
+                .iter()
+                .map(|v| {
+                    Schema::parse_str(&v.schema).with_context(|| format!("subject {} version {}", s.name, v.version))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            if !parsed.is_empty() {
+                h.insert(s.name.clone(), parsed);
             }
         }
         h

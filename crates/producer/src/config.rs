@@ -35,6 +35,10 @@ struct RawSource {
 struct RawTarget {
     kind: Option<String>,
     batch_size: Option<usize>,
+    topic: Option<String>,
+    dead_letter_topic: Option<String>,
+    partitions: Option<i32>,
+    linger_ms: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -68,11 +72,27 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
+/// Where the changes go.
+#[derive(Debug, Clone)]
+pub enum Target {
+    Postgres { database_url: DatabaseUrl },
+    Kafka(crate::kafka_target::KafkaTargetConfig),
+}
+
+/// Addresses of the services, used when the environment names none (the
+/// binary passes the local stack's).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDefaults {
+    pub database_url: Option<String>,
+    pub kafka_bootstrap_servers: Option<String>,
+    pub schema_registry_url: Option<String>,
+}
+
 /// Validated producer configuration.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
     pub simulator: simulator::SimConfig,
-    pub database_url: DatabaseUrl,
+    pub target: Target,
     pub batch_size: usize,
     /// Changes per second; `None` runs as fast as the target accepts.
     pub rate: Option<u64>,
@@ -97,11 +117,12 @@ fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>, ConfigError>
 
 impl ProducerConfig {
     /// File (optional) < environment (`CONTRAIL_PRODUCER_*`) < command line.
-    /// `default_database_url` applies when `DATABASE_URL` is not set.
+    /// Service addresses come from `DATABASE_URL`, `KAFKA_BOOTSTRAP_SERVERS`
+    /// and `SCHEMA_REGISTRY_URL`, else from `defaults`.
     pub fn load(
         file: Option<&Path>,
         overrides: &Overrides,
-        default_database_url: Option<String>,
+        defaults: ServiceDefaults,
     ) -> Result<ProducerConfig, ConfigError> {
         let raw: RawConfig = match file {
             None => RawConfig::default(),
@@ -121,21 +142,16 @@ impl ProducerConfig {
                 "source {source:?} is not available: this build has the simulator source only (OpenSky and replay are to come)"
             )));
         }
-        let target = overrides
+        let target_kind = overrides
             .target
             .clone()
-            .or(raw.target.kind)
+            .or(raw.target.kind.clone())
             .unwrap_or_else(|| "postgres".into());
-        if target != "postgres" {
-            return Err(ConfigError(format!(
-                "target {target:?} is not available: this build writes to PostgreSQL only (the Kafka target is to come)"
-            )));
-        }
-        let defaults = simulator::SimConfig::default();
+        let sim_defaults = simulator::SimConfig::default();
         let simulator = simulator::SimConfig {
-            seed: overrides.seed.or(raw.source.seed).unwrap_or(defaults.seed),
-            fleet: overrides.fleet.or(raw.source.fleet).unwrap_or(defaults.fleet),
-            step_seconds: raw.source.step_seconds.unwrap_or(defaults.step_seconds),
+            seed: overrides.seed.or(raw.source.seed).unwrap_or(sim_defaults.seed),
+            fleet: overrides.fleet.or(raw.source.fleet).unwrap_or(sim_defaults.fleet),
+            step_seconds: raw.source.step_seconds.unwrap_or(sim_defaults.step_seconds),
             bad_percent: overrides
                 .bad_percent
                 .or(env_parse("CONTRAIL_PRODUCER_BAD_PERCENT")?)
@@ -168,16 +184,28 @@ impl ProducerConfig {
                     .map_err(|_| ConfigError(format!("service.metrics_listen = {s:?} is not host:port")))?,
             ),
         };
-        let database_url = std::env::var("DATABASE_URL")
-            .ok()
-            .or(default_database_url)
-            .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| ConfigError(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        let target = match target_kind.as_str() {
+            "postgres" => {
+                let url = std::env::var("DATABASE_URL")
+                    .ok()
+                    .or(defaults.database_url)
+                    .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
+                url.parse::<tokio_postgres::Config>()
+                    .map_err(|e| ConfigError(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+                Target::Postgres {
+                    database_url: DatabaseUrl(url),
+                }
+            }
+            "kafka" => Target::Kafka(kafka_target(&raw.target, defaults)?),
+            other => {
+                return Err(ConfigError(format!(
+                    "target {other:?} is unknown: expected postgres or kafka"
+                )))
+            }
+        };
         Ok(ProducerConfig {
             simulator,
-            database_url: DatabaseUrl(database_url),
+            target,
             batch_size,
             rate: (rate > 0).then_some(rate),
             duration: (duration > 0).then(|| Duration::from_secs(duration)),
@@ -186,14 +214,77 @@ impl ProducerConfig {
     }
 }
 
+fn kafka_target(
+    raw: &RawTarget,
+    defaults: ServiceDefaults,
+) -> Result<crate::kafka_target::KafkaTargetConfig, ConfigError> {
+    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
+        .ok()
+        .or(defaults.kafka_bootstrap_servers)
+        .ok_or_else(|| ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set".into()))?;
+    let registry_url = std::env::var("SCHEMA_REGISTRY_URL")
+        .ok()
+        .or(defaults.schema_registry_url)
+        .ok_or_else(|| ConfigError("SCHEMA_REGISTRY_URL is not set".into()))?;
+    let topic = raw.topic.clone().unwrap_or_else(|| "flights.state".into());
+    let dead_letter_topic = raw.dead_letter_topic.clone().unwrap_or_else(|| format!("{topic}.dlq"));
+    for (name, t) in [("topic", &topic), ("dead_letter_topic", &dead_letter_topic)] {
+        let legal =
+            !t.is_empty() && t.len() <= 249 && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+        if !legal {
+            return Err(ConfigError(format!(
+                "target.{name} = {t:?} is not a legal Kafka topic name"
+            )));
+        }
+    }
+    if topic == dead_letter_topic {
+        return Err(ConfigError(
+            "target.dead_letter_topic must differ from target.topic".into(),
+        ));
+    }
+    let partitions = raw.partitions.unwrap_or(3);
+    if !(1..=10_000).contains(&partitions) {
+        return Err(ConfigError(format!(
+            "target.partitions = {partitions}: expected 1 to 10000"
+        )));
+    }
+    let linger_ms = raw.linger_ms.unwrap_or(5);
+    if linger_ms > 10_000 {
+        return Err(ConfigError(format!(
+            "target.linger_ms = {linger_ms}: expected at most 10000"
+        )));
+    }
+    Ok(crate::kafka_target::KafkaTargetConfig {
+        kafka: kafka::KafkaConfig {
+            bootstrap_servers: bootstrap,
+            client_id: "contrail-producer".into(),
+            extra: Default::default(),
+        },
+        registry_url,
+        registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+        topic,
+        dead_letter_topic,
+        partitions,
+        linger: std::time::Duration::from_millis(linger_ms),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn defaults() -> ServiceDefaults {
+        ServiceDefaults {
+            database_url: Some("postgres://u:p@127.0.0.1:1/db".into()),
+            kafka_bootstrap_servers: Some("127.0.0.1:1".into()),
+            schema_registry_url: Some("http://127.0.0.1:1".into()),
+        }
+    }
+
     fn load_text(text: &str, o: &Overrides) -> Result<ProducerConfig, ConfigError> {
         let dir = std::env::temp_dir().join(format!("producer-config-{}-{}", std::process::id(), text.len()));
         std::fs::write(&dir, text).unwrap();
-        let r = ProducerConfig::load(Some(&dir), o, Some("postgres://u:p@127.0.0.1:1/db".into()));
+        let r = ProducerConfig::load(Some(&dir), o, defaults());
         let _ = std::fs::remove_file(&dir);
         r
     }
@@ -201,8 +292,24 @@ mod tests {
     #[test]
     fn the_committed_connector_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/producer.toml");
-        let cfg = ProducerConfig::load(Some(&path), &Overrides::default(), Some("postgres://u:p@h/db".into())).unwrap();
+        let cfg = ProducerConfig::load(Some(&path), &Overrides::default(), defaults()).unwrap();
         assert_eq!(cfg.simulator.fleet, 500);
+        let kafka = ProducerConfig::load(
+            Some(&path),
+            &Overrides {
+                target: Some("kafka".into()),
+                ..Overrides::default()
+            },
+            defaults(),
+        )
+        .unwrap();
+        match kafka.target {
+            Target::Kafka(k) => assert_eq!(
+                (k.topic.as_str(), k.dead_letter_topic.as_str()),
+                ("flights.state", "flights.state.dlq")
+            ),
+            other => panic!("{other:?}"),
+        }
         assert!(
             format!("{cfg:?}").contains("<redacted>"),
             "the database URL is never printed"

@@ -18,6 +18,7 @@
 //! served when `metrics_listen` is set.
 
 pub mod config;
+pub mod kafka_target;
 pub mod metrics;
 
 use std::collections::BTreeMap;
@@ -29,8 +30,9 @@ use flight_db::{migrate, FlightWriter};
 use simulator::{Op, Simulator};
 use tokio::sync::watch;
 
-pub use config::{ConfigError, Overrides, ProducerConfig};
-use metrics::{KindLabels, Metrics, OpLabels};
+pub use config::{ConfigError, Overrides, ProducerConfig, ServiceDefaults, Target};
+use kafka_target::KafkaTarget;
+use metrics::{KindLabels, Metrics, OpLabels, RuleLabels};
 
 /// Attempts for one batch before giving up.
 const MAX_ATTEMPTS: u32 = 8;
@@ -47,6 +49,10 @@ pub enum ProducerError {
         #[source]
         last: flight_db::DbError,
     },
+    #[error("Kafka")]
+    Kafka(#[source] kafka::KafkaIoError),
+    #[error("schema registry")]
+    Registry(#[source] registry_client::ClientError),
     #[error("cannot serve metrics on {addr}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -62,6 +68,10 @@ pub struct Summary {
     pub updates: u64,
     pub deletes: u64,
     pub bad_by_kind: BTreeMap<&'static str, u64>,
+    /// Records the Kafka target sent to the dead-letter topic.
+    pub dead_lettered: u64,
+    /// Records the broker acknowledged (Kafka target).
+    pub acknowledged: u64,
     pub elapsed: Duration,
 }
 
@@ -99,9 +109,17 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
     if let Some(addr) = cfg.metrics_listen {
         serve_metrics(addr, metrics.clone(), last_success.clone()).await?;
     }
-    let mut client = connect(&cfg.database_url.0).await.map_err(ProducerError::Connect)?;
-    migrate(&mut client).await.map_err(ProducerError::Write)?;
-    let mut writer = FlightWriter::new(client);
+    let mut sink = match &cfg.target {
+        Target::Postgres { database_url } => {
+            let mut client = connect(&database_url.0).await.map_err(ProducerError::Connect)?;
+            migrate(&mut client).await.map_err(ProducerError::Write)?;
+            Sink::Postgres {
+                writer: FlightWriter::new(client),
+                url: database_url.0.clone(),
+            }
+        }
+        Target::Kafka(k) => Sink::Kafka(Box::new(KafkaTarget::connect(k).await?)),
+    };
     let mut sim = Simulator::new(cfg.simulator.clone()).expect("validated when the configuration was loaded");
     let batch_size = match cfg.rate {
         Some(rate) => (rate / 20).clamp(1, cfg.batch_size as u64) as usize,
@@ -119,7 +137,16 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
         let now = now_ms();
         batch.extend((0..batch_size).map(|_| sim.next_change(now)));
         let timer = Instant::now();
-        write_with_retry(&mut writer, &batch, &cfg.database_url.0, &metrics).await?;
+        match &mut sink {
+            Sink::Postgres { writer, url } => write_with_retry(writer, &batch, url, &metrics).await?,
+            Sink::Kafka(target) => {
+                let sent = target.send(&batch, now)?;
+                summary.dead_lettered += sent.dead_lettered;
+                for (rule, n) in target.take_rejections() {
+                    metrics.rejected.get_or_create(&RuleLabels { rule }).inc_by(n);
+                }
+            }
+        }
         metrics.write_seconds.observe(timer.elapsed().as_secs_f64());
         last_success.store(now_ms(), Ordering::Relaxed);
         for c in &batch {
@@ -156,8 +183,18 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
             }
         }
     }
+    if let Sink::Kafka(target) = &sink {
+        // "Written" means acknowledged: wait for every delivery report.
+        summary.acknowledged = target.finish()?;
+    }
     summary.elapsed = start.elapsed();
     Ok(summary)
+}
+
+/// The target a run writes to.
+enum Sink {
+    Postgres { writer: FlightWriter, url: String },
+    Kafka(Box<KafkaTarget>),
 }
 
 async fn write_with_retry(

@@ -10,6 +10,7 @@ pub const CHANGES: &str = "contrail_producer_changes";
 pub const BAD_INJECTED: &str = "contrail_producer_bad_injected";
 pub const WRITE_SECONDS: &str = "contrail_producer_batch_write_seconds";
 pub const RETRIES: &str = "contrail_producer_write_retries";
+pub const REJECTED: &str = "contrail_producer_rejected";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct OpLabels {
@@ -21,8 +22,15 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// A rule name from the schema: a fixed, small set.
+    pub rule: String,
+}
+
 #[derive(Debug)]
 pub struct Metrics {
+    pub rejected: Family<RuleLabels, Counter>,
     registry: Registry,
     pub changes: Family<OpLabels, Counter>,
     pub bad_injected: Family<KindLabels, Counter>,
@@ -37,6 +45,8 @@ impl Metrics {
         let bad_injected = Family::<KindLabels, Counter>::default();
         let write_seconds = Histogram::new([0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0]);
         let retries = Counter::default();
+        let rejected = Family::<RuleLabels, Counter>::default();
+        registry.register(REJECTED, "Records dead-lettered, by broken rule", rejected.clone());
         registry.register(CHANGES, "Changes written to the target, by operation", changes.clone());
         registry.register(
             BAD_INJECTED,
@@ -46,6 +56,7 @@ impl Metrics {
         registry.register(WRITE_SECONDS, "Time to write one batch", write_seconds.clone());
         registry.register(RETRIES, "Batch writes retried after a transient error", retries.clone());
         Metrics {
+            rejected,
             registry,
             changes,
             bad_injected,

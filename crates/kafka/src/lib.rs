@@ -1,0 +1,259 @@
+//! Kafka I/O for the pipeline, on rdkafka with its bundled librdkafka (the
+//! system's librdkafka 2.0.2 cannot talk to Tansu; a modern one talks to
+//! Tansu, Apache Kafka, Redpanda and Confluent Cloud alike).
+//!
+//! - [`ensure_topics`] creates missing topics with the admin API: brokers
+//!   such as Tansu do not auto-create them, and production clusters usually
+//!   forbid it.
+//! - [`Producer`] is an idempotent producer (`enable.idempotence`, `acks=all`,
+//!   per-partition order kept across retries) on rdkafka's `ThreadedProducer`:
+//!   `send` hands a record to librdkafka and returns at once, a background
+//!   thread polls, and the delivery callback counts acknowledgements and
+//!   failures. Callers learn the outcome from [`Producer::flush`], which
+//!   waits for every record in flight and reports any failed delivery, so
+//!   "written" means acknowledged by the broker. When librdkafka's queue is
+//!   full, `send` waits for it to drain: backpressure, not unbounded memory.
+//!
+//! Nothing here depends on the broker being Tansu.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+
+/// Kafka errors, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaIoError {
+    #[error("invalid Kafka client configuration")]
+    Config(#[source] KafkaError),
+    #[error("creating topic {topic} failed: {reason}")]
+    CreateTopic { topic: String, reason: String },
+    #[error("admin request failed")]
+    Admin(#[source] KafkaError),
+    #[error("{failed} record(s) were not delivered; first error: {first}")]
+    Delivery { failed: u64, first: String },
+    #[error("records still in flight after {0:?}")]
+    FlushTimeout(Duration),
+    #[error("sending a record failed")]
+    Send(#[source] KafkaError),
+}
+
+impl KafkaIoError {
+    /// Whether retrying may help (the broker was unreachable or slow).
+    pub fn is_transient(&self) -> bool {
+        matches!(self, KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. })
+    }
+}
+
+/// Connection settings. `extra` carries any librdkafka property (security
+/// settings for a production cluster, for instance).
+#[derive(Clone, Default)]
+pub struct KafkaConfig {
+    pub bootstrap_servers: String,
+    pub client_id: String,
+    pub extra: BTreeMap<String, String>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Extra properties may hold SASL passwords: print their names only.
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("client_id", &self.client_id)
+            .field("extra", &self.extra.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl KafkaConfig {
+    fn client_config(&self) -> ClientConfig {
+        let mut c = ClientConfig::new();
+        c.set("bootstrap.servers", &self.bootstrap_servers)
+            .set("client.id", &self.client_id);
+        for (k, v) in &self.extra {
+            c.set(k, v);
+        }
+        c
+    }
+}
+
+/// A topic to create when missing.
+#[derive(Debug, Clone)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    pub replication: i32,
+}
+
+/// Creates the topics that do not exist yet; existing ones are left alone.
+pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaIoError> {
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let new: Vec<NewTopic<'_>> = topics
+        .iter()
+        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)))
+        .collect();
+    let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
+    for result in admin
+        .create_topics(new.iter(), &opts)
+        .await
+        .map_err(KafkaIoError::Admin)?
+    {
+        match result {
+            Ok(topic) => tracing::info!(topic, "created topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(KafkaIoError::CreateTopic {
+                    topic,
+                    reason: code.to_string(),
+                })
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Delivery accounting shared with librdkafka's callback thread.
+#[derive(Debug, Default)]
+pub struct Deliveries {
+    acked: AtomicU64,
+    failed: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Deliveries {
+    pub fn acked(&self) -> u64 {
+        self.acked.load(Ordering::Relaxed)
+    }
+
+    pub fn failed(&self) -> u64 {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+struct Context(Arc<Deliveries>);
+
+impl ClientContext for Context {}
+
+impl ProducerContext for Context {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        match result {
+            Ok(_) => {
+                self.0.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, _)) => {
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                let mut first = self.0.first_error.lock().unwrap_or_else(|p| p.into_inner());
+                if first.is_none() {
+                    *first = Some(e.to_string());
+                }
+            }
+        }
+    }
+}
+
+/// An idempotent producer; see the crate docs.
+pub struct Producer {
+    inner: ThreadedProducer<Context>,
+    deliveries: Arc<Deliveries>,
+}
+
+impl std::fmt::Debug for Producer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Producer")
+            .field("deliveries", &self.deliveries)
+            .finish()
+    }
+}
+
+/// One record to send.
+#[derive(Debug, Clone, Copy)]
+pub struct Record<'a> {
+    pub topic: &'a str,
+    pub key: &'a [u8],
+    /// `None` is a tombstone (a delete, for compacted topics).
+    pub value: Option<&'a [u8]>,
+    pub headers: &'a [(&'a str, &'a [u8])],
+}
+
+impl Producer {
+    /// An idempotent producer. `linger` trades latency for batching.
+    pub fn new(cfg: &KafkaConfig, linger: Duration) -> Result<Producer, KafkaIoError> {
+        let deliveries = Arc::new(Deliveries::default());
+        let mut c = cfg.client_config();
+        c.set("enable.idempotence", "true")
+            .set("acks", "all")
+            .set("linger.ms", linger.as_millis().to_string())
+            .set("compression.type", "none")
+            .set("message.timeout.ms", "120000");
+        let inner: ThreadedProducer<Context> = c
+            .create_with_context(Context(deliveries.clone()))
+            .map_err(KafkaIoError::Config)?;
+        Ok(Producer { inner, deliveries })
+    }
+
+    pub fn deliveries(&self) -> &Deliveries {
+        &self.deliveries
+    }
+
+    /// Queues a record. Waits while librdkafka's queue is full.
+    pub fn send(&self, record: Record<'_>) -> Result<(), KafkaIoError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (k, v) in record.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: Some(*v),
+            });
+        }
+        let mut base = BaseRecord::<[u8], [u8]>::to(record.topic)
+            .key(record.key)
+            .headers(headers);
+        if let Some(value) = record.value {
+            base = base.payload(value);
+        }
+        loop {
+            match self.inner.send(base) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
+                    base = returned;
+                    self.inner.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(KafkaIoError::Send(e)),
+            }
+        }
+    }
+
+    /// Waits until every queued record is acknowledged or failed; an error if
+    /// any failed since the last flush.
+    pub fn flush(&self, timeout: Duration) -> Result<(), KafkaIoError> {
+        self.inner
+            .flush(timeout)
+            .map_err(|_| KafkaIoError::FlushTimeout(timeout))?;
+        let failed = self.deliveries.failed.swap(0, Ordering::Relaxed);
+        if failed > 0 {
+            let first = self
+                .deliveries
+                .first_error
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take()
+                .unwrap_or_default();
+            return Err(KafkaIoError::Delivery { failed, first });
+        }
+        Ok(())
+    }
+
+    /// Records handed over but not yet acknowledged or failed.
+    pub fn in_flight(&self) -> i32 {
+        self.inner.in_flight_count()
+    }
+}
