@@ -207,16 +207,18 @@ impl Producer {
 
     /// Queues a record. Waits while librdkafka's queue is full.
     pub fn send(&self, record: Record<'_>) -> Result<(), KafkaIoError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (k, v) in record.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: Some(*v),
-            });
+        let mut base = BaseRecord::<[u8], [u8]>::to(record.topic).key(record.key);
+        // A headers object is a librdkafka allocation: only make one when needed.
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (k, v) in record.headers {
+                headers = headers.insert(Header {
+                    key: k,
+                    value: Some(*v),
+                });
+            }
+            base = base.headers(headers);
         }
-        let mut base = BaseRecord::<[u8], [u8]>::to(record.topic)
-            .key(record.key)
-            .headers(headers);
         if let Some(value) = record.value {
             base = base.payload(value);
         }

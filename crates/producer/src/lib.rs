@@ -149,22 +149,15 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
         }
         metrics.write_seconds.observe(timer.elapsed().as_secs_f64());
         last_success.store(now_ms(), Ordering::Relaxed);
+        // Counted per batch: a metrics family lookup per record would cost
+        // more than the record's encoding.
+        let (mut inserts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
         for c in &batch {
-            let op = match c.op {
-                Op::Insert => {
-                    summary.inserts += 1;
-                    "insert"
-                }
-                Op::Update => {
-                    summary.updates += 1;
-                    "update"
-                }
-                Op::Delete => {
-                    summary.deletes += 1;
-                    "delete"
-                }
-            };
-            metrics.changes.get_or_create(&OpLabels { op }).inc();
+            match c.op {
+                Op::Insert => inserts += 1,
+                Op::Update => updates += 1,
+                Op::Delete => deletes += 1,
+            }
             if let Some(kind) = c.bad {
                 *summary.bad_by_kind.entry(kind.as_str()).or_default() += 1;
                 metrics
@@ -173,6 +166,14 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
                     .inc();
             }
         }
+        for (op, n) in [("insert", inserts), ("update", updates), ("delete", deletes)] {
+            if n > 0 {
+                metrics.changes.get_or_create(&OpLabels { op }).inc_by(n);
+            }
+        }
+        summary.inserts += inserts;
+        summary.updates += updates;
+        summary.deletes += deletes;
         if let Some(rate) = cfg.rate {
             let due = Duration::from_secs_f64(summary.total() as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {

@@ -1,5 +1,6 @@
 //! Compiling rules from a schema and evaluating them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
@@ -44,7 +45,7 @@ enum Check {
     Pattern(Regex),
     Length { min: Option<u64>, max: Option<u64> },
     Allowed(Vec<Value>),
-    RequiredWhen(cel::Program),
+    RequiredWhen(Cel),
     NotFuture { tolerance_ms: i64 },
 }
 
@@ -56,11 +57,64 @@ struct FieldRule {
     check: Check,
 }
 
+/// A compiled CEL expression: the direct evaluator when the expression is in
+/// its subset, always the interpreter's program for the rest.
+#[derive(Debug)]
+struct Cel {
+    program: cel::Program,
+    fast: Option<crate::fast::Fast>,
+}
+
 #[derive(Debug)]
 struct RecordRule {
     name: Arc<str>,
-    program: cel::Program,
+    cel: Cel,
     expr: String,
+}
+
+/// What a CEL expression gave.
+enum CelOutcome {
+    Bool(bool),
+    NotBool(String),
+    Failed(String),
+}
+
+/// Runs CEL expressions for one record: the direct evaluator when it can,
+/// else the interpreter, whose context (a CEL map of the whole record) is
+/// built at most once, and only when needed.
+struct LazyCel<'r> {
+    set: &'r RuleSet,
+    record: &'r dyn FieldAccess,
+    now_ms: i64,
+    context: Option<cel::Context<'static, 'static>>,
+    interpreted: bool,
+}
+
+impl LazyCel<'_> {
+    fn run(&mut self, cel: &Cel) -> CelOutcome {
+        if !self.interpreted {
+            if let Some(Ok(b)) = cel.fast.as_ref().map(|f| f.truth(self.record, self.now_ms)) {
+                return CelOutcome::Bool(b);
+            }
+        }
+        let context = match &mut self.context {
+            Some(c) => c,
+            slot => {
+                let Some(env) = self.set.cel_env.as_ref() else {
+                    return CelOutcome::Failed("no CEL environment".into());
+                };
+                let mut c = cel::Context::with_env(env.clone());
+                c.add_variable_from_value("message", cel_view::to_cel(self.record, &self.set.shape));
+                c.add_variable_from_value("now_ms", self.now_ms);
+                slot.insert(c)
+            }
+        };
+        match cel.program.execute(context) {
+            Ok(cel::Value::Bool(b)) => CelOutcome::Bool(b),
+            Ok(other) => CelOutcome::NotBool(format!("{other:?}")),
+            Err(e) => CelOutcome::Failed(e.to_string()),
+        }
+    }
 }
 
 /// The compiled rules of one record schema.
@@ -82,12 +136,14 @@ fn malformed(location: &str, rule: &str, message: impl Into<String>) -> RuleErro
     }
 }
 
-fn compile_cel(location: &str, rule: &str, expr: &str) -> Result<cel::Program, RuleError> {
-    cel::Program::compile(expr).map_err(|e| RuleError::Cel {
+fn compile_cel(location: &str, rule: &str, expr: &str, fields: &HashMap<String, usize>) -> Result<Cel, RuleError> {
+    let program = cel::Program::compile(expr).map_err(|e| RuleError::Cel {
         location: location.to_string(),
         rule: rule.to_string(),
         message: e.to_string(),
-    })
+    })?;
+    let fast = crate::fast::compile(program.expression(), fields);
+    Ok(Cel { program, fast })
 }
 
 /// The type under an optional wrapper: `union { null, T }` gives `T`.
@@ -147,6 +203,12 @@ impl RuleSet {
     /// Compiles the rules of `schema`'s root record.
     pub fn from_schema(schema: &Schema) -> Result<RuleSet, RuleError> {
         let record = schema.root_record().ok_or(RuleError::NotARecord)?;
+        let fields: HashMap<String, usize> = record
+            .fields
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.clone(), i))
+            .collect();
         let mut field_rules = Vec::new();
         for (index, field) in record.fields.iter().enumerate() {
             let location = format!("{}.{}", record.name.name, field.name);
@@ -198,7 +260,7 @@ impl RuleSet {
                                 "the field is not nullable, so it is always required",
                             ));
                         }
-                        Check::RequiredWhen(compile_cel(&location, key, expr)?)
+                        Check::RequiredWhen(compile_cel(&location, key, expr, &fields)?)
                     }
                     "not_future" => {
                         let tolerance_ms = match v {
@@ -223,7 +285,7 @@ impl RuleSet {
                 });
             }
         }
-        let record_rules = record_rules(record)?;
+        let record_rules = record_rules(record, &fields)?;
         let needs_cel =
             !record_rules.is_empty() || field_rules.iter().any(|r| matches!(r.check, Check::RequiredWhen(_)));
         Ok(RuleSet {
@@ -260,16 +322,29 @@ impl RuleSet {
 
     /// As [`RuleSet::evaluate`], appending to `out` (which can be reused).
     pub fn evaluate_into(&self, record: &dyn FieldAccess, ctx: &EvalContext, out: &mut Vec<Violation>) {
-        // The CEL view of the record is built only when a CEL rule exists.
-        let cel_ctx = self.cel_env.as_ref().map(|env| {
-            let mut c = cel::Context::with_env(env.clone());
-            c.add_variable_from_value("message", cel_view::to_cel(record, &self.shape));
-            c.add_variable_from_value("now_ms", ctx.now_ms);
-            c
-        });
+        self.evaluate_with(record, ctx, out, false);
+    }
+
+    /// As [`RuleSet::evaluate`], running every CEL expression on the cel
+    /// interpreter. The results are the same; this exists so tests can prove
+    /// it, and to rule the fast evaluator out when debugging.
+    pub fn evaluate_interpreted(&self, record: &dyn FieldAccess, ctx: &EvalContext) -> Vec<Violation> {
+        let mut out = Vec::new();
+        self.evaluate_with(record, ctx, &mut out, true);
+        out
+    }
+
+    fn evaluate_with(&self, record: &dyn FieldAccess, ctx: &EvalContext, out: &mut Vec<Violation>, interpreted: bool) {
+        let mut cel = LazyCel {
+            set: self,
+            record,
+            now_ms: ctx.now_ms,
+            context: None,
+            interpreted,
+        };
         for rule in &self.field_rules {
             let value = record.field(rule.index);
-            if let Some(message) = self.check_field(rule, &value, ctx, cel_ctx.as_ref()) {
+            if let Some(message) = self.check_field(rule, &value, ctx, &mut cel) {
                 out.push(Violation {
                     rule: rule.rule.clone(),
                     field: rule.field.clone(),
@@ -278,13 +353,12 @@ impl RuleSet {
                 });
             }
         }
-        let Some(cel_ctx) = cel_ctx.as_ref() else { return };
         for rule in &self.record_rules {
-            let message = match rule.program.execute(cel_ctx) {
-                Ok(cel::Value::Bool(true)) => continue,
-                Ok(cel::Value::Bool(false)) => format!("expected {}", rule.expr),
-                Ok(other) => format!("expression {} gave {other:?}, not a boolean", rule.expr),
-                Err(e) => format!("expression {} failed: {e}", rule.expr),
+            let message = match cel.run(&rule.cel) {
+                CelOutcome::Bool(true) => continue,
+                CelOutcome::Bool(false) => format!("expected {}", rule.expr),
+                CelOutcome::NotBool(v) => format!("expression {} gave {v}, not a boolean", rule.expr),
+                CelOutcome::Failed(e) => format!("expression {} failed: {e}", rule.expr),
             };
             out.push(Violation {
                 rule: rule.name.clone(),
@@ -300,18 +374,17 @@ impl RuleSet {
         rule: &FieldRule,
         value: &FieldRef<'_>,
         ctx: &EvalContext,
-        cel_ctx: Option<&cel::Context<'_, '_>>,
+        cel: &mut LazyCel<'_>,
     ) -> Option<String> {
-        if let Check::RequiredWhen(program) = &rule.check {
+        if let Check::RequiredWhen(condition) = &rule.check {
             if !matches!(value, FieldRef::Null) {
                 return None;
             }
-            // A required_when rule makes the CEL context exist.
-            return match program.execute(cel_ctx?) {
-                Ok(cel::Value::Bool(false)) => None,
-                Ok(cel::Value::Bool(true)) => Some("required under this condition, but null".into()),
-                Ok(other) => Some(format!("condition gave {other:?}, not a boolean")),
-                Err(e) => Some(format!("condition failed: {e}")),
+            return match cel.run(condition) {
+                CelOutcome::Bool(false) => None,
+                CelOutcome::Bool(true) => Some("required under this condition, but null".into()),
+                CelOutcome::NotBool(v) => Some(format!("condition gave {v}, not a boolean")),
+                CelOutcome::Failed(e) => Some(format!("condition failed: {e}")),
             };
         }
         if matches!(value, FieldRef::Null) {
@@ -400,7 +473,7 @@ fn check_applies(schema: &Schema, rule: &str, ty: &Type) -> Result<(), &'static 
     }
 }
 
-fn record_rules(record: &RecordSchema) -> Result<Vec<RecordRule>, RuleError> {
+fn record_rules(record: &RecordSchema, fields: &HashMap<String, usize>) -> Result<Vec<RecordRule>, RuleError> {
     let location = record.name.name.as_str();
     let Some(v) = record.props.get("rules") else {
         return Ok(Vec::new());
@@ -438,7 +511,7 @@ fn record_rules(record: &RecordSchema) -> Result<Vec<RecordRule>, RuleError> {
             .ok_or_else(|| malformed(location, name, "needs an \"expr\" string"))?;
         out.push(RecordRule {
             name: name.into(),
-            program: compile_cel(location, name, expr)?,
+            cel: compile_cel(location, name, expr, fields)?,
             expr: expr.to_string(),
         });
     }
@@ -556,6 +629,102 @@ mod tests {
         for (fields, props, expected) in cases {
             let err = rules(fields, props).unwrap_err().to_string();
             assert!(err.starts_with(expected), "{err}\n  does not start with\n{expected}");
+        }
+    }
+}
+
+/// The direct evaluator against the cel interpreter, on random records.
+#[cfg(test)]
+mod differential {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::{EvalContext, FieldAccess, FieldRef};
+
+    #[derive(Debug)]
+    struct Row(Vec<FieldRef<'static>>);
+
+    impl FieldAccess for Row {
+        fn field(&self, index: usize) -> FieldRef<'_> {
+            self.0.get(index).cloned().unwrap_or(FieldRef::Null)
+        }
+    }
+
+    const EXPRESSIONS: &[&str] = &[
+        "message.a == null || message.a <= message.e",
+        "(message.b == null) == (message.c == null)",
+        "message.a < now_ms + 1000",
+        "message.b > 1.5 && message.d",
+        "!(message.c == 'x') || message.a != 3",
+        "message.a - message.e >= -5",
+        "message.b <= message.a",
+        "message.c < 'm'",
+        "message.d == true || message.b != message.b",
+        "message.a + 9223372036854775800 > 0",
+        "message.e >= 0 && message.c != null",
+        "message.d",
+    ];
+
+    fn rule_set() -> RuleSet {
+        let rules: Vec<String> = EXPRESSIONS
+            .iter()
+            .enumerate()
+            .map(|(i, e)| {
+                format!(
+                    r#"{{"name":"r{i}","expr":{}}}"#,
+                    serde_json::Value::String(e.to_string())
+                )
+            })
+            .collect();
+        let json = format!(
+            r#"{{"type":"record","name":"R","fields":[
+                {{"name":"a","type":["null","long"],"default":null}},
+                {{"name":"b","type":["null","double"],"default":null}},
+                {{"name":"c","type":["null","string"],"default":null,"required_when":"message.a > 10"}},
+                {{"name":"d","type":"boolean"}},
+                {{"name":"e","type":["null","long"],"default":null}}],
+              "rules":[{}]}}"#,
+            rules.join(",")
+        );
+        RuleSet::from_schema(&Schema::parse_str(&json).unwrap()).unwrap()
+    }
+
+    fn int() -> impl Strategy<Value = FieldRef<'static>> {
+        prop_oneof![
+            Just(FieldRef::Null),
+            (-20i64..20).prop_map(FieldRef::Int),
+            prop_oneof![Just(i64::MAX), Just(i64::MIN), Just(1_764_000_000_000i64)].prop_map(FieldRef::Int),
+        ]
+    }
+
+    fn row() -> impl Strategy<Value = Row> {
+        let double = prop_oneof![
+            Just(FieldRef::Null),
+            (-4.0f64..4.0).prop_map(FieldRef::Float),
+            Just(FieldRef::Float(f64::NAN)),
+        ];
+        let string = prop_oneof![
+            Just(FieldRef::Null),
+            prop_oneof![Just("x"), Just("a"), Just("z"), Just("")].prop_map(FieldRef::Str),
+        ];
+        (int(), double, string, any::<bool>(), int())
+            .prop_map(|(a, b, c, d, e)| Row(vec![a, b, c, FieldRef::Bool(d), e]))
+    }
+
+    #[test]
+    fn every_expression_of_the_subset_compiles_to_the_fast_path() {
+        let set = rule_set();
+        let fast = set.record_rules.iter().filter(|r| r.cel.fast.is_some()).count();
+        assert_eq!(fast, EXPRESSIONS.len());
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(2000))]
+        #[test]
+        fn fast_and_interpreted_evaluation_agree(r in row(), now in prop_oneof![Just(0i64), Just(1_764_000_000_000i64)]) {
+            let set = rule_set();
+            let ctx = EvalContext { now_ms: now };
+            prop_assert_eq!(set.evaluate(&r, &ctx), set.evaluate_interpreted(&r, &ctx));
         }
     }
 }

@@ -27,6 +27,7 @@
 
 mod cel_view;
 mod compile;
+mod fast;
 
 use std::fmt;
 use std::sync::Arc;

@@ -109,8 +109,8 @@ impl BadKind {
     }
 }
 
-/// One change to the flight-state table. For a delete, `state` is the row
-/// as it was last written.
+/// One change to the flight-state table. For a delete, `state` is the
+/// aircraft's final state (its key is what the delete needs).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
     pub op: Op,
@@ -165,7 +165,6 @@ struct Flight {
     speed: f64,
     cruise_alt: f64,
     cruise_speed: f64,
-    last: FlightState,
 }
 
 /// The simulator. See the crate docs.
@@ -284,7 +283,7 @@ impl Simulator {
             PositionSource::Mlat
         };
         let route = distance(rad(origin), rad(dest));
-        let mut flight = Flight {
+        let flight = Flight {
             icao24,
             callsign,
             country: COUNTRIES[country].name,
@@ -300,10 +299,8 @@ impl Simulator {
             speed: TAKEOFF_SPEED,
             cruise_alt: self.rng.range(9_000.0, 12_000.0),
             cruise_speed: self.rng.range(205.0, 255.0),
-            last: flight_types::sample_flight_state(),
         };
         let state = self.state_of(&flight, now_ms, true, 0.0);
-        flight.last = state.clone();
         self.flights.push(flight);
         Change {
             op: Op::Insert,
@@ -339,9 +336,10 @@ impl Simulator {
         f.flown_m = (f.flown_m + f.speed * dt).min(route_m);
         if vanished || route_m - f.flown_m < ARRIVAL_M {
             let flight = self.flights.swap_remove(i);
+            let state = self.state_of(&flight, now_ms, false, vertical_rate);
             return Change {
                 op: Op::Delete,
-                state: flight.last,
+                state,
                 bad: None,
             };
         }
@@ -349,7 +347,6 @@ impl Simulator {
         let mut state = self.state_of(f, now_ms, false, vertical_rate);
         // The receiver network's view of the time: the position is up to 2 s old.
         state.time_position = Some(now_ms - (self.rng.unit() * 2_000.0) as i64);
-        self.flights[i].last = state.clone();
         self.cursor = i + 1;
         Change {
             op: Op::Update,
