@@ -8,7 +8,7 @@ use crate::Outcome;
 
 #[derive(Debug, Args)]
 pub(crate) struct ProduceArgs {
-    /// Where the data comes from: simulator.
+    /// Where the data comes from: simulator, opensky or replay.
     #[arg(long)]
     source: Option<String>,
     /// Where it goes: postgres or kafka.
@@ -82,6 +82,12 @@ pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
             bad.join(", ")
         }
     );
+    if summary.malformed > 0 {
+        println!(
+            "{} malformed inputs skipped (see the warnings above)",
+            summary.malformed
+        );
+    }
     if let producer::Target::Kafka(_) = target {
         println!(
             "kafka: {} records acknowledged by the broker, {} of them dead-lettered",

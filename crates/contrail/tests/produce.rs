@@ -104,3 +104,102 @@ fn produce_runs_until_sigterm_and_reports_what_it_wrote() {
     let rows: u64 = psql(&db, "SELECT count(*) FROM flight_state").parse().unwrap();
     assert_eq!(rows, inserts - deletes, "{stdout}");
 }
+
+fn fresh_db(name: &str) -> String {
+    let admin = admin_url();
+    psql(&admin, &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"));
+    psql(&admin, &format!("CREATE DATABASE {name}"));
+    admin
+        .rsplit_once('/')
+        .map(|(base, _)| format!("{base}/{name}"))
+        .unwrap()
+}
+
+fn produce_with(config: &str, db: &str) -> String {
+    let dir = std::env::temp_dir().join(format!("contrail-produce-{}-{}", std::process::id(), config.len()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("producer.toml");
+    std::fs::write(&path, config).unwrap();
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new(env!("CARGO_BIN_EXE_contrail"))
+        .args([
+            "--project-dir",
+            project.to_str().unwrap(),
+            "produce",
+            "--config",
+            path.to_str().unwrap(),
+        ])
+        .env("DATABASE_URL", db)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn row(icao: &str, velocity: f64) -> String {
+    format!(
+        r#"["{icao}","TST1    ","Germany",1732435200,1732435201,8.5,50.0,1000.0,false,{velocity},90.0,0.0,null,1050.0,"1234",false,0,4]"#
+    )
+}
+
+#[test]
+fn replay_turns_recorded_snapshots_into_inserts_updates_and_deletes() {
+    let db = fresh_db("produce_replay");
+    let recording = std::env::temp_dir().join(format!("contrail-replay-{}.jsonl", std::process::id()));
+    std::fs::write(
+        &recording,
+        format!(
+            "{{\"time\":1732435201,\"states\":[{},{}]}}\nthis line is garbage\n{{\"time\":1732435211,\"states\":[{},{},[\"short\"]]}}\n{{\"time\":1732435221,\"states\":[{}]}}\n",
+            row("aaaaa1", 100.0),
+            row("bbbbb2", 100.0),
+            row("aaaaa1", 120.0),
+            row("ccccc3", 100.0),
+            row("ccccc3", 100.0),
+        ),
+    )
+    .unwrap();
+    let stdout = produce_with(
+        &format!(
+            "[source]\nkind = \"replay\"\npath = \"{}\"\nspeed = 0.0\n\n[target]\nkind = \"postgres\"\n\n[service]\nmetrics_listen = \"\"\n",
+            recording.display()
+        ),
+        &db,
+    );
+    assert!(stdout.contains("3 inserts, 1 updates, 2 deletes"), "{stdout}");
+    assert!(stdout.contains("2 malformed inputs skipped"), "{stdout}");
+    assert_eq!(psql(&db, "SELECT string_agg(icao24, ',') FROM flight_state"), "ccccc3");
+}
+
+#[test]
+fn opensky_source_polls_a_local_server_standing_in_for_opensky() {
+    let db = fresh_db("produce_opensky");
+    let answer = include_str!("../../opensky/tests/data/states_all.json");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut s) = stream else { continue };
+            let mut buf = [0u8; 4096];
+            let _ = std::io::Read::read(&mut s, &mut buf);
+            let _ = std::io::Write::write_all(
+                &mut s,
+                format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len()).as_bytes(),
+            );
+        }
+    });
+    let stdout = produce_with(
+        &format!(
+            "[source]\nkind = \"opensky\"\nbase_url = \"http://127.0.0.1:{port}/api\"\npoll_seconds = 1\n\n[target]\nkind = \"postgres\"\n\n[service]\nduration_seconds = 2\nmetrics_listen = \"\"\n"
+        ),
+        &db,
+    );
+    // Every poll sees the same snapshot: three inserts, then nothing changes.
+    assert!(stdout.contains("3 inserts, 0 updates, 0 deletes"), "{stdout}");
+    assert!(stdout.contains("malformed inputs skipped"), "{stdout}");
+    assert_eq!(psql(&db, "SELECT count(*) FROM flight_state"), "3");
+}

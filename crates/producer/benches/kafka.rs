@@ -72,7 +72,7 @@ fn main() {
 
     // 1. The producer service: simulate, validate, encode, send, until DURATION.
     let cfg = ProducerConfig {
-        simulator: sim.clone(),
+        source: producer::source::SourceConfig::Simulator(sim.clone()),
         target: Target::Kafka(KafkaTargetConfig {
             kafka: kafka.clone(),
             registry_url,

@@ -4,7 +4,7 @@
 //! never printed.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -24,10 +24,20 @@ struct RawConfig {
 #[serde(deny_unknown_fields)]
 struct RawSource {
     kind: Option<String>,
+    // simulator
     seed: Option<u64>,
     fleet: Option<usize>,
     step_seconds: Option<f64>,
     bad_percent: Option<f64>,
+    // opensky
+    base_url: Option<String>,
+    token_url: Option<String>,
+    poll_seconds: Option<u64>,
+    /// [lamin, lomin, lamax, lomax]
+    bbox: Option<[f64; 4]>,
+    // replay
+    path: Option<PathBuf>,
+    speed: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -91,7 +101,7 @@ pub struct ServiceDefaults {
 /// Validated producer configuration.
 #[derive(Debug, Clone)]
 pub struct ProducerConfig {
-    pub simulator: simulator::SimConfig,
+    pub source: crate::source::SourceConfig,
     pub target: Target,
     pub batch_size: usize,
     /// Changes per second; `None` runs as fast as the target accepts.
@@ -132,16 +142,11 @@ impl ProducerConfig {
                 toml::from_str(&text).map_err(|e| ConfigError(format!("{}: {e}", p.display())))?
             }
         };
-        let source = overrides
+        let source_kind = overrides
             .source
             .clone()
-            .or(raw.source.kind)
+            .or(raw.source.kind.clone())
             .unwrap_or_else(|| "simulator".into());
-        if source != "simulator" {
-            return Err(ConfigError(format!(
-                "source {source:?} is not available: this build has the simulator source only (OpenSky and replay are to come)"
-            )));
-        }
         let target_kind = overrides
             .target
             .clone()
@@ -158,8 +163,7 @@ impl ProducerConfig {
                 .or(raw.source.bad_percent)
                 .unwrap_or(0.0),
         };
-        // Validate the simulator settings now, before anything connects.
-        simulator::Simulator::new(simulator.clone()).map_err(|e| ConfigError(format!("source: {e}")))?;
+        let source = source_config(&source_kind, &raw.source, simulator, file)?;
         let batch_size = raw.target.batch_size.unwrap_or(1_000);
         if !(1..=100_000).contains(&batch_size) {
             return Err(ConfigError(format!(
@@ -204,7 +208,7 @@ impl ProducerConfig {
             }
         };
         Ok(ProducerConfig {
-            simulator,
+            source,
             target,
             batch_size,
             rate: (rate > 0).then_some(rate),
@@ -212,6 +216,93 @@ impl ProducerConfig {
             metrics_listen,
         })
     }
+}
+
+fn source_config(
+    kind: &str,
+    raw: &RawSource,
+    simulator: simulator::SimConfig,
+    file: Option<&Path>,
+) -> Result<crate::source::SourceConfig, ConfigError> {
+    use crate::source::SourceConfig;
+    Ok(match kind {
+        "simulator" => {
+            // Validate the simulator settings now, before anything connects.
+            simulator::Simulator::new(simulator.clone()).map_err(|e| ConfigError(format!("source: {e}")))?;
+            SourceConfig::Simulator(simulator)
+        }
+        "opensky" => {
+            let credentials = match (
+                std::env::var("OPENSKY_CLIENT_ID"),
+                std::env::var("OPENSKY_CLIENT_SECRET"),
+            ) {
+                (Ok(client_id), Ok(client_secret)) => Some(opensky::Credentials {
+                    client_id,
+                    client_secret,
+                }),
+                (Err(_), Err(_)) => None,
+                _ => {
+                    return Err(ConfigError(
+                        "set both OPENSKY_CLIENT_ID and OPENSKY_CLIENT_SECRET, or neither (anonymous)".into(),
+                    ))
+                }
+            };
+            let defaults = opensky::OpenSkyConfig::default();
+            let bbox = raw.bbox.map(|[lamin, lomin, lamax, lomax]| opensky::BoundingBox {
+                lamin,
+                lomin,
+                lamax,
+                lomax,
+            });
+            if let Some(b) = &bbox {
+                b.validate().map_err(|e| ConfigError(format!("source.bbox: {e}")))?;
+            }
+            // OpenSky's resolution: 10 s anonymous, 5 s with an account.
+            let poll = raw.poll_seconds.unwrap_or(if credentials.is_some() { 5 } else { 10 });
+            if poll == 0 {
+                return Err(ConfigError("source.poll_seconds must be positive".into()));
+            }
+            SourceConfig::OpenSky {
+                client: opensky::OpenSkyConfig {
+                    base_url: raw.base_url.clone().unwrap_or(defaults.base_url),
+                    token_url: raw.token_url.clone().unwrap_or(defaults.token_url),
+                    credentials,
+                    bbox,
+                    extended: true,
+                },
+                poll: std::time::Duration::from_secs(poll),
+            }
+        }
+        "replay" => {
+            let path = raw
+                .path
+                .clone()
+                .ok_or_else(|| ConfigError("source.path is required for replay".into()))?;
+            // A relative path is relative to the configuration file.
+            let path = match (path.is_relative(), file.and_then(Path::parent)) {
+                (true, Some(dir)) if !path.exists() => dir.join(path),
+                _ => path,
+            };
+            if !path.is_file() {
+                return Err(ConfigError(format!(
+                    "source.path {} is not a readable file",
+                    path.display()
+                )));
+            }
+            let speed = raw.speed.unwrap_or(1.0);
+            if !(speed >= 0.0 && speed.is_finite()) {
+                return Err(ConfigError(format!(
+                    "source.speed = {speed}: expected 0 (no waiting) or a positive factor"
+                )));
+            }
+            SourceConfig::Replay { path, speed }
+        }
+        other => {
+            return Err(ConfigError(format!(
+                "source {other:?} is unknown: expected simulator, opensky or replay"
+            )))
+        }
+    })
 }
 
 fn kafka_target(
@@ -293,7 +384,10 @@ mod tests {
     fn the_committed_connector_config_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../connectors/producer.toml");
         let cfg = ProducerConfig::load(Some(&path), &Overrides::default(), defaults()).unwrap();
-        assert_eq!(cfg.simulator.fleet, 500);
+        match &cfg.source {
+            crate::source::SourceConfig::Simulator(s) => assert_eq!(s.fleet, 500),
+            other => panic!("{other:?}"),
+        }
         let kafka = ProducerConfig::load(
             Some(&path),
             &Overrides {
@@ -333,13 +427,27 @@ mod tests {
         let e = load_text(
             "",
             &Overrides {
-                source: Some("opensky".into()),
+                source: Some("radar".into()),
                 ..Overrides::default()
             },
         )
         .unwrap_err()
         .to_string();
-        assert!(e.contains("not available"), "{e}");
+        assert!(e.contains("expected simulator, opensky or replay"), "{e}");
+        let e = load_text(
+            "[source]\nkind = \"replay\"\npath = \"/nonexistent.jsonl\"\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("not a readable file"), "{e}");
+        let e = load_text(
+            "[source]\nkind = \"opensky\"\nbbox = [95.0, 0.0, 96.0, 1.0]\n",
+            &Overrides::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("source.bbox"), "{e}");
     }
 
     #[test]
@@ -353,6 +461,10 @@ mod tests {
             },
         )
         .unwrap();
-        assert_eq!((cfg.rate, cfg.simulator.fleet), (None, 7));
+        let fleet = match &cfg.source {
+            crate::source::SourceConfig::Simulator(s) => s.fleet,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!((cfg.rate, fleet), (None, 7));
     }
 }

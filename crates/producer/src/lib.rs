@@ -20,6 +20,7 @@
 pub mod config;
 pub mod kafka_target;
 pub mod metrics;
+pub mod source;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -27,7 +28,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use flight_db::{migrate, FlightWriter};
-use simulator::{Op, Simulator};
+use simulator::Op;
 use tokio::sync::watch;
 
 pub use config::{ConfigError, Overrides, ProducerConfig, ServiceDefaults, Target};
@@ -49,6 +50,8 @@ pub enum ProducerError {
         #[source]
         last: flight_db::DbError,
     },
+    #[error("source: {0}")]
+    Source(String),
     #[error("Kafka")]
     Kafka(#[source] kafka::KafkaIoError),
     #[error("schema registry")]
@@ -68,6 +71,8 @@ pub struct Summary {
     pub updates: u64,
     pub deletes: u64,
     pub bad_by_kind: BTreeMap<&'static str, u64>,
+    /// Source rows or lines that could not be read (skipped and counted).
+    pub malformed: u64,
     /// Records the Kafka target sent to the dead-letter topic.
     pub dead_lettered: u64,
     /// Records the broker acknowledged (Kafka target).
@@ -120,22 +125,31 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
         }
         Target::Kafka(k) => Sink::Kafka(Box::new(KafkaTarget::connect(k).await?)),
     };
-    let mut sim = Simulator::new(cfg.simulator.clone()).expect("validated when the configuration was loaded");
+    let mut source = source::Source::open(&cfg.source)?;
     let batch_size = match cfg.rate {
         Some(rate) => (rate / 20).clamp(1, cfg.batch_size as u64) as usize,
         None => cfg.batch_size,
     };
-    tracing::info!(rate = ?cfg.rate, batch_size, fleet = cfg.simulator.fleet, bad_percent = cfg.simulator.bad_percent, "producing");
+    tracing::info!(rate = ?cfg.rate, batch_size, source = ?cfg.source, "producing");
     let start = Instant::now();
     let mut summary = Summary::default();
-    let mut batch = Vec::with_capacity(batch_size);
     loop {
         if *shutdown.borrow() || cfg.duration.is_some_and(|d| start.elapsed() >= d) {
             break;
         }
-        batch.clear();
         let now = now_ms();
-        batch.extend((0..batch_size).map(|_| sim.next_change(now)));
+        let Some(step) = source.next(batch_size, now, &mut shutdown).await? else {
+            break;
+        };
+        for m in &step.malformed {
+            tracing::warn!(problem = %m, "malformed input skipped");
+        }
+        summary.malformed += step.malformed.len() as u64;
+        metrics.malformed.inc_by(step.malformed.len() as u64);
+        let batch = step.changes;
+        if batch.is_empty() {
+            continue;
+        }
         let timer = Instant::now();
         match &mut sink {
             Sink::Postgres { writer, url } => write_with_retry(writer, &batch, url, &metrics).await?,
@@ -148,6 +162,9 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
             }
         }
         metrics.write_seconds.observe(timer.elapsed().as_secs_f64());
+        if let Some(newest) = batch.iter().map(|c| c.state.last_contact).max() {
+            metrics.source_lag.set((now_ms() - newest) as f64 / 1000.0);
+        }
         last_success.store(now_ms(), Ordering::Relaxed);
         // Counted per batch: a metrics family lookup per record would cost
         // more than the record's encoding.
@@ -174,7 +191,7 @@ pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Re
         summary.inserts += inserts;
         summary.updates += updates;
         summary.deletes += deletes;
-        if let Some(rate) = cfg.rate {
+        if let (Some(rate), true) = (cfg.rate, source.is_simulator()) {
             let due = Duration::from_secs_f64(summary.total() as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
                 tokio::select! {
