@@ -13,10 +13,15 @@
 //!   waits for every record in flight and reports any failed delivery, so
 //!   "written" means acknowledged by the broker. When librdkafka's queue is
 //!   full, `send` waits for it to drain: backpressure, not unbounded memory.
+//! - A producer made with [`Producer::tracked`] numbers its records and
+//!   keeps [`Deliveries::acked_through`], the highest number up to which
+//!   every record is acknowledged. Acknowledgements arrive out of order
+//!   across partitions, so a count would not do: the CDC stage confirms a
+//!   WAL position only once every record before it is in Kafka.
 //!
 //! Nothing here depends on the broker being Tansu.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -28,6 +33,19 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
+
+/// Dead-letter records: every stage writes the original record (key and
+/// value as they would have been published) with these headers.
+pub mod dlq {
+    /// Comma-separated names of the broken rules.
+    pub const RULES_HEADER: &str = "contrail.dlq.rules";
+    /// A JSON list of human-readable reasons.
+    pub const REASON_HEADER: &str = "contrail.dlq.reason";
+    /// The stage that rejected the record (`producer`, `cdc`, `sink`).
+    pub const STAGE_HEADER: &str = "contrail.dlq.stage";
+    /// The record's source position (the CDC stage: the change's LSN).
+    pub const LSN_HEADER: &str = "contrail.dlq.lsn";
+}
 
 /// Kafka errors, classified.
 #[derive(Debug, thiserror::Error)]
@@ -126,9 +144,30 @@ pub struct Deliveries {
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
+    /// Tracked producers only: numbers sent and not yet acknowledged, and
+    /// the next number to hand out.
+    pending: Option<Mutex<Pending>>,
+}
+
+#[derive(Debug, Default)]
+struct Pending {
+    in_flight: BTreeSet<u64>,
+    next: u64,
 }
 
 impl Deliveries {
+    /// The highest record number (from [`Producer::send`] on a tracked
+    /// producer) such that it and every record before it were acknowledged;
+    /// 0 before the first. A failed record stays unacknowledged for good.
+    pub fn acked_through(&self) -> u64 {
+        let Some(p) = &self.pending else { return 0 };
+        let p = p.lock().unwrap_or_else(|e| e.into_inner());
+        match p.in_flight.first() {
+            Some(first) => first - 1,
+            None => p.next,
+        }
+    }
+
     pub fn acked(&self) -> u64 {
         self.acked.load(Ordering::Relaxed)
     }
@@ -143,12 +182,19 @@ struct Context(Arc<Deliveries>);
 impl ClientContext for Context {}
 
 impl ProducerContext for Context {
-    type DeliveryOpaque = ();
+    /// The record's number on a tracked producer, 0 otherwise.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: usize) {
         match result {
             Ok(_) => {
                 self.0.acked.fetch_add(1, Ordering::Relaxed);
+                if let Some(p) = &self.0.pending {
+                    p.lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .in_flight
+                        .remove(&(seq as u64));
+                }
             }
             Err((e, _)) => {
                 self.0.failed.fetch_add(1, Ordering::Relaxed);
@@ -188,7 +234,24 @@ pub struct Record<'a> {
 impl Producer {
     /// An idempotent producer. `linger` trades latency for batching.
     pub fn new(cfg: &KafkaConfig, linger: Duration) -> Result<Producer, KafkaIoError> {
-        let deliveries = Arc::new(Deliveries::default());
+        Self::build(cfg, linger, Deliveries::default())
+    }
+
+    /// An idempotent producer that numbers its records (1, 2, …) and tracks
+    /// [`Deliveries::acked_through`].
+    pub fn tracked(cfg: &KafkaConfig, linger: Duration) -> Result<Producer, KafkaIoError> {
+        Self::build(
+            cfg,
+            linger,
+            Deliveries {
+                pending: Some(Mutex::default()),
+                ..Deliveries::default()
+            },
+        )
+    }
+
+    fn build(cfg: &KafkaConfig, linger: Duration, deliveries: Deliveries) -> Result<Producer, KafkaIoError> {
+        let deliveries = Arc::new(deliveries);
         let mut c = cfg.client_config();
         c.set("enable.idempotence", "true")
             .set("acks", "all")
@@ -205,9 +268,22 @@ impl Producer {
         &self.deliveries
     }
 
-    /// Queues a record. Waits while librdkafka's queue is full.
-    pub fn send(&self, record: Record<'_>) -> Result<(), KafkaIoError> {
-        let mut base = BaseRecord::<[u8], [u8]>::to(record.topic).key(record.key);
+    /// Queues a record and returns its number (0 on an untracked producer).
+    /// Waits while librdkafka's queue is full.
+    pub fn send(&self, record: Record<'_>) -> Result<u64, KafkaIoError> {
+        // Numbered before it is handed over, so its acknowledgement cannot
+        // arrive before it is known to be in flight.
+        let seq = match &self.deliveries.pending {
+            Some(p) => {
+                let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
+                p.next += 1;
+                let seq = p.next;
+                p.in_flight.insert(seq);
+                seq
+            }
+            None => 0,
+        };
+        let mut base = BaseRecord::<[u8], [u8], usize>::with_opaque_to(record.topic, seq as usize).key(record.key);
         // A headers object is a librdkafka allocation: only make one when needed.
         if !record.headers.is_empty() {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
@@ -224,11 +300,13 @@ impl Producer {
         }
         loop {
             match self.inner.send(base) {
-                Ok(()) => return Ok(()),
+                Ok(()) => return Ok(seq),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned)) => {
                     base = returned;
                     self.inner.poll(Duration::from_millis(10));
                 }
+                // The number stays in flight: the watermark must not pass a
+                // record that never reached Kafka.
                 Err((e, _)) => return Err(KafkaIoError::Send(e)),
             }
         }

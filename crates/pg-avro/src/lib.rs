@@ -27,8 +27,14 @@
 //! [`MappingError`] naming the table, the column and the type, raised when
 //! the stage starts, not when the first row arrives.
 
+mod envelope;
+mod value;
+
 use pgoutput::Relation;
 use serde_json::{json, Value};
+
+pub use envelope::{topic_name, EventMeta, Op, TableCodec, SOURCE_SCHEMA};
+pub use value::{parse_datum, parse_text, Row, Val, ValueError};
 
 /// A PostgreSQL type this mapping knows.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,6 +185,13 @@ pub enum MappingError {
     },
     #[error("table {table} has no columns")]
     NoColumns { table: String },
+    #[error(
+        "table {table} has no primary key: Kafka keys and the warehouse's current-state table need one; \
+         add a primary key to the table"
+    )]
+    NoKey { table: String },
+    #[error("table {table}: primary key column {column} is not in the replicated columns")]
+    KeyNotFound { table: String, column: String },
 }
 
 /// An Avro name for a PostgreSQL identifier.
@@ -213,10 +226,9 @@ pub fn columns(rel: &Relation) -> Result<Vec<(&pgoutput::Column, PgType)>, Mappi
         .collect()
 }
 
-/// The Avro record for a row of `rel`, named after the table in the
-/// namespace `<namespace_prefix>.<schema>`; `key_only` keeps the key columns
-/// (the record a Kafka key holds).
-pub fn row_schema(namespace_prefix: &str, rel: &Relation, key_only: bool) -> Result<Value, MappingError> {
+/// The Avro record `<namespace>.<name>` for a row of `rel`; `key_only` keeps
+/// the key columns (the record a Kafka key holds).
+pub fn row_schema(namespace: &str, name: &str, rel: &Relation, key_only: bool) -> Result<Value, MappingError> {
     let table = format!("{}.{}", rel.namespace, rel.name);
     let mut fields = Vec::new();
     let mut seen: Vec<(String, String)> = Vec::new();
@@ -244,12 +256,6 @@ pub fn row_schema(namespace_prefix: &str, rel: &Relation, key_only: bool) -> Res
         }
         fields.push(field);
     }
-    let namespace = format!("{}.{}", namespace_prefix, avro_name(&rel.namespace));
-    let name = if key_only {
-        format!("{}_key", avro_name(&rel.name))
-    } else {
-        avro_name(&rel.name)
-    };
     Ok(json!({
         "type": "record",
         "name": name,
@@ -304,28 +310,34 @@ mod tests {
             ("My Col", 25, -1, false),
             ("2nd", 1184, -1, false),
         ]);
-        let value = row_schema("cdc", &r, false).unwrap();
+        let value = row_schema("cdc.public.t", "Value", &r, false).unwrap();
         let s = schema::Schema::parse(&value).unwrap();
         let rec = s.root_record().unwrap();
-        assert_eq!(rec.name.fullname(), "cdc.public.t");
+        assert_eq!(rec.name.fullname(), "cdc.public.t.Value");
         let names: Vec<&str> = rec.fields.iter().map(|f| f.name.as_str()).collect();
         assert_eq!(names, vec!["id", "My_Col", "_2nd"]);
         assert!(!rec.fields[0].ty.is_nullable() && rec.fields[1].ty.is_nullable());
         assert_eq!(rec.fields[1].props["pg.column"], "My Col");
-        let key = row_schema("cdc", &r, true).unwrap();
+        let key = row_schema("cdc.public.t", "Key", &r, true).unwrap();
         assert_eq!(key["fields"].as_array().unwrap().len(), 1);
-        assert_eq!(key["name"], "t_key");
+        assert_eq!(key["name"], "Key");
     }
 
     #[test]
     fn unsupported_types_and_clashes_name_the_column() {
-        let e = row_schema("cdc", &rel(&[("id", 23, -1, true), ("where", 600, -1, false)]), false).unwrap_err();
+        let e = row_schema(
+            "n",
+            "V",
+            &rel(&[("id", 23, -1, true), ("where", 600, -1, false)]),
+            false,
+        )
+        .unwrap_err();
         assert!(
             e.to_string()
                 .starts_with("table public.t, column where: point (oid 600) has no Avro mapping"),
             "{e}"
         );
-        let e = row_schema("cdc", &rel(&[("a-b", 23, -1, true), ("a_b", 23, -1, false)]), false).unwrap_err();
+        let e = row_schema("n", "V", &rel(&[("a-b", 23, -1, true), ("a_b", 23, -1, false)]), false).unwrap_err();
         assert_eq!(
             e.to_string(),
             "table public.t: columns a-b and a_b both become Avro field a_b"

@@ -74,7 +74,7 @@ async fn every_supported_type_maps_and_the_schema_is_valid_avro() {
         "INSERT INTO every_type (id) VALUES (1)",
     )
     .await;
-    let value = pg_avro::row_schema("contrail", &rel, false).unwrap();
+    let value = pg_avro::row_schema("contrail.public.t", "Value", &rel, false).unwrap();
     let fields: Vec<(String, String)> = value["fields"]
         .as_array()
         .unwrap()
@@ -136,7 +136,9 @@ async fn an_unsupported_type_is_refused_naming_table_and_column() {
         "INSERT INTO places VALUES (1, point(1, 2))",
     )
     .await;
-    let err = pg_avro::row_schema("contrail", &rel, false).unwrap_err().to_string();
+    let err = pg_avro::row_schema("contrail.public.t", "Value", &rel, false)
+        .unwrap_err()
+        .to_string();
     assert!(
         err.starts_with("table public.places, column spot: point (oid 600) has no Avro mapping"),
         "{err}"

@@ -20,10 +20,9 @@ use simulator::{Change, Op};
 
 use crate::ProducerError;
 
-/// Header names on dead-lettered records.
-pub const DLQ_RULES_HEADER: &str = "contrail.dlq.rules";
-pub const DLQ_REASON_HEADER: &str = "contrail.dlq.reason";
-pub const DLQ_STAGE_HEADER: &str = "contrail.dlq.stage";
+pub use kafka::dlq::{
+    REASON_HEADER as DLQ_REASON_HEADER, RULES_HEADER as DLQ_RULES_HEADER, STAGE_HEADER as DLQ_STAGE_HEADER,
+};
 
 /// Kafka target settings.
 #[derive(Debug, Clone)]

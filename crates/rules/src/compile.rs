@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use regex::Regex;
-use schema::{Named, Primitive, RecordSchema, Schema, Type};
+use schema::{LogicalType, Named, Primitive, RecordSchema, Schema, Type};
 use serde_json::Value;
 
 use crate::cel_view::{self, Shape};
@@ -41,12 +41,22 @@ pub enum RuleError {
 
 #[derive(Debug)]
 enum Check {
-    Range { min: Option<f64>, max: Option<f64> },
+    Range {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Pattern(Regex),
-    Length { min: Option<u64>, max: Option<u64> },
+    Length {
+        min: Option<u64>,
+        max: Option<u64>,
+    },
     Allowed(Vec<Value>),
     RequiredWhen(Cel),
-    NotFuture { tolerance_ms: i64 },
+    /// `per_ms`: the field's units per millisecond (1000 for `*-micros`).
+    NotFuture {
+        tolerance_ms: i64,
+        per_ms: i64,
+    },
 }
 
 #[derive(Debug)]
@@ -273,7 +283,17 @@ impl RuleSet {
                             },
                             _ => return Err(malformed(&location, key, "expected true or {\"tolerance_ms\": N}")),
                         };
-                        Check::NotFuture { tolerance_ms }
+                        // Timestamps may count microseconds or nanoseconds
+                        // (PostgreSQL's are micros); the rule is in ms.
+                        let per_ms = match vty {
+                            Type::Primitive { logical: Some(l), .. } => match l {
+                                LogicalType::TimestampMicros | LogicalType::LocalTimestampMicros => 1_000,
+                                LogicalType::TimestampNanos | LogicalType::LocalTimestampNanos => 1_000_000,
+                                _ => 1,
+                            },
+                            _ => 1,
+                        };
+                        Check::NotFuture { tolerance_ms, per_ms }
                     }
                     _ => continue,
                 };
@@ -435,8 +455,15 @@ impl RuleSet {
                 });
                 (!found).then(|| format!("must be one of {}", Value::Array(list.clone())))
             }
-            (Check::NotFuture { tolerance_ms }, FieldRef::Int(t)) => (*t > ctx.now_ms.saturating_add(*tolerance_ms))
-                .then(|| format!("is {} ms in the future (tolerance {tolerance_ms} ms)", t - ctx.now_ms)),
+            (Check::NotFuture { tolerance_ms, per_ms }, FieldRef::Int(t)) => {
+                let t_ms = t.div_euclid(*per_ms);
+                (t_ms > ctx.now_ms.saturating_add(*tolerance_ms)).then(|| {
+                    format!(
+                        "is {} ms in the future (tolerance {tolerance_ms} ms)",
+                        t_ms - ctx.now_ms
+                    )
+                })
+            }
             _ => None,
         }
     }
@@ -556,6 +583,26 @@ mod tests {
         assert_eq!(
             broken(&set, vec![FieldRef::Str("c"), FieldRef::Array(vec![])]),
             ["kind.allowed", "ids.length"]
+        );
+    }
+
+    #[test]
+    fn not_future_reads_the_timestamp_unit() {
+        let set = rules(
+            r#"{"name":"ms","type":{"type":"long","logicalType":"timestamp-millis"},"not_future":{"tolerance_ms":10}},
+               {"name":"us","type":["null",{"type":"long","logicalType":"timestamp-micros"}],"default":null,"not_future":true}"#,
+            "",
+        )
+        .unwrap();
+        // now = 0: 10 ms (or 10,000 µs) is within the tolerance of the first field only.
+        assert!(broken(&set, vec![FieldRef::Int(10), FieldRef::Int(0)]).is_empty());
+        assert_eq!(
+            broken(&set, vec![FieldRef::Int(11), FieldRef::Int(999)]),
+            ["ms.not_future"]
+        );
+        assert_eq!(
+            broken(&set, vec![FieldRef::Int(0), FieldRef::Int(1_000)]),
+            ["us.not_future"]
         );
     }
 
