@@ -6,12 +6,15 @@
 //!   crate).
 //! - `contrail produce`: flight data into PostgreSQL (see the `producer`
 //!   crate).
+//! - `contrail cdc`: PostgreSQL logical replication to Kafka (see the `cdc`
+//!   crate).
 //! - `contrail registry serve`: the Confluent-compatible schema registry
 //!   (see the `registry` crate).
 //!
 //! Exit codes: 0 success, 1 a check failed (lint errors, incompatible schemas,
 //! drift), 2 the command could not run (bad input, service failure).
 
+mod cdc_cmd;
 mod produce_cmd;
 mod registry_cmd;
 mod schema_cmd;
@@ -46,6 +49,8 @@ enum Command {
     },
     /// Produce flight data into PostgreSQL (the operational source CDC reads).
     Produce(produce_cmd::ProduceArgs),
+    /// Stream row changes from PostgreSQL to Kafka (config: connectors/cdc.toml).
+    Cdc(cdc_cmd::CdcArgs),
     /// The schema registry server.
     Registry {
         #[command(subcommand)]
@@ -116,6 +121,7 @@ fn main() -> ExitCode {
             Command::Stack { command } => stack_cmd::run(&dir, command),
             Command::Registry { command } => registry_cmd::run(&dir, command),
             Command::Produce(args) => produce_cmd::run(&dir, args),
+            Command::Cdc(args) => cdc_cmd::run(&dir, args),
         }
     })();
     match result {

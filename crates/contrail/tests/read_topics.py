@@ -1,11 +1,17 @@
 """Reads Kafka topics to their end with Confluent's own client and decodes
 keys and values with its AvroDeserializer against the schema registry.
 
-usage: read_topics.py BOOTSTRAP REGISTRY_URL TOPIC [TOPIC ...]
+usage: read_topics.py [--iso] BOOTSTRAP REGISTRY_URL TOPIC [TOPIC ...]
 prints: [{"topic", "key", "value" (object or null), "headers": {name: text}}]
+
+Timestamps print as Unix milliseconds, or with --iso every logical type
+prints as text: datetimes and dates in ISO 8601, decimals and UUIDs as
+their text, bytes as hex. Values that are not Avro (dead letters holding
+JSON text) print as that text.
 """
 
 import datetime
+import decimal
 import json
 import sys
 import uuid
@@ -18,16 +24,31 @@ from confluent_kafka.serialization import MessageField, SerializationContext
 EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
 
 
+ISO = False
+
+
 def plain(value):
     if isinstance(value, dict):
         return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
     if isinstance(value, datetime.datetime):
+        if ISO:
+            return value.isoformat()
         return (value - EPOCH) // datetime.timedelta(milliseconds=1)
+    if ISO and isinstance(value, (datetime.date, decimal.Decimal, uuid.UUID)):
+        return str(value)
+    if ISO and isinstance(value, bytes):
+        return value.hex()
     return value
 
 
 def main():
-    bootstrap, registry_url, topics = sys.argv[1], sys.argv[2], sys.argv[3:]
+    global ISO
+    args = sys.argv[1:]
+    if args and args[0] == "--iso":
+        ISO, args = True, args[1:]
+    bootstrap, registry_url, topics = args[0], args[1], args[2:]
     registry = SchemaRegistryClient({"url": registry_url})
     deserialize = AvroDeserializer(registry)
     consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"read-{uuid.uuid4()}", "enable.auto.commit": False})
@@ -47,11 +68,21 @@ def main():
                 raise SystemExit(f"timed out reading {topic}: {remaining} left")
             if msg.error():
                 raise SystemExit(str(msg.error()))
-            key = deserialize(msg.key(), SerializationContext(topic, MessageField.KEY))
-            raw = msg.value()
-            value = None if raw is None else plain(deserialize(raw, SerializationContext(topic, MessageField.VALUE)))
+            raw_key, raw = msg.key(), msg.value()
+            if raw_key and raw_key[0] == 0:
+                key = plain(deserialize(raw_key, SerializationContext(topic, MessageField.KEY)))
+            else:
+                key = raw_key.decode() if raw_key else None
+            if raw is None:
+                value = None
+            elif raw[0] == 0:
+                value = plain(deserialize(raw, SerializationContext(topic, MessageField.VALUE)))
+            else:
+                value = raw.decode()
             headers = {k: v.decode() for k, v in (msg.headers() or [])}
-            out.append({"topic": topic, "partition": msg.partition(), "key": key, "value": value, "headers": headers})
+            out.append(
+                {"topic": topic, "partition": msg.partition(), "offset": msg.offset(), "key": key, "value": value, "headers": headers}
+            )
             if msg.offset() + 1 >= remaining.get(msg.partition(), 0):
                 remaining.pop(msg.partition(), None)
         consumer.unassign()

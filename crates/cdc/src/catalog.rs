@@ -1,0 +1,264 @@
+//! The SQL side of the stage: checks of the captured tables, the
+//! publication, the slot's state, and the snapshot bookkeeping table.
+//!
+//! Everything the stage needs from the catalog is read before it streams,
+//! so a table that cannot be captured faithfully (no primary key, not
+//! REPLICA IDENTITY FULL, a column type without an Avro mapping) stops it
+//! at start with the table and column named, not at the first row.
+
+use pgoutput::{Column, Relation, ReplicaIdentity};
+use tokio_postgres::Client;
+
+use crate::config::{quote_ident, TableName};
+use crate::CdcError;
+
+/// Session settings that make text values unambiguous: ISO dates in UTC,
+/// hex bytea, floats that round-trip. The walsender gets the same ones, so
+/// snapshot rows and streamed rows print alike.
+pub(crate) const SESSION_OPTIONS: &str =
+    "-c datestyle=ISO -c timezone=UTC -c bytea_output=hex -c extra_float_digits=3 -c intervalstyle=iso_8601";
+
+/// A SQL connection with [`SESSION_OPTIONS`].
+pub(crate) async fn connect(url: &str) -> Result<Client, CdcError> {
+    let mut cfg: tokio_postgres::Config = url
+        .parse()
+        .map_err(|e| CdcError::Config(format!("DATABASE_URL: {e}")))?;
+    cfg.options(SESSION_OPTIONS).application_name("contrail-cdc");
+    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(CdcError::Postgres)?;
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::warn!(error = %e, "PostgreSQL connection closed");
+        }
+    });
+    Ok(client)
+}
+
+/// A captured table as the catalog describes it.
+#[derive(Debug, Clone)]
+pub(crate) struct TableShape {
+    pub(crate) relation: Relation,
+    pub(crate) primary_key: Vec<String>,
+}
+
+/// Reads `table`'s columns and primary key, and checks it can be captured.
+pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<TableShape, CdcError> {
+    let row = client
+        .query_opt(
+            "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
+            &[&table.schema, &table.name],
+        )
+        .await
+        .map_err(CdcError::Postgres)?
+        .ok_or_else(|| CdcError::Table {
+            table: table.to_string(),
+            problem: "does not exist".into(),
+        })?;
+    let oid: u32 = row.get(0);
+    let replident: i8 = row.get(1);
+    if replident as u8 != b'f' {
+        return Err(CdcError::Table {
+            table: table.to_string(),
+            problem: format!(
+                "needs REPLICA IDENTITY FULL so updates and deletes carry the whole old row \
+                 (run ALTER TABLE {} REPLICA IDENTITY FULL)",
+                table.quoted()
+            ),
+        });
+    }
+    let columns = client
+        .query(
+            "SELECT attname::text, atttypid, atttypmod FROM pg_attribute
+             WHERE attrelid = $1 AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+            &[&oid],
+        )
+        .await
+        .map_err(CdcError::Postgres)?;
+    let primary_key: Vec<String> = client
+        .query(
+            "SELECT a.attname::text FROM pg_index i
+             JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) ON true
+             JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
+             WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.pos",
+            &[&oid],
+        )
+        .await
+        .map_err(CdcError::Postgres)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let relation = Relation {
+        id: oid,
+        namespace: table.schema.clone(),
+        name: table.name.clone(),
+        replica_identity: ReplicaIdentity::Full,
+        columns: columns
+            .iter()
+            .map(|r| Column {
+                key: true,
+                name: r.get(0),
+                type_oid: r.get(1),
+                type_modifier: r.get(2),
+            })
+            .collect(),
+    };
+    Ok(TableShape { relation, primary_key })
+}
+
+/// Creates the publication when missing (inserts, updates and deletes, as
+/// Debezium captures by default: TRUNCATE is not a row change); refuses one
+/// that lacks a configured table.
+pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
+    let exists = client
+        .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(CdcError::Postgres)?
+        .is_some();
+    if !exists {
+        let list: Vec<String> = tables.iter().map(TableName::quoted).collect();
+        client
+            .batch_execute(&format!(
+                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, update, delete')",
+                quote_ident(name),
+                list.join(", ")
+            ))
+            .await
+            .map_err(CdcError::Postgres)?;
+        tracing::info!(publication = name, tables = ?list, "created publication");
+        return Ok(());
+    }
+    for t in tables {
+        let listed = client
+            .query_opt(
+                "SELECT 1 FROM pg_publication_tables WHERE pubname = $1 AND schemaname = $2 AND tablename = $3",
+                &[&name, &t.schema, &t.name],
+            )
+            .await
+            .map_err(CdcError::Postgres)?
+            .is_some();
+        if !listed {
+            return Err(CdcError::Table {
+                table: t.to_string(),
+                problem: format!(
+                    "is configured but not in publication {name}; a table added to a running capture needs \
+                     its own snapshot, which this version takes only with a new slot: drop slot and \
+                     publication (SELECT pg_drop_replication_slot('…'); DROP PUBLICATION {name}) to re-snapshot \
+                     every table"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The slot's confirmed position, if the slot exists in this database.
+pub(crate) async fn slot_position(client: &Client, slot: &str) -> Result<Option<u64>, CdcError> {
+    let row = client
+        .query_opt(
+            "SELECT plugin::text, confirmed_flush_lsn::text FROM pg_replication_slots
+             WHERE slot_name = $1 AND database = current_database()",
+            &[&slot],
+        )
+        .await
+        .map_err(CdcError::Postgres)?;
+    let Some(row) = row else { return Ok(None) };
+    let plugin: Option<String> = row.get(0);
+    if plugin.as_deref() != Some("pgoutput") {
+        return Err(CdcError::Config(format!(
+            "replication slot {slot} exists with plugin {plugin:?}, not pgoutput: choose another source.slot"
+        )));
+    }
+    let lsn: Option<String> = row.get(1);
+    Ok(Some(lsn.as_deref().and_then(parse_lsn).unwrap_or(0)))
+}
+
+/// `X/Y` to a 64-bit position.
+pub(crate) fn parse_lsn(s: &str) -> Option<u64> {
+    let (hi, lo) = s.split_once('/')?;
+    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+}
+
+pub(crate) async fn drop_slot(client: &Client, slot: &str) -> Result<(), CdcError> {
+    client
+        .execute("SELECT pg_drop_replication_slot($1)", &[&slot])
+        .await
+        .map_err(CdcError::Postgres)?;
+    Ok(())
+}
+
+/// The snapshot bookkeeping table, created when missing.
+pub(crate) async fn ensure_state_table(client: &Client, table: &TableName) -> Result<(), CdcError> {
+    client
+        .batch_execute(&format!(
+            "CREATE TABLE IF NOT EXISTS {} (
+                slot_name text NOT NULL,
+                table_name text NOT NULL,
+                snapshot_lsn pg_lsn NOT NULL,
+                completed_at timestamptz NOT NULL DEFAULT now(),
+                PRIMARY KEY (slot_name, table_name))",
+            table.quoted()
+        ))
+        .await
+        .map_err(CdcError::Postgres)
+}
+
+/// Tables whose snapshot for `slot` is complete.
+pub(crate) async fn snapshotted(client: &Client, state: &TableName, slot: &str) -> Result<Vec<String>, CdcError> {
+    Ok(client
+        .query(
+            &format!("SELECT table_name FROM {} WHERE slot_name = $1", state.quoted()),
+            &[&slot],
+        )
+        .await
+        .map_err(CdcError::Postgres)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect())
+}
+
+pub(crate) async fn forget_snapshots(client: &Client, state: &TableName, slot: &str) -> Result<(), CdcError> {
+    client
+        .execute(
+            &format!("DELETE FROM {} WHERE slot_name = $1", state.quoted()),
+            &[&slot],
+        )
+        .await
+        .map_err(CdcError::Postgres)?;
+    Ok(())
+}
+
+pub(crate) async fn mark_snapshotted(
+    client: &Client,
+    state: &TableName,
+    slot: &str,
+    tables: &[TableName],
+    lsn: u64,
+) -> Result<(), CdcError> {
+    let lsn = format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF);
+    for t in tables {
+        client
+            .execute(
+                &format!(
+                    "INSERT INTO {} (slot_name, table_name, snapshot_lsn) VALUES ($1, $2, $3::text::pg_lsn)
+                     ON CONFLICT (slot_name, table_name) DO NOTHING",
+                    state.quoted()
+                ),
+                &[&slot, &t.to_string(), &lsn],
+            )
+            .await
+            .map_err(CdcError::Postgres)?;
+    }
+    Ok(())
+}
+
+/// Bytes of WAL the slot holds beyond its confirmed position.
+pub(crate) async fn slot_lag_bytes(client: &Client, slot: &str) -> Result<u64, CdcError> {
+    let row = client
+        .query_opt(
+            "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
+            &[&slot],
+        )
+        .await
+        .map_err(CdcError::Postgres)?;
+    Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64)
+}

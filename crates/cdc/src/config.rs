@@ -1,0 +1,341 @@
+//! `connectors/cdc.toml`: which tables to capture, how, and where to. Unknown
+//! keys are refused and every value is checked before anything connects.
+//! Service addresses come from the environment (`DATABASE_URL`,
+//! `KAFKA_BOOTSTRAP_SERVERS`, `SCHEMA_REGISTRY_URL`), never from the file:
+//! the database URL holds a password and is never printed.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::CdcError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawSource,
+    #[serde(default)]
+    kafka: RawKafka,
+    #[serde(default)]
+    contracts: BTreeMap<String, String>,
+    #[serde(default)]
+    service: RawService,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    tables: Vec<String>,
+    slot: Option<String>,
+    publication: Option<String>,
+    state_table: Option<String>,
+    heartbeat_seconds: Option<u64>,
+    lag_warn_bytes: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    topic_prefix: Option<String>,
+    partitions: Option<i32>,
+    replication: Option<i32>,
+    dead_letter_topic: Option<String>,
+    tombstones: Option<bool>,
+    linger_ms: Option<u64>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    metrics_listen: Option<String>,
+    schemas_dir: Option<PathBuf>,
+}
+
+/// A table to capture.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TableName {
+    pub schema: String,
+    pub name: String,
+}
+
+impl std::fmt::Display for TableName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.schema, self.name)
+    }
+}
+
+impl TableName {
+    /// The name quoted for SQL.
+    pub fn quoted(&self) -> String {
+        format!("{}.{}", quote_ident(&self.schema), quote_ident(&self.name))
+    }
+}
+
+/// An identifier quoted for SQL.
+pub fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The database URL; `Debug` hides it.
+#[derive(Clone)]
+pub struct DatabaseUrl(pub String);
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DatabaseUrl(<redacted>)")
+    }
+}
+
+/// Addresses of the services when the environment names none (the binary
+/// passes the local stack's).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDefaults {
+    pub database_url: Option<String>,
+    pub kafka_bootstrap_servers: Option<String>,
+    pub schema_registry_url: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct CdcConfig {
+    pub database_url: DatabaseUrl,
+    pub tables: Vec<TableName>,
+    pub slot: String,
+    pub publication: String,
+    /// Where the stage records which tables' snapshots are complete.
+    pub state_table: TableName,
+    pub heartbeat: Option<Duration>,
+    pub lag_warn_bytes: u64,
+    pub kafka: kafka::KafkaConfig,
+    pub registry_url: String,
+    pub registry_auth: Option<String>,
+    pub topic_prefix: String,
+    pub partitions: i32,
+    pub replication: i32,
+    pub dead_letter_topic: String,
+    pub tombstones: bool,
+    pub linger: Duration,
+    /// Table → the full name of the record in `schemas/` whose rules it follows.
+    pub contracts: BTreeMap<TableName, String>,
+    pub schemas_dir: PathBuf,
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+fn bad(msg: String) -> CdcError {
+    CdcError::Config(msg)
+}
+
+fn table_name(key: &str, s: &str) -> Result<TableName, CdcError> {
+    let (schema, name) = s.split_once('.').unwrap_or(("public", s));
+    if schema.is_empty() || name.is_empty() || name.contains('.') {
+        return Err(bad(format!("{key}: {s:?} is not a table name (schema.table)")));
+    }
+    Ok(TableName {
+        schema: schema.into(),
+        name: name.into(),
+    })
+}
+
+fn slot_like(key: &str, s: &str) -> Result<(), CdcError> {
+    // Replication slot names: lower-case letters, digits and underscores.
+    if s.is_empty()
+        || s.len() > 63
+        || !s
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        return Err(bad(format!(
+            "{key} = {s:?}: use 1 to 63 lower-case letters, digits and underscores"
+        )));
+    }
+    Ok(())
+}
+
+fn topic_like(key: &str, t: &str) -> Result<(), CdcError> {
+    if t.is_empty() || t.len() > 200 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+        return Err(bad(format!("{key} = {t:?} is not a legal Kafka topic name")));
+    }
+    Ok(())
+}
+
+impl CdcConfig {
+    /// Reads and validates `file`; `project_dir` anchors relative paths.
+    pub fn load(file: &Path, project_dir: &Path, defaults: ServiceDefaults) -> Result<CdcConfig, CdcError> {
+        let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+        Self::parse(&text, project_dir, defaults).map_err(|e| match e {
+            CdcError::Config(m) => bad(format!("{}: {m}", file.display())),
+            other => other,
+        })
+    }
+
+    fn parse(text: &str, project_dir: &Path, defaults: ServiceDefaults) -> Result<CdcConfig, CdcError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if raw.source.tables.is_empty() {
+            return Err(bad("source.tables is empty: name at least one table".into()));
+        }
+        let mut tables = Vec::new();
+        for t in &raw.source.tables {
+            let t = table_name("source.tables", t)?;
+            if tables.contains(&t) {
+                return Err(bad(format!("source.tables names {t} twice")));
+            }
+            tables.push(t);
+        }
+        let slot = raw.source.slot.unwrap_or_else(|| "contrail".into());
+        slot_like("source.slot", &slot)?;
+        let publication = raw.source.publication.unwrap_or_else(|| "contrail".into());
+        slot_like("source.publication", &publication)?;
+        let state_table = table_name(
+            "source.state_table",
+            raw.source.state_table.as_deref().unwrap_or("public.contrail_cdc_state"),
+        )?;
+        if tables.contains(&state_table) {
+            return Err(bad(format!(
+                "source.state_table {state_table} is also a captured table"
+            )));
+        }
+        let heartbeat = match raw.source.heartbeat_seconds.unwrap_or(10) {
+            0 => None,
+            s if s > 3600 => return Err(bad(format!("source.heartbeat_seconds = {s}: expected at most 3600"))),
+            s => Some(Duration::from_secs(s)),
+        };
+        let topic_prefix = raw.kafka.topic_prefix.unwrap_or_else(|| "contrail".into());
+        topic_like("kafka.topic_prefix", &topic_prefix)?;
+        let dead_letter_topic = raw
+            .kafka
+            .dead_letter_topic
+            .unwrap_or_else(|| format!("{topic_prefix}.cdc.dlq"));
+        topic_like("kafka.dead_letter_topic", &dead_letter_topic)?;
+        let partitions = raw.kafka.partitions.unwrap_or(3);
+        if !(1..=10_000).contains(&partitions) {
+            return Err(bad(format!("kafka.partitions = {partitions}: expected 1 to 10000")));
+        }
+        let replication = raw.kafka.replication.unwrap_or(1);
+        if !(1..=16).contains(&replication) {
+            return Err(bad(format!("kafka.replication = {replication}: expected 1 to 16")));
+        }
+        let linger_ms = raw.kafka.linger_ms.unwrap_or(5);
+        if linger_ms > 10_000 {
+            return Err(bad(format!("kafka.linger_ms = {linger_ms}: expected at most 10000")));
+        }
+        let mut contracts = BTreeMap::new();
+        for (table, record) in raw.contracts {
+            let t = table_name("contracts", &table)?;
+            if !tables.contains(&t) {
+                return Err(bad(format!("contracts: {t} is not in source.tables")));
+            }
+            contracts.insert(t, record);
+        }
+        let metrics_listen = match raw.service.metrics_listen.as_deref() {
+            None | Some("") => None,
+            Some(s) => Some(
+                s.parse()
+                    .map_err(|_| bad(format!("service.metrics_listen = {s:?} is not host:port")))?,
+            ),
+        };
+        let env_or = |name: &str, default: Option<String>| {
+            std::env::var(name)
+                .ok()
+                .or(default)
+                .ok_or_else(|| bad(format!("{name} is not set")))
+        };
+        let database_url = env_or("DATABASE_URL", defaults.database_url)?;
+        database_url
+            .parse::<tokio_postgres::Config>()
+            .map_err(|e| bad(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        Ok(CdcConfig {
+            database_url: DatabaseUrl(database_url),
+            tables,
+            slot,
+            publication,
+            state_table,
+            heartbeat,
+            lag_warn_bytes: raw.source.lag_warn_bytes.unwrap_or(256 * 1024 * 1024),
+            kafka: kafka::KafkaConfig {
+                bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
+                client_id: "contrail-cdc".into(),
+                extra: BTreeMap::new(),
+            },
+            registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
+            registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+            topic_prefix,
+            partitions,
+            replication,
+            dead_letter_topic,
+            tombstones: raw.kafka.tombstones.unwrap_or(true),
+            linger: Duration::from_millis(linger_ms),
+            contracts,
+            schemas_dir: project_dir.join(raw.service.schemas_dir.unwrap_or_else(|| "schemas".into())),
+            metrics_listen,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> ServiceDefaults {
+        ServiceDefaults {
+            database_url: Some("postgres://u:p@127.0.0.1:1/db".into()),
+            kafka_bootstrap_servers: Some("127.0.0.1:1".into()),
+            schema_registry_url: Some("http://127.0.0.1:1".into()),
+        }
+    }
+
+    fn parse(text: &str) -> Result<CdcConfig, String> {
+        CdcConfig::parse(text, Path::new("/p"), defaults()).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn the_committed_connector_config_is_valid() {
+        let text = include_str!("../../../connectors/cdc.toml");
+        let c = parse(text).unwrap();
+        assert_eq!(
+            c.tables,
+            vec![TableName {
+                schema: "public".into(),
+                name: "flight_state".into()
+            }]
+        );
+        assert_eq!(c.contracts.values().next().unwrap(), "io.contrail.flight.FlightState");
+        assert!(
+            !format!("{c:?}").contains("u:p@"),
+            "the database URL must not be printed"
+        );
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let base = "[source]\ntables = [\"public.t\"]\n";
+        assert!(parse(&format!("{base}nope = 1"))
+            .unwrap_err()
+            .contains("unknown field `nope`"));
+        assert!(parse("[source]\ntables = []")
+            .unwrap_err()
+            .contains("source.tables is empty"));
+        assert!(parse("[source]\ntables = [\"a.b.c\"]")
+            .unwrap_err()
+            .contains("source.tables: \"a.b.c\""));
+        assert!(parse(&format!("{base}slot = \"Bad-Slot\""))
+            .unwrap_err()
+            .contains("source.slot = \"Bad-Slot\""));
+        assert!(parse(&format!("{base}[kafka]\npartitions = 0"))
+            .unwrap_err()
+            .contains("kafka.partitions = 0"));
+        assert!(parse(&format!("{base}[contracts]\n\"public.u\" = \"X\""))
+            .unwrap_err()
+            .contains("public.u is not in source.tables"));
+        assert!(parse(&format!("{base}[service]\nmetrics_listen = \"x\""))
+            .unwrap_err()
+            .contains("metrics_listen"));
+        let c = parse(base).unwrap();
+        assert_eq!(
+            (c.slot.as_str(), c.dead_letter_topic.as_str()),
+            ("contrail", "contrail.cdc.dlq")
+        );
+    }
+}

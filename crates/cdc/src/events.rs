@@ -1,0 +1,378 @@
+//! From row changes to Kafka records: one [`Emitter`] owns the producer, the
+//! per-table codecs, their registered schema ids and compiled rules.
+//!
+//! For each change it parses the tuple, checks the rules of the table's
+//! registered value schema against the new row, and sends either the event
+//! (to the table's topic, keyed by the primary key, plus a tombstone after
+//! a delete) or the dead-letter record (same key and envelope, with the
+//! broken rules, the reasons and the LSN in headers). A value that has no
+//! Avro form is dead-lettered as JSON text with rule `decode`. The record
+//! numbers the tracked producer hands out let the stage confirm a WAL
+//! position only once everything before it is acknowledged.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kafka::dlq;
+use pg_avro::{EventMeta, Op, Row, TableCodec, ValueError};
+use pgoutput::{Datum, Relation};
+use registry_client::RegistryClient;
+use rules::{EvalContext, RuleSet, Violation};
+
+use crate::metrics::{EventLabels, Metrics, RuleLabels};
+use crate::CdcError;
+
+/// One captured table.
+#[derive(Debug)]
+struct Capture {
+    relation: Relation,
+    codec: TableCodec,
+    rules: RuleSet,
+    key_id: u32,
+    value_id: u32,
+    name: String,
+}
+
+/// Settings the emitter needs.
+#[derive(Debug, Clone)]
+pub(crate) struct EmitterConfig {
+    pub(crate) topic_prefix: String,
+    pub(crate) dead_letter_topic: String,
+    pub(crate) tombstones: bool,
+}
+
+/// See the module docs.
+pub(crate) struct Emitter {
+    cfg: EmitterConfig,
+    pub(crate) producer: kafka::Producer,
+    registry: RegistryClient,
+    tables: HashMap<String, Capture>,
+    by_relation: HashMap<u32, String>,
+    primary_keys: HashMap<String, Vec<String>>,
+    contracts: HashMap<String, serde_json::Value>,
+    metrics: Arc<Metrics>,
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+    violations: Vec<Violation>,
+    /// Number of the last record sent.
+    pub(crate) last_seq: u64,
+}
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emitter")
+            .field("tables", &self.tables.keys())
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or_default()
+}
+
+impl Emitter {
+    pub(crate) fn new(
+        cfg: EmitterConfig,
+        producer: kafka::Producer,
+        registry: RegistryClient,
+        contracts: HashMap<String, serde_json::Value>,
+        metrics: Arc<Metrics>,
+    ) -> Emitter {
+        Emitter {
+            cfg,
+            producer,
+            registry,
+            tables: HashMap::new(),
+            by_relation: HashMap::new(),
+            primary_keys: HashMap::new(),
+            contracts,
+            metrics,
+            key_buf: Vec::with_capacity(64),
+            value_buf: Vec::with_capacity(512),
+            violations: Vec::new(),
+            last_seq: 0,
+        }
+    }
+
+    /// The topics events of `rel` go to, before it is registered.
+    pub(crate) fn topic_for(&self, rel: &Relation) -> String {
+        pg_avro::topic_name(&self.cfg.topic_prefix, rel)
+    }
+
+    /// Builds the codec for `rel` (keyed by `primary_key`), registers its key
+    /// and value schemas, and compiles the rules of the registered value
+    /// schema. Called at start for every table and again when a Relation
+    /// message shows the table's columns changed.
+    pub(crate) async fn register(&mut self, rel: &Relation, primary_key: &[String]) -> Result<(), CdcError> {
+        let name = format!("{}.{}", rel.namespace, rel.name);
+        let codec = TableCodec::new(&self.cfg.topic_prefix, rel, primary_key, self.contracts.get(&name))
+            .map_err(|e| CdcError::Mapping(e.to_string()))?;
+        let row = schema::Schema::parse(&codec.row_schema)
+            .map_err(|e| CdcError::Mapping(format!("table {name}: the row schema is invalid: {e}")))?;
+        let rules = RuleSet::from_schema(&row)
+            .map_err(|e| CdcError::Mapping(format!("table {name}: the contract's rules do not apply: {e}")))?;
+        let register = |subject: String, schema: String| {
+            let registry = self.registry.clone();
+            let table = name.clone();
+            async move {
+                registry.register(&subject, &schema).await.map_err(|e| match e {
+                    registry_client::ClientError::Rejected {
+                        status: 409, message, ..
+                    } => CdcError::SchemaRefused {
+                        table,
+                        subject,
+                        message,
+                    },
+                    other => CdcError::Registry(other),
+                })
+            }
+        };
+        let key_id = register(format!("{}-key", codec.topic), codec.key_schema.to_string()).await?;
+        let value_id = register(format!("{}-value", codec.topic), codec.value_schema.to_string()).await?;
+        tracing::info!(table = %name, topic = %codec.topic, key_id, value_id, rules = rules.len(), "table registered");
+        self.by_relation.insert(rel.id, name.clone());
+        self.primary_keys.insert(name.clone(), primary_key.to_vec());
+        self.tables.insert(
+            name.clone(),
+            Capture {
+                relation: rel.clone(),
+                codec,
+                rules,
+                key_id,
+                value_id,
+                name,
+            },
+        );
+        Ok(())
+    }
+
+    /// Handles a Relation message: maps its id, and re-registers when the
+    /// table's columns differ from the ones known.
+    pub(crate) async fn relation(&mut self, rel: &Relation) -> Result<(), CdcError> {
+        let name = format!("{}.{}", rel.namespace, rel.name);
+        let Some(known) = self.tables.get(&name) else {
+            return Err(CdcError::Table {
+                table: name,
+                problem: "arrived from the publication but is not configured in source.tables".into(),
+            });
+        };
+        let same = known.relation.columns.len() == rel.columns.len()
+            && known
+                .relation
+                .columns
+                .iter()
+                .zip(&rel.columns)
+                .all(|(a, b)| a.name == b.name && a.type_oid == b.type_oid && a.type_modifier == b.type_modifier);
+        if same {
+            self.by_relation.insert(rel.id, name);
+            return Ok(());
+        }
+        tracing::info!(table = %name, "the table's columns changed: registering a new schema version");
+        let pk = self.primary_keys.get(&name).cloned().unwrap_or_default();
+        self.register(rel, &pk).await
+    }
+
+    fn capture(&self, relation: u32) -> Result<&Capture, CdcError> {
+        self.by_relation
+            .get(&relation)
+            .and_then(|n| self.tables.get(n))
+            .ok_or(CdcError::Protocol(format!(
+                "a row change for relation {relation} before its Relation message"
+            )))
+    }
+
+    /// The registered table names.
+    pub(crate) fn table_name_of(&self, relation: u32) -> Option<&str> {
+        self.by_relation.get(&relation).map(String::as_str)
+    }
+
+    /// Emits one change given as pgoutput tuples.
+    pub(crate) fn change(
+        &mut self,
+        relation: u32,
+        op: Op,
+        meta: EventMeta<'_>,
+        old: Option<&[Datum]>,
+        new: Option<&[Datum]>,
+    ) -> Result<(), CdcError> {
+        let name = self.capture(relation)?.name.clone();
+        self.change_by_name(&name, op, meta, old, new)
+    }
+
+    /// Emits one change of the table `name` (`schema.table`).
+    pub(crate) fn change_by_name(
+        &mut self,
+        name: &str,
+        op: Op,
+        meta: EventMeta<'_>,
+        old: Option<&[Datum]>,
+        new: Option<&[Datum]>,
+    ) -> Result<(), CdcError> {
+        let cap = self
+            .tables
+            .get(name)
+            .ok_or_else(|| CdcError::Protocol(format!("unknown table {name}")))?;
+        let parse = |d: Option<&[Datum]>, old: Option<&Row>| d.map(|d| cap.codec.row(d, old)).transpose();
+        let rows = parse(old, None).and_then(|before| {
+            let after = parse(new, before.as_ref())?;
+            Ok((before, after))
+        });
+        let (before, after) = match rows {
+            Ok(rows) => rows,
+            Err(e) => return self.dead_letter_undecodable(name, &meta, op, old, new, &e),
+        };
+        // An update that changes the primary key is a delete of the old key
+        // and a create of the new one, as Debezium emits it: each key's
+        // history stays on its own partition.
+        let key_changed = match (op, &before, &after) {
+            (Op::Update, Some(b), Some(a)) => {
+                let (mut kb, mut ka) = (Vec::new(), Vec::new());
+                cap.codec.encode_key(&mut kb, b);
+                cap.codec.encode_key(&mut ka, a);
+                kb != ka
+            }
+            _ => false,
+        };
+        if key_changed {
+            self.emit(name, EventMeta { op: Op::Delete, ..meta }, before.as_ref(), None)?;
+            return self.emit(name, EventMeta { op: Op::Create, ..meta }, None, after.as_ref());
+        }
+        self.emit(name, meta, before.as_ref(), after.as_ref())
+    }
+
+    fn emit(
+        &mut self,
+        name: &str,
+        meta: EventMeta<'_>,
+        before: Option<&Row>,
+        after: Option<&Row>,
+    ) -> Result<(), CdcError> {
+        let Some(cap) = self.tables.get(name) else {
+            return Ok(());
+        };
+        let keyed = after
+            .or(before)
+            .ok_or(CdcError::Protocol("a change with neither old nor new row".into()))?;
+        self.key_buf.clear();
+        wire::write_header(&mut self.key_buf, cap.key_id);
+        cap.codec.encode_key(&mut self.key_buf, keyed);
+        self.value_buf.clear();
+        wire::write_header(&mut self.value_buf, cap.value_id);
+        cap.codec.encode_value(&mut self.value_buf, &meta, before, after);
+        self.violations.clear();
+        if let Some(after) = after {
+            cap.rules
+                .evaluate_into(after, &EvalContext { now_ms: meta.now_ms }, &mut self.violations);
+        }
+        if !self.violations.is_empty() {
+            let rules: Vec<&str> = self.violations.iter().map(|v| &*v.rule).collect();
+            let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
+            for r in &rules {
+                self.metrics
+                    .dead_lettered
+                    .get_or_create(&RuleLabels { rule: (*r).to_string() })
+                    .inc();
+            }
+            tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
+            let rules = rules.join(",");
+            let reasons = serde_json::to_string(&reasons).unwrap_or_default();
+            let lsn = pgoutput::Lsn(meta.lsn).to_string();
+            self.last_seq = self.producer.send(kafka::Record {
+                topic: &self.cfg.dead_letter_topic,
+                key: &self.key_buf,
+                value: Some(&self.value_buf),
+                headers: &[
+                    (dlq::RULES_HEADER, rules.as_bytes()),
+                    (dlq::REASON_HEADER, reasons.as_bytes()),
+                    (dlq::STAGE_HEADER, b"cdc"),
+                    (dlq::LSN_HEADER, lsn.as_bytes()),
+                ],
+            })?;
+            return Ok(());
+        }
+        self.last_seq = self.producer.send(kafka::Record {
+            topic: &cap.codec.topic,
+            key: &self.key_buf,
+            value: Some(&self.value_buf),
+            headers: &[],
+        })?;
+        if meta.op == Op::Delete && self.cfg.tombstones {
+            self.last_seq = self.producer.send(kafka::Record {
+                topic: &cap.codec.topic,
+                key: &self.key_buf,
+                value: None,
+                headers: &[],
+            })?;
+        }
+        self.metrics
+            .events
+            .get_or_create(&EventLabels {
+                table: name.to_string(),
+                op: meta.op.code(),
+            })
+            .inc();
+        Ok(())
+    }
+
+    /// A row with a value that has no Avro form: its columns as JSON text go
+    /// to the dead-letter topic, keyed by the table name.
+    fn dead_letter_undecodable(
+        &mut self,
+        name: &str,
+        meta: &EventMeta<'_>,
+        op: Op,
+        old: Option<&[Datum]>,
+        new: Option<&[Datum]>,
+        error: &ValueError,
+    ) -> Result<(), CdcError> {
+        let Some(cap) = self.tables.get(name) else {
+            return Ok(());
+        };
+        let as_json = |d: Option<&[Datum]>| match d {
+            None => serde_json::Value::Null,
+            Some(d) => serde_json::Value::Object(
+                cap.relation
+                    .columns
+                    .iter()
+                    .zip(d)
+                    .map(|(c, d)| {
+                        let v = match d {
+                            Datum::Null => serde_json::Value::Null,
+                            Datum::UnchangedToast => serde_json::json!({"unchanged_toast": true}),
+                            Datum::Text(t) => serde_json::Value::String(String::from_utf8_lossy(t).into_owned()),
+                            Datum::Binary(b) => serde_json::Value::String(format!("<{} binary bytes>", b.len())),
+                        };
+                        (c.name.clone(), v)
+                    })
+                    .collect(),
+            ),
+        };
+        let doc = serde_json::json!({
+            "table": name, "op": op.code(), "lsn": meta.lsn, "commit_lsn": meta.commit_lsn, "txid": meta.txid,
+            "before": as_json(old), "after": as_json(new),
+        });
+        let reasons = serde_json::to_string(&[error.to_string()]).unwrap_or_default();
+        let lsn = pgoutput::Lsn(meta.lsn).to_string();
+        tracing::warn!(table = name, lsn = %lsn, %error, "a row that has no Avro form was dead-lettered");
+        self.metrics
+            .dead_lettered
+            .get_or_create(&RuleLabels { rule: "decode".into() })
+            .inc();
+        let value = doc.to_string();
+        self.last_seq = self.producer.send(kafka::Record {
+            topic: &self.cfg.dead_letter_topic,
+            key: name.as_bytes(),
+            value: Some(value.as_bytes()),
+            headers: &[
+                (dlq::RULES_HEADER, b"decode"),
+                (dlq::REASON_HEADER, reasons.as_bytes()),
+                (dlq::STAGE_HEADER, b"cdc"),
+                (dlq::LSN_HEADER, lsn.as_bytes()),
+            ],
+        })?;
+        Ok(())
+    }
+}

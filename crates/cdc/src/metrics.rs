@@ -1,0 +1,106 @@
+//! The CDC stage's Prometheus metrics; every name is here.
+
+use std::sync::atomic::AtomicU64;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub const EVENTS: &str = "contrail_cdc_events";
+pub const DEAD_LETTERED: &str = "contrail_cdc_dead_lettered";
+pub const TRANSACTIONS: &str = "contrail_cdc_transactions";
+pub const TRANSACTION_EVENTS: &str = "contrail_cdc_transaction_events";
+pub const KAFKA_ACKED: &str = "contrail_cdc_kafka_acknowledged_records";
+pub const CONFIRMED_LSN: &str = "contrail_cdc_confirmed_lsn";
+pub const SLOT_LAG_BYTES: &str = "contrail_cdc_slot_lag_bytes";
+pub const SLOT_LAG_SECONDS: &str = "contrail_cdc_slot_lag_seconds";
+pub const SNAPSHOT_ROWS: &str = "contrail_cdc_snapshot_rows";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct EventLabels {
+    pub table: String,
+    pub op: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RuleLabels {
+    /// A rule name from the schema, or `decode` for a value that has no Avro form.
+    pub rule: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub events: Family<EventLabels, Counter>,
+    pub dead_lettered: Family<RuleLabels, Counter>,
+    pub transactions: Counter,
+    pub transaction_events: Histogram,
+    pub kafka_acked: Gauge<u64, AtomicU64>,
+    pub confirmed_lsn: Gauge<u64, AtomicU64>,
+    pub slot_lag_bytes: Gauge<u64, AtomicU64>,
+    pub slot_lag_seconds: Gauge<f64, AtomicU64>,
+    pub snapshot_rows: Counter,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            events: Family::default(),
+            dead_lettered: Family::default(),
+            transactions: Counter::default(),
+            transaction_events: Histogram::new([1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
+            kafka_acked: Gauge::default(),
+            confirmed_lsn: Gauge::default(),
+            slot_lag_bytes: Gauge::default(),
+            slot_lag_seconds: Gauge::default(),
+            snapshot_rows: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register(EVENTS, "Change events produced, by table and op", m.events.clone());
+        registry.register(
+            DEAD_LETTERED,
+            "Changes dead-lettered, by broken rule",
+            m.dead_lettered.clone(),
+        );
+        registry.register(TRANSACTIONS, "Source transactions captured", m.transactions.clone());
+        registry.register(
+            TRANSACTION_EVENTS,
+            "Change events per source transaction (batch size)",
+            m.transaction_events.clone(),
+        );
+        registry.register(KAFKA_ACKED, "Records acknowledged by Kafka", m.kafka_acked.clone());
+        registry.register(
+            CONFIRMED_LSN,
+            "WAL position confirmed to the slot (everything before it is in Kafka)",
+            m.confirmed_lsn.clone(),
+        );
+        registry.register(
+            SLOT_LAG_BYTES,
+            "WAL the slot holds beyond the confirmed position",
+            m.slot_lag_bytes.clone(),
+        );
+        registry.register(
+            SLOT_LAG_SECONDS,
+            "Age of the newest confirmed commit",
+            m.slot_lag_seconds.clone(),
+        );
+        registry.register(SNAPSHOT_ROWS, "Rows read by snapshots", m.snapshot_rows.clone());
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,555 @@
+//! The stage's life: start-up checks and registration, the snapshot of a
+//! new slot, then the replication loop that emits events and confirms WAL
+//! positions as Kafka acknowledges them. See the crate docs for the
+//! guarantees.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use pg_avro::{EventMeta, Op};
+use pgoutput::{Datum, Message, OldRow};
+use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use registry_client::RegistryClient;
+use tokio::sync::watch;
+use tokio_postgres::{Client, SimpleQueryMessage};
+
+use crate::catalog::{self, TableShape};
+use crate::config::{quote_ident, CdcConfig};
+use crate::events::{now_ms, Emitter, EmitterConfig};
+use crate::metrics::Metrics;
+use crate::CdcError;
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    pub snapshot_rows: u64,
+    pub transactions: u64,
+    /// Records acknowledged by Kafka (events, tombstones, dead letters).
+    pub acknowledged: u64,
+    /// The last WAL position confirmed to the slot.
+    pub confirmed_lsn: u64,
+}
+
+/// How long a graceful stop waits for Kafka to acknowledge what is in flight.
+const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Rows fetched per round trip while snapshotting.
+const SNAPSHOT_FETCH: usize = 5_000;
+
+fn pg_now_micros() -> i64 {
+    now_ms() * 1000 - pgoutput::PG_EPOCH_OFFSET_MICROS
+}
+
+/// Runs the stage until `shutdown` turns true or a fatal error occurs.
+pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, CdcError> {
+    let metrics = Arc::new(Metrics::new());
+    if let Some(addr) = cfg.metrics_listen {
+        serve_metrics(addr, metrics.clone()).await?;
+    }
+    let pg: tokio_postgres::Config = cfg
+        .database_url
+        .0
+        .parse()
+        .map_err(|e| CdcError::Config(format!("DATABASE_URL: {e}")))?;
+    let db = pg.get_dbname().unwrap_or("postgres").to_string();
+    let sql = catalog::connect(&cfg.database_url.0).await?;
+
+    // Everything that can be wrong with the tables is found before anything is created.
+    let mut shapes: Vec<TableShape> = Vec::new();
+    for t in &cfg.tables {
+        let shape = catalog::table_shape(&sql, t).await?;
+        pg_avro::TableCodec::new(&cfg.topic_prefix, &shape.relation, &shape.primary_key, None)
+            .map_err(|e| CdcError::Mapping(e.to_string()))?;
+        shapes.push(shape);
+    }
+    let contracts = load_contracts(&cfg)?;
+
+    let registry = RegistryClient::new(&cfg.registry_url, cfg.registry_auth.as_deref()).map_err(CdcError::Registry)?;
+    let producer = kafka::Producer::tracked(&cfg.kafka, cfg.linger)?;
+    let mut emitter = Emitter::new(
+        EmitterConfig {
+            topic_prefix: cfg.topic_prefix.clone(),
+            dead_letter_topic: cfg.dead_letter_topic.clone(),
+            tombstones: cfg.tombstones,
+        },
+        producer,
+        registry,
+        contracts,
+        metrics.clone(),
+    );
+    let mut topics = vec![kafka::TopicSpec {
+        name: cfg.dead_letter_topic.clone(),
+        partitions: cfg.partitions,
+        replication: cfg.replication,
+    }];
+    for shape in &shapes {
+        emitter.register(&shape.relation, &shape.primary_key).await?;
+        topics.push(kafka::TopicSpec {
+            name: emitter.topic_for(&shape.relation),
+            partitions: cfg.partitions,
+            replication: cfg.replication,
+        });
+    }
+    kafka::ensure_topics(&cfg.kafka, &topics).await?;
+    catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
+    catalog::ensure_state_table(&sql, &cfg.state_table).await?;
+
+    let mut position = catalog::slot_position(&sql, &cfg.slot).await?;
+    if position.is_some() {
+        let done = catalog::snapshotted(&sql, &cfg.state_table, &cfg.slot).await?;
+        if let Some(missing) = cfg.tables.iter().find(|t| !done.contains(&t.to_string())) {
+            // The stage died during the snapshot: take it again from a new
+            // slot. Rows already sent are sent again (op r); the sink keeps one.
+            tracing::warn!(slot = %cfg.slot, table = %missing, "the snapshot never completed: starting over with a new slot");
+            catalog::drop_slot(&sql, &cfg.slot).await?;
+            position = None;
+        }
+    }
+    let repl_cfg = replication_config(&cfg, &pg)?;
+    let mut summary = Summary::default();
+    let (mut repl, start) = match position {
+        Some(lsn) => {
+            tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(lsn), "resuming from the slot's confirmed position");
+            let repl = ReplicationClient::connect(repl_cfg.with_start_lsn(Lsn(lsn)).with_ack_lsn(Lsn(lsn)))
+                .await
+                .map_err(CdcError::Replication)?;
+            (repl, lsn)
+        }
+        None => {
+            catalog::forget_snapshots(&sql, &cfg.state_table, &cfg.slot).await?;
+            let mut repl = ReplicationClient::connect_gated(repl_cfg)
+                .await
+                .map_err(CdcError::Replication)?;
+            let rows = repl
+                .simple_query(&format!(
+                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+                    quote_ident(&cfg.slot)
+                ))
+                .await
+                .map_err(CdcError::Replication)?;
+            let field = |i: usize| {
+                rows.first()
+                    .and_then(|r| r.get(i).cloned().flatten())
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT answered without a row".into()))
+            };
+            let consistent = catalog::parse_lsn(&field(1)?)
+                .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT gave no consistent point".into()))?;
+            let snapshot_name = field(2)?;
+            tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(consistent), "created slot; snapshotting");
+            // The snapshot is imported before the replication session moves
+            // on (starting it ends the export); from then on the import holds it.
+            let snap = catalog::connect(&cfg.database_url.0).await?;
+            snap.batch_execute(&format!(
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
+                snapshot_name.replace('\'', "''")
+            ))
+            .await
+            .map_err(CdcError::Postgres)?;
+            repl.start().await.map_err(CdcError::Replication)?;
+            summary.snapshot_rows = snapshot(
+                &snap,
+                &mut emitter,
+                &shapes,
+                consistent,
+                &cfg.topic_prefix,
+                &db,
+                &metrics,
+            )
+            .await?;
+            snap.batch_execute("COMMIT").await.map_err(CdcError::Postgres)?;
+            // The snapshot counts as done only once Kafka has all of it.
+            emitter.producer.flush(FLUSH_TIMEOUT)?;
+            catalog::mark_snapshotted(&sql, &cfg.state_table, &cfg.slot, &cfg.tables, consistent).await?;
+            tracing::info!(rows = summary.snapshot_rows, "snapshot complete; streaming");
+            (repl, consistent)
+        }
+    };
+    repl.wait_started().await.map_err(CdcError::Replication)?;
+
+    let mut state = StreamState {
+        cfg: &cfg,
+        sql: &sql,
+        db: &db,
+        metrics: &metrics,
+        emitter,
+        tx: None,
+        pending: VecDeque::new(),
+        confirmed: start,
+        summary,
+    };
+    let result = state.stream(&mut repl, &mut shutdown).await;
+    // Whatever happened, confirm what Kafka has (and only that).
+    let flushed = state.emitter.producer.flush(FLUSH_TIMEOUT);
+    state.advance(&repl);
+    if result.is_ok() && flushed.is_ok() {
+        state.wait_confirmed().await;
+    }
+    let _ = repl.shutdown().await;
+    result?;
+    flushed?;
+    state.summary.acknowledged = state.emitter.producer.deliveries().acked();
+    state.summary.confirmed_lsn = state.confirmed;
+    Ok(state.summary)
+}
+
+/// The replication connection's settings, from the database URL.
+fn replication_config(cfg: &CdcConfig, pg: &tokio_postgres::Config) -> Result<ReplicationConfig, CdcError> {
+    let host = match pg.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
+        Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
+        None => "localhost".into(),
+    };
+    let password = pg
+        .get_password()
+        .map(|p| String::from_utf8_lossy(p).into_owned())
+        .unwrap_or_default();
+    Ok(ReplicationConfig::new(
+        host,
+        pg.get_user().unwrap_or("postgres"),
+        password,
+        pg.get_dbname().unwrap_or("postgres"),
+        cfg.slot.clone(),
+        cfg.publication.clone(),
+    )
+    .with_port(pg.get_ports().first().copied().unwrap_or(5432))
+    .with_options(catalog::SESSION_OPTIONS)
+    .with_application_name(format!("contrail-cdc-{}", cfg.slot))
+    .with_status_interval(Duration::from_secs(1))
+    .with_wakeup_interval(Duration::from_secs(5)))
+}
+
+/// The contract records named in the configuration, compiled from `schemas/`.
+fn load_contracts(cfg: &CdcConfig) -> Result<HashMap<String, serde_json::Value>, CdcError> {
+    if cfg.contracts.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let compiled = idl::compile_dir(&cfg.schemas_dir).map_err(|e| CdcError::Config(e.to_string()))?;
+    cfg.contracts
+        .iter()
+        .map(|(table, record)| {
+            let c = compiled.get(record).ok_or_else(|| {
+                CdcError::Config(format!(
+                    "contracts: {table} follows {record}, which {} does not declare",
+                    cfg.schemas_dir.display()
+                ))
+            })?;
+            Ok((table.to_string(), c.json.clone()))
+        })
+        .collect()
+}
+
+/// Reads every table in the imported snapshot as op `r` events.
+async fn snapshot(
+    sql: &Client,
+    emitter: &mut Emitter,
+    shapes: &[TableShape],
+    lsn: u64,
+    server_name: &str,
+    db: &str,
+    metrics: &Metrics,
+) -> Result<u64, CdcError> {
+    let started = pg_now_micros();
+    let mut total = 0u64;
+    for shape in shapes {
+        let rel = &shape.relation;
+        let name = format!("{}.{}", rel.namespace, rel.name);
+        let cols: Vec<String> = rel.columns.iter().map(|c| quote_ident(&c.name)).collect();
+        sql.batch_execute(&format!(
+            "DECLARE contrail_snapshot NO SCROLL CURSOR FOR SELECT {} FROM {}.{}",
+            cols.join(", "),
+            quote_ident(&rel.namespace),
+            quote_ident(&rel.name)
+        ))
+        .await
+        .map_err(CdcError::Postgres)?;
+        let mut rows = 0u64;
+        let mut datums: Vec<Datum> = Vec::with_capacity(cols.len());
+        loop {
+            let batch = sql
+                .simple_query(&format!("FETCH {SNAPSHOT_FETCH} FROM contrail_snapshot"))
+                .await
+                .map_err(CdcError::Postgres)?;
+            let mut n = 0;
+            for m in batch {
+                let SimpleQueryMessage::Row(r) = m else { continue };
+                datums.clear();
+                datums
+                    .extend((0..r.len()).map(|i| r.get(i).map_or(Datum::Null, |s| Datum::Text(s.as_bytes().to_vec()))));
+                let meta = EventMeta {
+                    op: Op::Read,
+                    server_name,
+                    db,
+                    commit_ts_us: started,
+                    txid: 0,
+                    lsn,
+                    commit_lsn: lsn,
+                    now_ms: now_ms(),
+                };
+                emitter.change_by_name(&name, Op::Read, meta, None, Some(&datums))?;
+                n += 1;
+            }
+            rows += n;
+            if n == 0 {
+                break;
+            }
+        }
+        sql.batch_execute("CLOSE contrail_snapshot")
+            .await
+            .map_err(CdcError::Postgres)?;
+        metrics.snapshot_rows.inc_by(rows);
+        tracing::info!(table = %name, rows, "snapshot of table read");
+        total += rows;
+    }
+    Ok(total)
+}
+
+/// The transaction being decoded.
+#[derive(Debug, Clone, Copy)]
+struct Tx {
+    xid: u32,
+    commit_ts: i64,
+    final_lsn: u64,
+    first_seq: u64,
+}
+
+/// A committed transaction waiting for Kafka's acknowledgements.
+#[derive(Debug, Clone, Copy)]
+struct Committed {
+    end_lsn: u64,
+    last_seq: u64,
+    commit_ts: i64,
+}
+
+struct StreamState<'a> {
+    cfg: &'a CdcConfig,
+    sql: &'a Client,
+    db: &'a str,
+    metrics: &'a Metrics,
+    emitter: Emitter,
+    tx: Option<Tx>,
+    pending: VecDeque<Committed>,
+    confirmed: u64,
+    summary: Summary,
+}
+
+impl StreamState<'_> {
+    async fn stream(
+        &mut self,
+        repl: &mut ReplicationClient,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<(), CdcError> {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_heartbeat = Instant::now();
+        let mut last_lag_check = Instant::now() - Duration::from_secs(60);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.changed() => {
+                    if *shutdown.borrow() {
+                        tracing::info!("stopping: flushing and confirming what Kafka has");
+                        return Ok(());
+                    }
+                }
+                ev = repl.recv() => match ev.map_err(CdcError::Replication)? {
+                    None => return Ok(()),
+                    Some(ev) => self.handle(ev).await?,
+                },
+                _ = tick.tick() => {
+                    if let Some(every) = self.cfg.heartbeat {
+                        if last_heartbeat.elapsed() >= every {
+                            last_heartbeat = Instant::now();
+                            self.heartbeat().await?;
+                        }
+                    }
+                    if last_lag_check.elapsed() >= Duration::from_secs(5) {
+                        last_lag_check = Instant::now();
+                        self.check_lag().await?;
+                    }
+                }
+            }
+            self.advance(repl);
+            if self.emitter.producer.deliveries().failed() > 0 {
+                // Surface the delivery error; nothing after it is confirmed.
+                self.emitter.producer.flush(FLUSH_TIMEOUT)?;
+            }
+        }
+    }
+
+    async fn handle(&mut self, ev: ReplicationEvent) -> Result<(), CdcError> {
+        match ev {
+            ReplicationEvent::Begin {
+                final_lsn,
+                xid,
+                commit_time_micros,
+            } => {
+                self.tx = Some(Tx {
+                    xid,
+                    commit_ts: commit_time_micros,
+                    final_lsn: final_lsn.as_u64(),
+                    first_seq: self.emitter.last_seq,
+                });
+            }
+            ReplicationEvent::XLogData { wal_start, data, .. } => {
+                let msg = pgoutput::decode(&data).map_err(|e| {
+                    CdcError::Protocol(format!("at WAL position {}: {e}", pgoutput::Lsn(wal_start.as_u64())))
+                })?;
+                self.message(msg, wal_start.as_u64()).await?;
+            }
+            ReplicationEvent::Commit {
+                end_lsn,
+                commit_time_micros,
+                ..
+            } => {
+                let tx = self.tx.take();
+                let events = tx.map_or(0, |t| self.emitter.last_seq - t.first_seq);
+                self.metrics.transactions.inc();
+                self.metrics.transaction_events.observe(events as f64);
+                self.summary.transactions += 1;
+                self.pending.push_back(Committed {
+                    end_lsn: end_lsn.as_u64(),
+                    last_seq: self.emitter.last_seq,
+                    commit_ts: commit_time_micros,
+                });
+            }
+            ReplicationEvent::Message { .. } | ReplicationEvent::KeepAlive { .. } => {}
+            ReplicationEvent::StoppedAt { .. } => {}
+        }
+        Ok(())
+    }
+
+    async fn message(&mut self, msg: Message, lsn: u64) -> Result<(), CdcError> {
+        let tx = match &msg {
+            Message::Insert { .. } | Message::Update { .. } | Message::Delete { .. } => Some(
+                self.tx
+                    .ok_or_else(|| CdcError::Protocol("a row change outside a transaction".into()))?,
+            ),
+            _ => None,
+        };
+        let (server_name, db) = (self.cfg.topic_prefix.as_str(), self.db);
+        let event = |op: Op, tx: Tx| EventMeta {
+            op,
+            server_name,
+            db,
+            commit_ts_us: tx.commit_ts,
+            txid: tx.xid,
+            lsn,
+            commit_lsn: tx.final_lsn,
+            now_ms: now_ms(),
+        };
+        match (msg, tx) {
+            (Message::Relation(rel), _) => self.emitter.relation(&rel).await?,
+            (Message::Insert { relation, new }, Some(tx)) => {
+                self.emitter
+                    .change(relation, Op::Create, event(Op::Create, tx), None, Some(&new))?;
+            }
+            (Message::Update { relation, old, new }, Some(tx)) => {
+                let old = old.map(|o| match o {
+                    OldRow::Full(d) | OldRow::Key(d) => d,
+                });
+                self.emitter
+                    .change(relation, Op::Update, event(Op::Update, tx), old.as_deref(), Some(&new))?;
+            }
+            (
+                Message::Delete {
+                    relation,
+                    old: OldRow::Full(old) | OldRow::Key(old),
+                },
+                Some(tx),
+            ) => {
+                self.emitter
+                    .change(relation, Op::Delete, event(Op::Delete, tx), Some(&old), None)?;
+            }
+            (Message::Truncate { relations, .. }, _) => {
+                let names: Vec<&str> = relations
+                    .iter()
+                    .filter_map(|r| self.emitter.table_name_of(*r))
+                    .collect();
+                tracing::warn!(tables = ?names, "TRUNCATE is not captured (the publication publishes row changes only)");
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Confirms the end of every committed transaction whose records are all acknowledged.
+    fn advance(&mut self, repl: &ReplicationClient) {
+        let acked = self.emitter.producer.deliveries().acked_through();
+        let mut newest = None;
+        while let Some(c) = self.pending.front() {
+            if c.last_seq > acked {
+                break;
+            }
+            newest = Some(*c);
+            self.pending.pop_front();
+        }
+        if let Some(c) = newest {
+            self.confirmed = c.end_lsn;
+            repl.update_applied_lsn(Lsn(c.end_lsn));
+            self.metrics.confirmed_lsn.set(c.end_lsn);
+        }
+        self.metrics.kafka_acked.set(self.emitter.producer.deliveries().acked());
+        let lag = self
+            .pending
+            .front()
+            .map_or(0.0, |c| ((pg_now_micros() - c.commit_ts) as f64 / 1e6).max(0.0));
+        self.metrics.slot_lag_seconds.set(lag);
+    }
+
+    /// A transactional logical message: it travels through the slot like a
+    /// change, so the slot advances while the captured tables are idle.
+    async fn heartbeat(&self) -> Result<(), CdcError> {
+        self.sql
+            .execute(
+                "SELECT pg_logical_emit_message(true, 'contrail.heartbeat', now()::text)",
+                &[],
+            )
+            .await
+            .map_err(CdcError::Postgres)?;
+        Ok(())
+    }
+
+    async fn check_lag(&self) -> Result<(), CdcError> {
+        let lag = catalog::slot_lag_bytes(self.sql, &self.cfg.slot).await?;
+        self.metrics.slot_lag_bytes.set(lag);
+        if lag > self.cfg.lag_warn_bytes {
+            tracing::warn!(slot = %self.cfg.slot, lag_bytes = lag, bound = self.cfg.lag_warn_bytes, "the slot holds more WAL than the configured bound");
+        }
+        Ok(())
+    }
+
+    /// Waits (a few seconds at most) until the server has the last confirmed position.
+    async fn wait_confirmed(&self) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            match catalog::slot_position(self.sql, &self.cfg.slot).await {
+                Ok(Some(lsn)) if lsn >= self.confirmed => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot read the slot's position");
+                    return;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        tracing::warn!(lsn = %pgoutput::Lsn(self.confirmed), "the server had not recorded the last confirmed position at exit; the next start replays from the previous one");
+    }
+}
+
+async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Result<(), CdcError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| CdcError::Metrics { addr, source })?;
+    let app = axum::Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route("/healthz", get(|| async { "ok" }));
+    tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    tracing::info!(%addr, "serving /metrics and /healthz");
+    Ok(())
+}

@@ -1,0 +1,47 @@
+//! `contrail cdc`: the CDC stage (see the `cdc` crate).
+
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub(crate) struct CdcArgs {
+    /// Configuration file (default: connectors/cdc.toml).
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
+    let file = args.config.unwrap_or_else(|| dir.join("connectors/cdc.toml"));
+    let local: std::collections::HashMap<&str, String> =
+        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
+    let defaults = cdc::ServiceDefaults {
+        database_url: local.get("DATABASE_URL").cloned(),
+        kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
+        schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+    };
+    let config = cdc::CdcConfig::load(&file, dir, defaults)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let summary = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::shutdown_signal().await;
+            let _ = tx.send(true);
+        });
+        cdc::run(config, rx).await
+    })?;
+    println!(
+        "cdc: {} snapshot rows, {} transactions, {} records acknowledged by Kafka; confirmed up to {}",
+        summary.snapshot_rows,
+        summary.transactions,
+        summary.acknowledged,
+        pgoutput_lsn(summary.confirmed_lsn)
+    );
+    Ok(Outcome::Ok)
+}
+
+fn pgoutput_lsn(lsn: u64) -> String {
+    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
+}

@@ -1,0 +1,472 @@
+//! `contrail cdc` against the local stack's PostgreSQL, Tansu and schema
+//! registry, read back with Confluent's own Python consumer and
+//! AvroDeserializer. Each test has its own database, slot and topic prefix.
+//! Waiting is on events: the slot's confirmed position (which the stage
+//! advances only after Kafka acknowledged everything before it) reaching
+//! the WAL position after the test's writes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio_postgres::Client;
+
+fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn stack_env(name: &str) -> String {
+    let cfg = stack::StackConfig::for_project(&project()).unwrap();
+    cfg.env().into_iter().find(|(k, _)| *k == name).unwrap().1
+}
+
+fn confluent_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONFLUENT_PYTHON") {
+        return p.into();
+    }
+    Path::new(&std::env::var("HOME").unwrap()).join(".cache/contrail/confluent-kafka-2.16.0/bin/python")
+}
+
+async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the local stack's PostgreSQL (run `contrail stack up`)");
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh database named `name` (any slot of the same name dropped first).
+struct TestDb {
+    name: String,
+    url: String,
+    client: Client,
+}
+
+impl TestDb {
+    async fn create(name: &str) -> TestDb {
+        let admin_url = stack_env("DATABASE_URL");
+        let admin = connect(&admin_url).await;
+        admin
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&name],
+            )
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = admin_url.rsplit_once('/').map(|(b, _)| format!("{b}/{name}")).unwrap();
+        let client = connect(&url).await;
+        TestDb {
+            name: name.into(),
+            url,
+            client,
+        }
+    }
+
+    /// Waits until the slot has confirmed everything written so far.
+    async fn wait_captured(&self, stage: &mut Stage) {
+        let target: String = self
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+                    &[&target, &self.name],
+                )
+                .await
+                .unwrap();
+            if row.is_some_and(|r| r.get::<_, bool>(0)) {
+                return;
+            }
+            stage.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "the stage did not confirm {target} in time:\n{}",
+                stage.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A running `contrail cdc`.
+struct Stage {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Stage {
+    fn start(db: &TestDb, config: &str) -> Stage {
+        let dir = std::env::temp_dir().join(format!("contrail-cdc-{}", db.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("cdc.toml");
+        std::fs::write(&file, config).unwrap();
+        // One log per start, numbered.
+        let log = dir.join(format!("stage-{}.log", std::fs::read_dir(&dir).unwrap().count()));
+        let child = Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args([
+                "--project-dir",
+                project().to_str().unwrap(),
+                "cdc",
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .env("DATABASE_URL", &db.url)
+            .stdout(std::fs::File::create(&log).unwrap())
+            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Stage { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the stage exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGINT, then the exit status and the log.
+    fn stop(mut self) -> (bool, String) {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        (status.success(), self.log())
+    }
+
+    fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+fn config(db: &TestDb, tables: &[&str], extra: &str) -> String {
+    let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "[source]\ntables = [{}]\nslot = \"{n}\"\npublication = \"{n}\"\nheartbeat_seconds = 1\n\n\
+         [kafka]\ntopic_prefix = \"{n}\"\ndead_letter_topic = \"{n}.dlq\"\npartitions = 2\n\n{extra}\n\
+         [service]\nmetrics_listen = \"\"\n",
+        tables.join(", "),
+        n = db.name
+    )
+}
+
+/// Every record of `topics`, decoded by Confluent's deserializer.
+fn read(topics: &[String]) -> Vec<Value> {
+    let script = project().join("crates/contrail/tests/read_topics.py");
+    let out = Command::new(confluent_python())
+        .arg(script)
+        .arg("--iso")
+        .arg(stack_env("KAFKA_BOOTSTRAP_SERVERS"))
+        .arg(stack_env("SCHEMA_REGISTRY_URL"))
+        .args(topics)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Values (not tombstones) in (partition, offset) order per key: the order a consumer sees per key.
+fn events(records: &[Value]) -> Vec<&Value> {
+    records.iter().filter(|r| !r["value"].is_null()).collect()
+}
+
+#[tokio::test]
+async fn every_type_through_snapshot_and_stream() {
+    let db = TestDb::create("cdc_types").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE every_type (
+                id bigint PRIMARY KEY, b boolean, i2 smallint, i4 integer, f4 real, f8 double precision,
+                amount numeric(12,3), anyn numeric, t text, vc varchar(20), ch char(4), d date, ts timestamp,
+                tstz timestamptz, u uuid, j json, jb jsonb, raw bytea, tags text[], nums integer[], big text);
+             ALTER TABLE every_type REPLICA IDENTITY FULL;
+             -- Out of line and uncompressed, so an update that leaves it alone sends the unchanged-TOAST marker.
+             ALTER TABLE every_type ALTER COLUMN big SET STORAGE EXTERNAL;
+             INSERT INTO every_type VALUES (1, true, -7, 2147483647, 1.5, 0.1, -1234.5, 3.14159265358979323846,
+                'snap', 'v', 'ab', '2024-02-29', '2024-02-29 12:34:56.789012', '2024-02-29 12:34:56.789012+02',
+                'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '{\"k\": [1, 2]}', '{\"k\": 1}', '\\x00ff', '{a,\"b c\",NULL}',
+                '{1,2}', NULL);
+             INSERT INTO every_type (id) VALUES (2);",
+        )
+        .await
+        .unwrap();
+    let mut stage = Stage::start(&db, &config(&db, &["public.every_type"], ""));
+    db.wait_captured(&mut stage).await;
+    // Streamed: an insert, an update of a TOAST-sized value, an update that
+    // leaves it untouched (pgoutput sends "unchanged"), a key change, a delete.
+    let big = "x".repeat(300_000);
+    db.client
+        .batch_execute(&format!(
+            "INSERT INTO every_type VALUES (3, false, 1, 2, -0.25, 1e300, 0.001, 'NaN', 'stream', 'w', 'c', '1969-12-31',
+                '1970-01-01 00:00:00', '1970-01-01 00:00:00+00', '00000000-0000-0000-0000-000000000000', 'null', '[]',
+                '\\x', '{{}}', '{{NULL}}', NULL);
+             UPDATE every_type SET big = '{big}' WHERE id = 2;
+             UPDATE every_type SET t = 'touched' WHERE id = 2;
+             UPDATE every_type SET id = 10 WHERE id = 3;
+             DELETE FROM every_type WHERE id = 1;"
+        ))
+        .await
+        .unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+
+    let topic = "cdc_types.public.every_type".to_string();
+    let records = read(std::slice::from_ref(&topic));
+    let evs = events(&records);
+    let ops: Vec<(&str, i64)> = evs
+        .iter()
+        .map(|r| (r["value"]["op"].as_str().unwrap(), r["key"]["id"].as_i64().unwrap()))
+        .collect::<Vec<_>>();
+    let mut sorted = ops.clone();
+    sorted.sort();
+    assert_eq!(
+        sorted,
+        [
+            ("c", 3),
+            ("c", 10),
+            ("d", 1),
+            ("d", 3),
+            ("r", 1),
+            ("r", 2),
+            ("u", 2),
+            ("u", 2)
+        ],
+        "{ops:?}"
+    );
+
+    let by = |op: &str, id: i64| {
+        evs.iter()
+            .find(|r| r["value"]["op"] == op && r["key"]["id"] == id)
+            .unwrap()["value"]
+            .clone()
+    };
+    let snap = by("r", 1);
+    assert_eq!(snap["source"]["snapshot"], true);
+    let a = &snap["after"];
+    let expected = json!({
+        "id": 1, "b": true, "i2": -7, "i4": 2147483647, "f4": 1.5, "f8": 0.1, "amount": "-1234.500",
+        "anyn": "3.14159265358979323846", "t": "snap", "vc": "v", "ch": "ab  ", "d": "2024-02-29",
+        "ts": "2024-02-29T12:34:56.789012", "tstz": "2024-02-29T10:34:56.789012+00:00",
+        "u": "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11", "j": "{\"k\": [1, 2]}", "jb": "{\"k\": 1}", "raw": "00ff",
+        "tags": ["a", "b c", null], "nums": [1, 2], "big": null
+    });
+    assert_eq!(a, &expected);
+
+    let ins = by("c", 3);
+    assert_eq!(ins["source"]["snapshot"], false);
+    assert!(ins["before"].is_null());
+    let a = &ins["after"];
+    assert_eq!(a["f8"], 1e300);
+    assert_eq!(a["anyn"], "NaN");
+    assert_eq!(
+        (a["d"].as_str(), a["ts"].as_str()),
+        (Some("1969-12-31"), Some("1970-01-01T00:00:00"))
+    );
+    assert_eq!(
+        (a["raw"].as_str(), a["tags"].clone(), a["nums"].clone()),
+        (Some(""), json!([]), json!([null]))
+    );
+    assert_eq!(a["j"], "null");
+
+    // The update that did not touch `big` still carries it, taken from the old row.
+    let updates: Vec<&Value> = evs
+        .iter()
+        .filter(|r| r["value"]["op"] == "u")
+        .map(|r| &r["value"])
+        .collect();
+    assert_eq!(updates[0]["after"]["big"].as_str().map(str::len), Some(300_000));
+    assert_eq!(updates[1]["after"]["t"], "touched");
+    assert_eq!(updates[1]["after"]["big"].as_str().map(str::len), Some(300_000));
+    assert_eq!(updates[1]["before"]["t"], Value::Null);
+
+    // A key change is a delete of the old key and a create of the new one.
+    assert_eq!(by("d", 3)["before"]["t"], "stream");
+    assert_eq!(by("c", 10)["after"]["t"], "stream");
+    // Deletes are followed by tombstones; the delete carries the whole old row.
+    assert_eq!(by("d", 1)["before"]["t"], "snap");
+    assert_eq!(records.iter().filter(|r| r["value"].is_null()).count(), 2);
+    // Events of one transaction share its commit LSN and have rising LSNs.
+    let streamed: Vec<&Value> = evs
+        .iter()
+        .filter(|r| r["value"]["op"] != "r")
+        .map(|r| &r["value"]["source"])
+        .collect();
+    assert!(streamed
+        .iter()
+        .all(|s| s["lsn"].as_i64() <= s["commit_lsn"].as_i64() && s["txid"].as_i64() > Some(0)));
+}
+
+#[tokio::test]
+async fn rule_breakers_go_to_the_dead_letter_topic_with_their_reasons() {
+    let db = TestDb::create("cdc_rules").await;
+    let migration =
+        std::fs::read_to_string(project().join("crates/flight-db/migrations/0001_flight_state.sql")).unwrap();
+    db.client.batch_execute(&migration).await.unwrap();
+    let contract = "[contracts]\n\"public.flight_state\" = \"io.contrail.flight.FlightState\"\n";
+    let mut stage = Stage::start(&db, &config(&db, &["public.flight_state"], contract));
+    db.wait_captured(&mut stage).await;
+    db.client
+        .batch_execute(
+            "INSERT INTO flight_state (icao24, origin_country, last_contact, latitude, longitude, on_ground)
+             VALUES ('abc123', 'Switzerland', now(), 46.5, 7.5, false),
+                    ('XYZ', 'Switzerland', now(), 95.0, 7.5, false),
+                    ('def456', 'France', now() + interval '1 day', 46.0, null, true);",
+        )
+        .await
+        .unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+    let records = read(&["cdc_rules.public.flight_state".into(), "cdc_rules.dlq".into()]);
+    let good: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["topic"] == "cdc_rules.public.flight_state")
+        .collect();
+    assert_eq!(good.len(), 1);
+    assert_eq!(good[0]["value"]["after"]["icao24"], "abc123");
+    let mut dead: Vec<(String, String)> = records
+        .iter()
+        .filter(|r| r["topic"] == "cdc_rules.dlq")
+        .map(|r| {
+            assert_eq!(r["headers"]["contrail.dlq.stage"], "cdc");
+            assert!(r["headers"]["contrail.dlq.lsn"].as_str().unwrap().contains('/'));
+            assert!(r["headers"]["contrail.dlq.reason"].as_str().unwrap().contains("rule "));
+            (
+                r["value"]["after"]["icao24"].as_str().unwrap().to_string(),
+                r["headers"]["contrail.dlq.rules"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    dead.sort();
+    assert_eq!(
+        dead,
+        [
+            ("XYZ".to_string(), "icao24.pattern,latitude.range".to_string()),
+            (
+                "def456".to_string(),
+                "last_contact.not_future,position_is_complete".to_string()
+            )
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_column_added_while_streaming_is_a_new_schema_version() {
+    let db = TestDb::create("cdc_evolve").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, a text); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .await
+        .unwrap();
+    let mut stage = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut stage).await;
+    db.client
+        .batch_execute(
+            "INSERT INTO t VALUES (1, 'before');
+             ALTER TABLE t ADD COLUMN added numeric(5,2);
+             INSERT INTO t VALUES (2, 'after', 12.5);",
+        )
+        .await
+        .unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+    let records = read(&["cdc_evolve.public.t".into()]);
+    let afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
+    assert_eq!(
+        afters,
+        [
+            &json!({"id": 1, "a": "before"}),
+            &json!({"id": 2, "a": "after", "added": "12.50"})
+        ]
+    );
+    let versions: Value = ureq::get(&format!(
+        "{}/subjects/cdc_evolve.public.t-value/versions",
+        stack_env("SCHEMA_REGISTRY_URL")
+    ))
+    .call()
+    .unwrap()
+    .body_mut()
+    .read_to_string()
+    .map(|t| serde_json::from_str(&t).unwrap())
+    .unwrap();
+    assert_eq!(versions, json!([1, 2]));
+}
+
+#[tokio::test]
+async fn kill_9_at_any_point_loses_nothing() {
+    let db = TestDb::create("cdc_kill").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, n bigint NOT NULL); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .await
+        .unwrap();
+    let cfg = config(&db, &["public.t"], "");
+    let mut stage = Stage::start(&db, &cfg);
+    // A writer keeps committing while the stage is killed and restarted:
+    // each transaction bumps one row's counter, and every tenth deletes one.
+    let writer_db = connect(&db.url).await;
+    let writer = tokio::spawn(async move {
+        for i in 0..3_000i64 {
+            let id = (i * 7919 % 200) as i32;
+            let sql = if i % 10 == 9 {
+                format!("DELETE FROM t WHERE id = {id}")
+            } else {
+                format!("INSERT INTO t VALUES ({id}, 1) ON CONFLICT (id) DO UPDATE SET n = t.n + 1")
+            };
+            writer_db.batch_execute(&sql).await.unwrap();
+            if i % 100 == 0 {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+    });
+    // Kill after the stage has confirmed something, three times, at
+    // different moments of its work.
+    for round in 0..3 {
+        db.wait_captured(&mut stage).await;
+        tokio::time::sleep(Duration::from_millis(37 * (round + 1))).await;
+        stage.kill9();
+        stage = Stage::start(&db, &cfg);
+    }
+    writer.await.unwrap();
+    // A 100,000-row transaction on top.
+    db.client
+        .batch_execute("INSERT INTO t SELECT g, g FROM generate_series(1000, 100999) g ON CONFLICT DO NOTHING")
+        .await
+        .unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+
+    // The last event of each key is the row's state; deleted rows end in a delete.
+    let records = read(&["cdc_kill.public.t".into()]);
+    let mut last: std::collections::BTreeMap<i64, Option<i64>> = Default::default();
+    for r in events(&records) {
+        let v = &r["value"];
+        let key = r["key"]["id"].as_i64().unwrap();
+        last.insert(key, v["after"]["n"].as_i64());
+    }
+    let rows = db.client.query("SELECT id::bigint, n FROM t", &[]).await.unwrap();
+    let table: std::collections::BTreeMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let topic: std::collections::BTreeMap<i64, i64> = last.iter().filter_map(|(k, n)| n.map(|n| (*k, n))).collect();
+    assert_eq!(topic.len(), table.len());
+    assert!(topic == table, "the topic's last values differ from the table");
+    assert!(table.len() > 100_000);
+}
