@@ -170,7 +170,19 @@ impl Emitter {
             self.by_relation.insert(rel.id, name);
             return Ok(());
         }
-        tracing::info!(table = %name, "the table's columns changed: registering a new schema version");
+        let describe = |r: &Relation| {
+            r.columns
+                .iter()
+                .map(|c| format!("{} {}({})", c.name, c.type_oid, c.type_modifier))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        tracing::info!(
+            table = %name,
+            was = %describe(&known.relation),
+            now = %describe(rel),
+            "the table's columns changed: registering a new schema version"
+        );
         let pk = self.primary_keys.get(&name).cloned().unwrap_or_default();
         self.register(rel, &pk).await
     }

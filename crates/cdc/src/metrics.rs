@@ -18,6 +18,12 @@ pub const CONFIRMED_LSN: &str = "contrail_cdc_confirmed_lsn";
 pub const SLOT_LAG_BYTES: &str = "contrail_cdc_slot_lag_bytes";
 pub const SLOT_LAG_SECONDS: &str = "contrail_cdc_slot_lag_seconds";
 pub const SNAPSHOT_ROWS: &str = "contrail_cdc_snapshot_rows";
+pub const COMMIT_TO_ACK: &str = "contrail_cdc_commit_to_ack_seconds";
+
+/// Bucket bounds of [`COMMIT_TO_ACK`], fine enough to read a p99 against 100 ms.
+pub const LATENCY_BUCKETS: [f64; 16] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct EventLabels {
@@ -43,6 +49,7 @@ pub struct Metrics {
     pub slot_lag_bytes: Gauge<u64, AtomicU64>,
     pub slot_lag_seconds: Gauge<f64, AtomicU64>,
     pub snapshot_rows: Counter,
+    pub commit_to_ack: Histogram,
 }
 
 impl Metrics {
@@ -58,6 +65,7 @@ impl Metrics {
             slot_lag_bytes: Gauge::default(),
             slot_lag_seconds: Gauge::default(),
             snapshot_rows: Counter::default(),
+            commit_to_ack: Histogram::new(LATENCY_BUCKETS),
             registry: Registry::default(),
         };
         registry.register(EVENTS, "Change events produced, by table and op", m.events.clone());
@@ -89,6 +97,11 @@ impl Metrics {
             m.slot_lag_seconds.clone(),
         );
         registry.register(SNAPSHOT_ROWS, "Rows read by snapshots", m.snapshot_rows.clone());
+        registry.register(
+            COMMIT_TO_ACK,
+            "From a transaction's commit in PostgreSQL to Kafka acknowledging its last event",
+            m.commit_to_ack.clone(),
+        );
         Metrics { registry, ..m }
     }
 

@@ -37,15 +37,21 @@ const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 const SNAPSHOT_FETCH: usize = 5_000;
 
 fn pg_now_micros() -> i64 {
-    now_ms() * 1000 - pgoutput::PG_EPOCH_OFFSET_MICROS
+    let us = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default();
+    us - pgoutput::PG_EPOCH_OFFSET_MICROS
 }
 
 /// Runs the stage until `shutdown` turns true or a fatal error occurs.
 pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, CdcError> {
     let metrics = Arc::new(Metrics::new());
-    if let Some(addr) = cfg.metrics_listen {
-        serve_metrics(addr, metrics.clone()).await?;
-    }
+    // Served while this run lasts.
+    let _metrics_server = match cfg.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, metrics.clone()).await?),
+        None => None,
+    };
     let pg: tokio_postgres::Config = cfg
         .database_url
         .0
@@ -140,9 +146,15 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
             // The snapshot is imported before the replication session moves
             // on (starting it ends the export); from then on the import holds it.
             let snap = catalog::connect(&cfg.database_url.0).await?;
+            // ACCESS SHARE, as Debezium takes: a table rewrite (ALTER
+            // TABLE … TYPE, TRUNCATE) is not MVCC-safe and would show the
+            // snapshot an empty table, so it waits until the snapshot ends.
+            let locks: Vec<String> = cfg.tables.iter().map(|t| t.quoted()).collect();
             snap.batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'",
-                snapshot_name.replace('\'', "''")
+                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; \
+                 LOCK TABLE {} IN ACCESS SHARE MODE",
+                snapshot_name.replace('\'', "''"),
+                locks.join(", ")
             ))
             .await
             .map_err(CdcError::Postgres)?;
@@ -339,7 +351,9 @@ impl StreamState<'_> {
         repl: &mut ReplicationClient,
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<(), CdcError> {
-        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        // Acknowledgements are noticed at the next event or tick: a short
+        // tick keeps an idle stream's confirmations (and latency) prompt.
+        let mut tick = tokio::time::interval(Duration::from_millis(2));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heartbeat = Instant::now();
         let mut last_lag_check = Instant::now() - Duration::from_secs(60);
@@ -477,10 +491,14 @@ impl StreamState<'_> {
     fn advance(&mut self, repl: &ReplicationClient) {
         let acked = self.emitter.producer.deliveries().acked_through();
         let mut newest = None;
+        let now = pg_now_micros();
         while let Some(c) = self.pending.front() {
             if c.last_seq > acked {
                 break;
             }
+            self.metrics
+                .commit_to_ack
+                .observe((now - c.commit_ts).max(0) as f64 / 1e6);
             newest = Some(*c);
             self.pending.pop_front();
         }
@@ -537,7 +555,16 @@ impl StreamState<'_> {
     }
 }
 
-async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Result<(), CdcError> {
+/// Aborts the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Result<AbortOnDrop, CdcError> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -545,11 +572,11 @@ async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Res
     let app = axum::Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))
         .route("/healthz", get(|| async { "ok" }));
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "metrics server stopped");
         }
     });
     tracing::info!(%addr, "serving /metrics and /healthz");
-    Ok(())
+    Ok(AbortOnDrop(task))
 }

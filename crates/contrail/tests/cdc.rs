@@ -36,7 +36,8 @@ async fn connect(url: &str) -> Client {
     client
 }
 
-/// A fresh database named `name` (any slot of the same name dropped first).
+/// A fresh database, slot, publication and topic prefix named `<base>_<pid>`:
+/// topics and registry subjects outlive a database, so every run gets new ones.
 struct TestDb {
     name: String,
     url: String,
@@ -44,16 +45,10 @@ struct TestDb {
 }
 
 impl TestDb {
-    async fn create(name: &str) -> TestDb {
+    async fn create(base: &str) -> TestDb {
+        let name = format!("{base}_{}", std::process::id());
         let admin_url = stack_env("DATABASE_URL");
         let admin = connect(&admin_url).await;
-        admin
-            .execute(
-                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
-                &[&name],
-            )
-            .await
-            .unwrap();
         admin
             .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
             .await
@@ -61,14 +56,28 @@ impl TestDb {
         admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
         let url = admin_url.rsplit_once('/').map(|(b, _)| format!("{b}/{name}")).unwrap();
         let client = connect(&url).await;
-        TestDb {
-            name: name.into(),
-            url,
-            client,
-        }
+        TestDb { name, url, client }
     }
 
-    /// Waits until the slot has confirmed everything written so far.
+    /// Drops the slot (it would hold WAL) and the database.
+    async fn drop_slot(&self) {
+        self.client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.name],
+            )
+            .await
+            .unwrap();
+        let admin = connect(&stack_env("DATABASE_URL")).await;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the stage has finished its snapshot and the slot has
+    /// confirmed everything written so far. (A new slot starts past earlier
+    /// writes: those travel in the snapshot.)
     async fn wait_captured(&self, stage: &mut Stage) {
         let target: String = self
             .client
@@ -86,8 +95,18 @@ impl TestDb {
                 )
                 .await
                 .unwrap();
-            if row.is_some_and(|r| r.get::<_, bool>(0)) {
-                return;
+            if row.is_some_and(|r| r.get::<_, Option<bool>>(0) == Some(true)) {
+                let snapshotted = self
+                    .client
+                    .query_opt(
+                        "SELECT 1 FROM pg_tables WHERE tablename = 'contrail_cdc_state'
+                         AND EXISTS (SELECT 1 FROM contrail_cdc_state WHERE slot_name = $1)",
+                        &[&self.name],
+                    )
+                    .await;
+                if snapshotted.is_ok_and(|r| r.is_some()) {
+                    return;
+                }
             }
             stage.assert_running();
             assert!(
@@ -114,6 +133,7 @@ impl Stage {
         std::fs::write(&file, config).unwrap();
         // One log per start, numbered.
         let log = dir.join(format!("stage-{}.log", std::fs::read_dir(&dir).unwrap().count()));
+        let out = std::fs::File::create(&log).unwrap();
         let child = Command::new(env!("CARGO_BIN_EXE_contrail"))
             .args([
                 "--project-dir",
@@ -123,8 +143,8 @@ impl Stage {
                 file.to_str().unwrap(),
             ])
             .env("DATABASE_URL", &db.url)
-            .stdout(std::fs::File::create(&log).unwrap())
-            .stderr(std::fs::File::options().append(true).open(&log).unwrap())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
             .stdin(Stdio::null())
             .spawn()
             .unwrap();
@@ -228,8 +248,9 @@ async fn every_type_through_snapshot_and_stream() {
     db.wait_captured(&mut stage).await;
     let (ok, log) = stage.stop();
     assert!(ok, "{log}");
+    db.drop_slot().await;
 
-    let topic = "cdc_types.public.every_type".to_string();
+    let topic = format!("{}.public.every_type", db.name);
     let records = read(std::slice::from_ref(&topic));
     let evs = events(&records);
     let ops: Vec<(&str, i64)> = evs
@@ -336,16 +357,17 @@ async fn rule_breakers_go_to_the_dead_letter_topic_with_their_reasons() {
     db.wait_captured(&mut stage).await;
     let (ok, log) = stage.stop();
     assert!(ok, "{log}");
-    let records = read(&["cdc_rules.public.flight_state".into(), "cdc_rules.dlq".into()]);
+    db.drop_slot().await;
+    let records = read(&[format!("{}.public.flight_state", db.name), format!("{}.dlq", db.name)]);
     let good: Vec<&Value> = records
         .iter()
-        .filter(|r| r["topic"] == "cdc_rules.public.flight_state")
+        .filter(|r| r["topic"] == format!("{}.public.flight_state", db.name).as_str())
         .collect();
     assert_eq!(good.len(), 1);
     assert_eq!(good[0]["value"]["after"]["icao24"], "abc123");
     let mut dead: Vec<(String, String)> = records
         .iter()
-        .filter(|r| r["topic"] == "cdc_rules.dlq")
+        .filter(|r| r["topic"] == format!("{}.dlq", db.name).as_str())
         .map(|r| {
             assert_eq!(r["headers"]["contrail.dlq.stage"], "cdc");
             assert!(r["headers"]["contrail.dlq.lsn"].as_str().unwrap().contains('/'));
@@ -389,8 +411,10 @@ async fn a_column_added_while_streaming_is_a_new_schema_version() {
     db.wait_captured(&mut stage).await;
     let (ok, log) = stage.stop();
     assert!(ok, "{log}");
-    let records = read(&["cdc_evolve.public.t".into()]);
-    let afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
+    db.drop_slot().await;
+    let records = read(&[format!("{}.public.t", db.name)]);
+    let mut afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
+    afters.sort_by_key(|a| a["id"].as_i64());
     assert_eq!(
         afters,
         [
@@ -399,8 +423,9 @@ async fn a_column_added_while_streaming_is_a_new_schema_version() {
         ]
     );
     let versions: Value = ureq::get(&format!(
-        "{}/subjects/cdc_evolve.public.t-value/versions",
-        stack_env("SCHEMA_REGISTRY_URL")
+        "{}/subjects/{}.public.t-value/versions",
+        stack_env("SCHEMA_REGISTRY_URL"),
+        db.name
     ))
     .call()
     .unwrap()
@@ -456,7 +481,7 @@ async fn kill_9_at_any_point_loses_nothing() {
     assert!(ok, "{log}");
 
     // The last event of each key is the row's state; deleted rows end in a delete.
-    let records = read(&["cdc_kill.public.t".into()]);
+    let records = read(&[format!("{}.public.t", db.name)]);
     let mut last: std::collections::BTreeMap<i64, Option<i64>> = Default::default();
     for r in events(&records) {
         let v = &r["value"];
@@ -469,4 +494,49 @@ async fn kill_9_at_any_point_loses_nothing() {
     assert_eq!(topic.len(), table.len());
     assert!(topic == table, "the topic's last values differ from the table");
     assert!(table.len() > 100_000);
+    db.drop_slot().await;
+}
+
+#[tokio::test]
+async fn a_refused_schema_change_stops_the_stage_which_resumes_once_the_subject_allows_it() {
+    let db = TestDb::create("cdc_refuse").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, a text); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .await
+        .unwrap();
+    // The subject outlives the database: start from the default level.
+    let registry = stack_env("SCHEMA_REGISTRY_URL");
+    let cfg = config(&db, &["public.t"], "");
+    let mut stage = Stage::start(&db, &cfg);
+    db.client.batch_execute("INSERT INTO t VALUES (1, 'x')").await.unwrap();
+    db.wait_captured(&mut stage).await;
+    // string → int cannot be read by the previous version (BACKWARD).
+    db.client
+        .batch_execute("ALTER TABLE t ALTER COLUMN a TYPE integer USING length(a); INSERT INTO t VALUES (2, 5);")
+        .await
+        .unwrap();
+    let status = stage.child.wait().unwrap();
+    let log = stage.log();
+    assert!(!status.success(), "{log}");
+    assert!(
+        log.contains(&format!(
+            "table public.t: the registry refused the new schema for {}.public.t-value",
+            db.name
+        )) && log.contains("Envelope.after.a: reader union has no branch that reads writer type string")
+            && log.contains("BACKWARD"),
+        "the error names the table, the subject and the field:\n{log}"
+    );
+    ureq::put(&format!("{registry}/config/{}.public.t-value", db.name))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send(r#"{"compatibility": "NONE"}"#)
+        .unwrap();
+    let mut stage = Stage::start(&db, &cfg);
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+    db.drop_slot().await;
+    let records = read(&[format!("{}.public.t", db.name)]);
+    let mut afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
+    afters.sort_by_key(|a| a["id"].as_i64());
+    assert_eq!(afters, [&json!({"id": 1, "a": "x"}), &json!({"id": 2, "a": 5})]);
 }

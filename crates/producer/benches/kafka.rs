@@ -5,9 +5,6 @@
 //! Run: `cargo bench -p producer --bench kafka` (after `contrail stack up`).
 //! Figures go to docs/BENCHMARKS.md.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use avro_codec::AvroRecord;
@@ -16,48 +13,12 @@ use producer::{ProducerConfig, Target};
 
 const DURATION: Duration = Duration::from_secs(15);
 
-fn tansu() -> PathBuf {
-    let home = std::env::var("HOME").unwrap();
-    let cargo_bin = PathBuf::from(home).join(".cargo/bin/tansu");
-    if cargo_bin.exists() {
-        cargo_bin
-    } else {
-        PathBuf::from("tansu")
-    }
-}
-
 fn main() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let url = format!("tcp://127.0.0.1:{port}");
-    let dir = std::env::temp_dir().join(format!("tansu-bench-{port}"));
-    std::fs::create_dir_all(&dir).unwrap();
-    let mut broker = Command::new(tansu())
-        .current_dir(&dir)
-        .args([
-            "broker",
-            "--storage-engine",
-            "memory://tansu/",
-            "--listener-url",
-            &url,
-            "--advertised-listener-url",
-            &url,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("tansu (cargo install tansu --locked --features libsql,dynostore)");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "tansu did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let broker =
+        stack::MemoryBroker::start().expect("tansu (cargo install tansu --locked --features libsql,dynostore)");
     let registry_url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
     let kafka = kafka::KafkaConfig {
-        bootstrap_servers: format!("127.0.0.1:{port}"),
+        bootstrap_servers: broker.bootstrap.clone(),
         client_id: "bench".into(),
         extra: Default::default(),
     };
@@ -145,7 +106,5 @@ fn main() {
         bare_elapsed.as_secs_f64()
     );
     println!("ratio: {:.2}", service_rate / bare_rate);
-    let _ = broker.kill();
-    let _ = broker.wait();
-    let _ = std::fs::remove_dir_all(&dir);
+    drop(broker);
 }

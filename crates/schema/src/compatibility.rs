@@ -204,6 +204,22 @@ impl Checker<'_> {
         if rb.iter().any(|b| self.compatible(b, w, location)) {
             return;
         }
+        // A branch of the writer's name is the one a reader resolves to
+        // (Avro matches named branches by name first): say what inside it
+        // does not read, down to the field, rather than only "no branch".
+        if let Type::Named(wn) = w {
+            let short = |n: &str| n.rsplit('.').next().unwrap_or(n).to_string();
+            let same_name = rb
+                .iter()
+                .find(|b| matches!(b, Type::Named(rn) if short(rn) == short(wn)));
+            if let Some(branch) = same_name {
+                let before = self.found.len();
+                self.check(branch, w, location);
+                if self.found.len() > before {
+                    return;
+                }
+            }
+        }
         self.report(
             IncompatibilityKind::MissingUnionBranch,
             location,

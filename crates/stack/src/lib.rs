@@ -24,12 +24,14 @@
 //! fakesnow into its virtualenv with pip, and PostgreSQL 15 with apt-get when
 //! running as root.
 
+mod bench;
 mod health;
 mod process;
 mod services;
 
 use std::path::PathBuf;
 
+pub use bench::MemoryBroker;
 pub use services::{Service, ServiceState, ServiceStatus, Stack};
 
 /// Pinned tool versions.

@@ -454,6 +454,13 @@ impl Stack {
     // --- Tansu ------------------------------------------------------------
 
     fn tansu_bin(&self) -> Result<PathBuf, StackError> {
+        tansu_bin()
+    }
+}
+
+/// The Tansu binary, installed with cargo when missing.
+pub(crate) fn tansu_bin() -> Result<PathBuf, StackError> {
+    {
         let cargo_home = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
@@ -485,10 +492,6 @@ impl Stack {
                 detail: status.to_string(),
             });
         }
-        self.tansu_bin_installed()
-    }
-
-    fn tansu_bin_installed(&self) -> Result<PathBuf, StackError> {
         let p = std::env::var_os("CARGO_HOME")
             .map(PathBuf::from)
             .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
@@ -498,7 +501,9 @@ impl Stack {
             hint: "cargo install finished but no tansu binary appeared in $CARGO_HOME/bin".into(),
         })
     }
+}
 
+impl Stack {
     fn tansu_start(&self) -> Result<(), StackError> {
         let bin = self.tansu_bin()?;
         let log = self.log("tansu");
