@@ -16,7 +16,8 @@ use crate::CdcError;
 /// hex bytea, floats that round-trip. The walsender gets the same ones, so
 /// snapshot rows and streamed rows print alike.
 pub(crate) const SESSION_OPTIONS: &str =
-    "-c datestyle=ISO -c timezone=UTC -c bytea_output=hex -c extra_float_digits=3 -c intervalstyle=iso_8601";
+    "-c datestyle=ISO -c timezone=UTC -c bytea_output=hex -c extra_float_digits=3 -c intervalstyle=iso_8601 \
+     -c standard_conforming_strings=on";
 
 /// A SQL connection with [`SESSION_OPTIONS`].
 pub(crate) async fn connect(url: &str) -> Result<Client, CdcError> {
@@ -38,6 +39,8 @@ pub(crate) async fn connect(url: &str) -> Result<Client, CdcError> {
 pub(crate) struct TableShape {
     pub(crate) relation: Relation,
     pub(crate) primary_key: Vec<String>,
+    /// SQL type of each primary key column, for casting chunk bounds.
+    pub(crate) key_types: Vec<String>,
 }
 
 /// Reads `table`'s columns and primary key, and checks it can be captured.
@@ -74,19 +77,18 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
         )
         .await
         .map_err(CdcError::Postgres)?;
-    let primary_key: Vec<String> = client
+    let key_rows = client
         .query(
-            "SELECT a.attname::text FROM pg_index i
+            "SELECT a.attname::text, format_type(a.atttypid, a.atttypmod) FROM pg_index i
              JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, pos) ON true
              JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
              WHERE i.indrelid = $1 AND i.indisprimary ORDER BY k.pos",
             &[&oid],
         )
         .await
-        .map_err(CdcError::Postgres)?
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+        .map_err(CdcError::Postgres)?;
+    let primary_key: Vec<String> = key_rows.iter().map(|r| r.get(0)).collect();
+    let key_types: Vec<String> = key_rows.iter().map(|r| r.get(1)).collect();
     let relation = Relation {
         id: oid,
         namespace: table.schema.clone(),
@@ -102,12 +104,16 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
             })
             .collect(),
     };
-    Ok(TableShape { relation, primary_key })
+    Ok(TableShape {
+        relation,
+        primary_key,
+        key_types,
+    })
 }
 
 /// Creates the publication when missing (inserts, updates and deletes, as
-/// Debezium captures by default: TRUNCATE is not a row change); refuses one
-/// that lacks a configured table.
+/// Debezium captures by default: TRUNCATE is not a row change), and adds
+/// configured tables it lacks (they then need an incremental snapshot).
 pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
     let exists = client
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
@@ -137,15 +143,15 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
             .map_err(CdcError::Postgres)?
             .is_some();
         if !listed {
-            return Err(CdcError::Table {
-                table: t.to_string(),
-                problem: format!(
-                    "is configured but not in publication {name}; a table added to a running capture needs \
-                     its own snapshot, which this version takes only with a new slot: drop slot and \
-                     publication (SELECT pg_drop_replication_slot('…'); DROP PUBLICATION {name}) to re-snapshot \
-                     every table"
-                ),
-            });
+            client
+                .batch_execute(&format!(
+                    "ALTER PUBLICATION {} ADD TABLE {}",
+                    quote_ident(name),
+                    t.quoted()
+                ))
+                .await
+                .map_err(CdcError::Postgres)?;
+            tracing::info!(publication = name, table = %t, "added table to the publication");
         }
     }
     Ok(())

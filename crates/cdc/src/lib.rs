@@ -25,6 +25,10 @@
 //! that dies mid-snapshot finds the record missing and starts over with a
 //! new slot.
 //!
+//! **Tables added later** (to `source.tables`) are added to the publication
+//! and read in primary-key chunks while the stream goes on, with DBLog's
+//! watermarks (see `incremental`), so the stream never stops for them.
+//!
 //! **Delivery.** Each transaction's events are sent as they are decoded; its
 //! commit's end LSN is confirmed to the slot only once every record up to
 //! its last one is acknowledged ([`kafka::Deliveries::acked_through`]). A
@@ -40,6 +44,7 @@
 mod catalog;
 pub mod config;
 mod events;
+mod incremental;
 pub mod metrics;
 mod stream;
 

@@ -17,6 +17,7 @@ use tokio_postgres::{Client, SimpleQueryMessage};
 use crate::catalog::{self, TableShape};
 use crate::config::{quote_ident, CdcConfig};
 use crate::events::{now_ms, Emitter, EmitterConfig};
+use crate::incremental::Incremental;
 use crate::metrics::Metrics;
 use crate::CdcError;
 
@@ -35,6 +36,13 @@ pub struct Summary {
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Rows fetched per round trip while snapshotting.
 const SNAPSHOT_FETCH: usize = 5_000;
+
+fn table_of(shape: &TableShape) -> crate::TableName {
+    crate::TableName {
+        schema: shape.relation.namespace.clone(),
+        name: shape.relation.name.clone(),
+    }
+}
 
 fn pg_now_micros() -> i64 {
     let us = std::time::SystemTime::now()
@@ -101,14 +109,23 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 
     let mut position = catalog::slot_position(&sql, &cfg.slot).await?;
+    let mut incremental = Vec::new();
     if position.is_some() {
         let done = catalog::snapshotted(&sql, &cfg.state_table, &cfg.slot).await?;
-        if let Some(missing) = cfg.tables.iter().find(|t| !done.contains(&t.to_string())) {
-            // The stage died during the snapshot: take it again from a new
-            // slot. Rows already sent are sent again (op r); the sink keeps one.
-            tracing::warn!(slot = %cfg.slot, table = %missing, "the snapshot never completed: starting over with a new slot");
+        if done.is_empty() {
+            // The stage died during the initial snapshot: take it again from
+            // a new slot. Rows already sent are sent again (op r); the sink keeps one.
+            tracing::warn!(slot = %cfg.slot, "the initial snapshot never completed: starting over with a new slot");
             catalog::drop_slot(&sql, &cfg.slot).await?;
             position = None;
+        } else {
+            // Tables added since (or whose incremental snapshot did not
+            // finish) are read in chunks while the stream runs.
+            incremental = shapes
+                .iter()
+                .filter(|s| !done.contains(&table_of(s).to_string()))
+                .cloned()
+                .collect();
         }
     }
     let repl_cfg = replication_config(&cfg, &pg)?;
@@ -178,6 +195,10 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
         }
     };
     repl.wait_started().await.map_err(CdcError::Replication)?;
+    if !incremental.is_empty() {
+        let names: Vec<String> = incremental.iter().map(|s| table_of(s).to_string()).collect();
+        tracing::info!(tables = ?names, "incremental snapshot while streaming");
+    }
 
     let mut state = StreamState {
         cfg: &cfg,
@@ -189,6 +210,8 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
         pending: VecDeque::new(),
         confirmed: start,
         summary,
+        incremental: Incremental::new(&cfg.slot, incremental),
+        completed: Vec::new(),
     };
     let result = state.stream(&mut repl, &mut shutdown).await;
     // Whatever happened, confirm what Kafka has (and only that).
@@ -343,6 +366,9 @@ struct StreamState<'a> {
     pending: VecDeque<Committed>,
     confirmed: u64,
     summary: Summary,
+    incremental: Incremental,
+    /// Tables whose incremental snapshot ends with record number `.1`.
+    completed: Vec<(crate::TableName, u64)>,
 }
 
 impl StreamState<'_> {
@@ -381,7 +407,11 @@ impl StreamState<'_> {
                         last_lag_check = Instant::now();
                         self.check_lag().await?;
                     }
+                    self.record_completed_snapshots().await?;
                 }
+            }
+            if self.incremental.wants_chunk() {
+                self.incremental.read_chunk(self.sql).await?;
             }
             self.advance(repl);
             if self.emitter.producer.deliveries().failed() > 0 {
@@ -427,7 +457,36 @@ impl StreamState<'_> {
                     commit_ts: commit_time_micros,
                 });
             }
-            ReplicationEvent::Message { .. } | ReplicationEvent::KeepAlive { .. } => {}
+            ReplicationEvent::Message {
+                prefix, content, lsn, ..
+            } => {
+                if let Some((chunk, finished)) = self.incremental.watermark(&prefix, &content) {
+                    let tx = self
+                        .tx
+                        .ok_or_else(|| CdcError::Protocol("a watermark outside a transaction".into()))?;
+                    let meta = EventMeta {
+                        op: Op::Read,
+                        server_name: &self.cfg.topic_prefix,
+                        db: self.db,
+                        commit_ts_us: tx.commit_ts,
+                        txid: tx.xid,
+                        lsn: lsn.as_u64(),
+                        commit_lsn: tx.final_lsn,
+                        now_ms: now_ms(),
+                    };
+                    for (_, datums) in &chunk.rows {
+                        self.emitter
+                            .change_by_name(&chunk.table, Op::Read, meta, None, Some(datums))?;
+                    }
+                    self.metrics.snapshot_rows.inc_by(chunk.rows.len() as u64);
+                    self.summary.snapshot_rows += chunk.rows.len() as u64;
+                    if let Some(shape) = finished {
+                        tracing::info!(table = %table_of(&shape), "incremental snapshot read; recorded once Kafka has it");
+                        self.completed.push((table_of(&shape), self.emitter.last_seq));
+                    }
+                }
+            }
+            ReplicationEvent::KeepAlive { .. } => {}
             ReplicationEvent::StoppedAt { .. } => {}
         }
         Ok(())
@@ -452,6 +511,26 @@ impl StreamState<'_> {
             commit_lsn: tx.final_lsn,
             now_ms: now_ms(),
         };
+        if !self.incremental.is_done() {
+            let (relation, old, new) = match &msg {
+                Message::Insert { relation, new } => (*relation, None, Some(new.as_slice())),
+                Message::Update { relation, old, new } => (
+                    *relation,
+                    old.as_ref().map(|o| match o {
+                        OldRow::Full(d) | OldRow::Key(d) => d.as_slice(),
+                    }),
+                    Some(new.as_slice()),
+                ),
+                Message::Delete {
+                    relation,
+                    old: OldRow::Full(d) | OldRow::Key(d),
+                } => (*relation, Some(d.as_slice()), None),
+                _ => (0, None, None),
+            };
+            if let Some(table) = self.emitter.table_name_of(relation) {
+                self.incremental.saw_change(table, old, new);
+            }
+        }
         match (msg, tx) {
             (Message::Relation(rel), _) => self.emitter.relation(&rel).await?,
             (Message::Insert { relation, new }, Some(tx)) => {
@@ -513,6 +592,25 @@ impl StreamState<'_> {
             .front()
             .map_or(0.0, |c| ((pg_now_micros() - c.commit_ts) as f64 / 1e6).max(0.0));
         self.metrics.slot_lag_seconds.set(lag);
+    }
+
+    /// Records finished incremental snapshots once Kafka has all of them.
+    async fn record_completed_snapshots(&mut self) -> Result<(), CdcError> {
+        let acked = self.emitter.producer.deliveries().acked_through();
+        let (ready, waiting): (Vec<_>, Vec<_>) = self.completed.drain(..).partition(|(_, seq)| *seq <= acked);
+        self.completed = waiting;
+        for (table, _) in ready {
+            catalog::mark_snapshotted(
+                self.sql,
+                &self.cfg.state_table,
+                &self.cfg.slot,
+                std::slice::from_ref(&table),
+                self.confirmed,
+            )
+            .await?;
+            tracing::info!(%table, "incremental snapshot complete");
+        }
+        Ok(())
     }
 
     /// A transactional logical message: it travels through the slot like a

@@ -540,3 +540,76 @@ async fn a_refused_schema_change_stops_the_stage_which_resumes_once_the_subject_
     afters.sort_by_key(|a| a["id"].as_i64());
     assert_eq!(afters, [&json!({"id": 1, "a": "x"}), &json!({"id": 2, "a": 5})]);
 }
+
+#[tokio::test]
+async fn a_table_added_later_is_snapshotted_while_the_stream_goes_on() {
+    let db = TestDb::create("cdc_added").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY, v bigint); ALTER TABLE a REPLICA IDENTITY FULL;
+             CREATE TABLE b (id int PRIMARY KEY, v bigint); ALTER TABLE b REPLICA IDENTITY FULL;
+             INSERT INTO b SELECT g, 0 FROM generate_series(1, 5000) g;",
+        )
+        .await
+        .unwrap();
+    let mut stage = Stage::start(&db, &config(&db, &["public.a"], ""));
+    db.client.batch_execute("INSERT INTO a VALUES (1, 1)").await.unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+
+    // Now with b too: it is read in chunks while b keeps changing.
+    let mut stage = Stage::start(&db, &config(&db, &["public.a", "public.b"], ""));
+    let writer_db = connect(&db.url).await;
+    let writer = tokio::spawn(async move {
+        for i in 0..600i64 {
+            let id = (i * 7919 % 6000 + 1) as i32;
+            let sql = match i % 6 {
+                5 => format!("DELETE FROM b WHERE id = {id}"),
+                _ => format!("INSERT INTO b VALUES ({id}, {i}) ON CONFLICT (id) DO UPDATE SET v = {i}"),
+            };
+            writer_db.batch_execute(&sql).await.unwrap();
+        }
+    });
+    writer.await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while db
+        .client
+        .query_opt(
+            "SELECT 1 FROM contrail_cdc_state WHERE slot_name = $1 AND table_name = 'public.b'",
+            &[&db.name],
+        )
+        .await
+        .unwrap()
+        .is_none()
+    {
+        stage.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "b's snapshot did not complete:\n{}",
+            stage.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+    assert!(log.contains("incremental snapshot while streaming"), "{log}");
+
+    let records = read(&[format!("{}.public.b", db.name)]);
+    let reads = records.iter().filter(|r| r["value"]["op"] == "r").count();
+    assert!(reads > 4_000, "{reads} rows read by the snapshot");
+    let mut last: std::collections::BTreeMap<i64, Option<i64>> = Default::default();
+    for r in events(&records) {
+        last.insert(r["key"]["id"].as_i64().unwrap(), r["value"]["after"]["v"].as_i64());
+    }
+    let rows = db.client.query("SELECT id::bigint, v FROM b", &[]).await.unwrap();
+    let table: std::collections::BTreeMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    let topic: std::collections::BTreeMap<i64, i64> = last.iter().filter_map(|(k, v)| v.map(|v| (*k, v))).collect();
+    let differing: Vec<_> = table.iter().filter(|(k, v)| topic.get(k) != Some(v)).take(5).collect();
+    assert!(
+        differing.is_empty() && topic.len() == table.len(),
+        "first differences (table): {differing:?}"
+    );
+    db.drop_slot().await;
+}
