@@ -170,6 +170,7 @@ fn main() {
         replication: 1,
         dead_letter_topic: format!("{DB}.dlq"),
         tombstones: true,
+        transaction_topic: None,
         linger: Duration::from_millis(5),
         contracts: [(
             TableName {

@@ -44,6 +44,7 @@ struct RawKafka {
     replication: Option<i32>,
     dead_letter_topic: Option<String>,
     tombstones: Option<bool>,
+    transaction_metadata: Option<bool>,
     linger_ms: Option<u64>,
 }
 
@@ -117,6 +118,8 @@ pub struct CdcConfig {
     pub replication: i32,
     pub dead_letter_topic: String,
     pub tombstones: bool,
+    /// Debezium's transaction metadata: BEGIN and END records on this topic.
+    pub transaction_topic: Option<String>,
     pub linger: Duration,
     /// Table → the full name of the record in `schemas/` whose rules it follows.
     pub contracts: BTreeMap<TableName, String>,
@@ -246,6 +249,16 @@ impl CdcConfig {
         database_url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| bad(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        let transaction_topic = raw
+            .kafka
+            .transaction_metadata
+            .unwrap_or(false)
+            .then(|| format!("{topic_prefix}.transaction"));
+        if transaction_topic.as_ref() == Some(&dead_letter_topic) {
+            return Err(bad(
+                "kafka.dead_letter_topic must differ from <topic_prefix>.transaction".into(),
+            ));
+        }
         Ok(CdcConfig {
             database_url: DatabaseUrl(database_url),
             tables,
@@ -266,6 +279,7 @@ impl CdcConfig {
             replication,
             dead_letter_topic,
             tombstones: raw.kafka.tombstones.unwrap_or(true),
+            transaction_topic,
             linger: Duration::from_millis(linger_ms),
             contracts,
             schemas_dir: project_dir.join(raw.service.schemas_dir.unwrap_or_else(|| "schemas".into())),

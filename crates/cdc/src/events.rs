@@ -56,6 +56,8 @@ pub(crate) struct Emitter {
     violations: Vec<Violation>,
     /// Number of the last record sent.
     pub(crate) last_seq: u64,
+    /// The transaction-metadata topic and its key and value schema ids.
+    transactions: Option<(String, u32, u32)>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -94,7 +96,55 @@ impl Emitter {
             value_buf: Vec::with_capacity(512),
             violations: Vec::new(),
             last_seq: 0,
+            transactions: None,
         }
+    }
+
+    /// Registers the transaction-metadata schemas; from then on
+    /// [`Emitter::transaction`] writes to `topic`.
+    pub(crate) async fn enable_transactions(&mut self, topic: &str) -> Result<(), CdcError> {
+        let key_id = self
+            .registry
+            .register(&format!("{topic}-key"), pg_avro::TRANSACTION_KEY_SCHEMA)
+            .await
+            .map_err(CdcError::Registry)?;
+        let value_id = self
+            .registry
+            .register(&format!("{topic}-value"), pg_avro::TRANSACTION_VALUE_SCHEMA)
+            .await
+            .map_err(CdcError::Registry)?;
+        self.transactions = Some((topic.to_string(), key_id, value_id));
+        Ok(())
+    }
+
+    /// Writes a transaction's BEGIN (`counts` None) or END record.
+    pub(crate) fn transaction(
+        &mut self,
+        id: &str,
+        ts_ms: i64,
+        counts: Option<&[(String, u64)]>,
+    ) -> Result<(), CdcError> {
+        let Some((topic, key_id, value_id)) = &self.transactions else {
+            return Ok(());
+        };
+        self.key_buf.clear();
+        wire::write_header(&mut self.key_buf, *key_id);
+        pg_avro::encode_transaction_key(&mut self.key_buf, id);
+        self.value_buf.clear();
+        wire::write_header(&mut self.value_buf, *value_id);
+        pg_avro::encode_transaction(&mut self.value_buf, id, ts_ms, counts);
+        self.last_seq = self.producer.send(kafka::Record {
+            topic,
+            key: &self.key_buf,
+            value: Some(&self.value_buf),
+            headers: &[],
+        })?;
+        Ok(())
+    }
+
+    /// Whether transaction metadata is written.
+    pub(crate) fn writes_transactions(&self) -> bool {
+        self.transactions.is_some()
     }
 
     /// The topics events of `rel` go to, before it is registered.
@@ -201,7 +251,8 @@ impl Emitter {
         self.by_relation.get(&relation).map(String::as_str)
     }
 
-    /// Emits one change given as pgoutput tuples.
+    /// Emits one change given as pgoutput tuples; returns how many events
+    /// went to the table's topic (0 when dead-lettered, 2 for a key change).
     pub(crate) fn change(
         &mut self,
         relation: u32,
@@ -209,7 +260,7 @@ impl Emitter {
         meta: EventMeta<'_>,
         old: Option<&[Datum]>,
         new: Option<&[Datum]>,
-    ) -> Result<(), CdcError> {
+    ) -> Result<u64, CdcError> {
         let name = self.capture(relation)?.name.clone();
         self.change_by_name(&name, op, meta, old, new)
     }
@@ -222,7 +273,7 @@ impl Emitter {
         meta: EventMeta<'_>,
         old: Option<&[Datum]>,
         new: Option<&[Datum]>,
-    ) -> Result<(), CdcError> {
+    ) -> Result<u64, CdcError> {
         let cap = self
             .tables
             .get(name)
@@ -234,7 +285,7 @@ impl Emitter {
         });
         let (before, after) = match rows {
             Ok(rows) => rows,
-            Err(e) => return self.dead_letter_undecodable(name, &meta, op, old, new, &e),
+            Err(e) => return self.dead_letter_undecodable(name, &meta, op, old, new, &e).map(|()| 0),
         };
         // An update that changes the primary key is a delete of the old key
         // and a create of the new one, as Debezium emits it: each key's
@@ -249,21 +300,23 @@ impl Emitter {
             _ => false,
         };
         if key_changed {
-            self.emit(name, EventMeta { op: Op::Delete, ..meta }, before.as_ref(), None)?;
-            return self.emit(name, EventMeta { op: Op::Create, ..meta }, None, after.as_ref());
+            let deleted = self.emit(name, EventMeta { op: Op::Delete, ..meta }, before.as_ref(), None)?;
+            let created = self.emit(name, EventMeta { op: Op::Create, ..meta }, None, after.as_ref())?;
+            return Ok(u64::from(deleted) + u64::from(created));
         }
-        self.emit(name, meta, before.as_ref(), after.as_ref())
+        self.emit(name, meta, before.as_ref(), after.as_ref()).map(u64::from)
     }
 
+    /// Sends one event; `false` when it was dead-lettered.
     fn emit(
         &mut self,
         name: &str,
         meta: EventMeta<'_>,
         before: Option<&Row>,
         after: Option<&Row>,
-    ) -> Result<(), CdcError> {
+    ) -> Result<bool, CdcError> {
         let Some(cap) = self.tables.get(name) else {
-            return Ok(());
+            return Ok(false);
         };
         let keyed = after
             .or(before)
@@ -303,7 +356,7 @@ impl Emitter {
                     (dlq::LSN_HEADER, lsn.as_bytes()),
                 ],
             })?;
-            return Ok(());
+            return Ok(false);
         }
         self.last_seq = self.producer.send(kafka::Record {
             topic: &cap.codec.topic,
@@ -326,7 +379,7 @@ impl Emitter {
                 op: meta.op.code(),
             })
             .inc();
-        Ok(())
+        Ok(true)
     }
 
     /// A row with a value that has no Avro form: its columns as JSON text go

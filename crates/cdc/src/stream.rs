@@ -104,6 +104,15 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
             replication: cfg.replication,
         });
     }
+    if let Some(topic) = &cfg.transaction_topic {
+        emitter.enable_transactions(topic).await?;
+        // One partition: consumers read BEGIN/END in commit order.
+        topics.push(kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 1,
+            replication: cfg.replication,
+        });
+    }
     kafka::ensure_topics(&cfg.kafka, &topics).await?;
     catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
@@ -212,6 +221,7 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
         summary,
         incremental: Incremental::new(&cfg.slot, incremental),
         completed: Vec::new(),
+        tx_counts: Vec::new(),
     };
     let result = state.stream(&mut repl, &mut shutdown).await;
     // Whatever happened, confirm what Kafka has (and only that).
@@ -348,6 +358,11 @@ struct Tx {
     first_seq: u64,
 }
 
+/// `<txid>:<commit LSN>`: unique even across txid wraparound.
+fn transaction_id(tx: &Tx) -> String {
+    format!("{}:{}", tx.xid, pgoutput::Lsn(tx.final_lsn))
+}
+
 /// A committed transaction waiting for Kafka's acknowledgements.
 #[derive(Debug, Clone, Copy)]
 struct Committed {
@@ -369,6 +384,8 @@ struct StreamState<'a> {
     incremental: Incremental,
     /// Tables whose incremental snapshot ends with record number `.1`.
     completed: Vec<(crate::TableName, u64)>,
+    /// Events per table in the current transaction (transaction metadata only).
+    tx_counts: Vec<(String, u64)>,
 }
 
 impl StreamState<'_> {
@@ -447,6 +464,12 @@ impl StreamState<'_> {
                 ..
             } => {
                 let tx = self.tx.take();
+                if let (Some(t), false) = (tx, self.tx_counts.is_empty()) {
+                    let counts = std::mem::take(&mut self.tx_counts);
+                    let id = transaction_id(&t);
+                    self.emitter
+                        .transaction(&id, pgoutput::pg_micros_to_unix_millis(t.commit_ts), Some(&counts))?;
+                }
                 let events = tx.map_or(0, |t| self.emitter.last_seq - t.first_seq);
                 self.metrics.transactions.inc();
                 self.metrics.transaction_events.observe(events as f64);
@@ -531,18 +554,25 @@ impl StreamState<'_> {
                 self.incremental.saw_change(table, old, new);
             }
         }
-        match (msg, tx) {
-            (Message::Relation(rel), _) => self.emitter.relation(&rel).await?,
+        let emitted = match (msg, tx) {
+            (Message::Relation(rel), _) => {
+                self.emitter.relation(&rel).await?;
+                None
+            }
             (Message::Insert { relation, new }, Some(tx)) => {
-                self.emitter
+                let n = self
+                    .emitter
                     .change(relation, Op::Create, event(Op::Create, tx), None, Some(&new))?;
+                Some((relation, n, tx))
             }
             (Message::Update { relation, old, new }, Some(tx)) => {
                 let old = old.map(|o| match o {
                     OldRow::Full(d) | OldRow::Key(d) => d,
                 });
-                self.emitter
+                let n = self
+                    .emitter
                     .change(relation, Op::Update, event(Op::Update, tx), old.as_deref(), Some(&new))?;
+                Some((relation, n, tx))
             }
             (
                 Message::Delete {
@@ -551,8 +581,10 @@ impl StreamState<'_> {
                 },
                 Some(tx),
             ) => {
-                self.emitter
+                let n = self
+                    .emitter
                     .change(relation, Op::Delete, event(Op::Delete, tx), Some(&old), None)?;
+                Some((relation, n, tx))
             }
             (Message::Truncate { relations, .. }, _) => {
                 let names: Vec<&str> = relations
@@ -560,8 +592,14 @@ impl StreamState<'_> {
                     .filter_map(|r| self.emitter.table_name_of(*r))
                     .collect();
                 tracing::warn!(tables = ?names, "TRUNCATE is not captured (the publication publishes row changes only)");
+                None
             }
-            _ => {}
+            _ => None,
+        };
+        if let Some((relation, n, tx)) = emitted {
+            if n > 0 && self.emitter.writes_transactions() {
+                self.count_for_transaction(relation, n, tx)?;
+            }
         }
         Ok(())
     }
@@ -592,6 +630,22 @@ impl StreamState<'_> {
             .front()
             .map_or(0.0, |c| ((pg_now_micros() - c.commit_ts) as f64 / 1e6).max(0.0));
         self.metrics.slot_lag_seconds.set(lag);
+    }
+
+    /// Transaction metadata: a BEGIN before the transaction's first event,
+    /// counts per table for its END.
+    fn count_for_transaction(&mut self, relation: u32, n: u64, tx: Tx) -> Result<(), CdcError> {
+        if self.tx_counts.is_empty() {
+            let id = transaction_id(&tx);
+            self.emitter
+                .transaction(&id, pgoutput::pg_micros_to_unix_millis(tx.commit_ts), None)?;
+        }
+        let table = self.emitter.table_name_of(relation).unwrap_or_default();
+        match self.tx_counts.iter_mut().find(|(t, _)| t == table) {
+            Some((_, count)) => *count += n,
+            None => self.tx_counts.push((table.to_string(), n)),
+        }
+        Ok(())
     }
 
     /// Records finished incremental snapshots once Kafka has all of them.

@@ -613,3 +613,52 @@ async fn a_table_added_later_is_snapshotted_while_the_stream_goes_on() {
     );
     db.drop_slot().await;
 }
+
+#[tokio::test]
+async fn transaction_metadata_brackets_each_transaction_with_counts() {
+    let db = TestDb::create("cdc_tx").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE a (id int PRIMARY KEY); ALTER TABLE a REPLICA IDENTITY FULL;
+             CREATE TABLE b (id int PRIMARY KEY); ALTER TABLE b REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let mut stage = Stage::start(
+        &db,
+        &config(&db, &["public.a", "public.b"], "").replace("[kafka]\n", "[kafka]\ntransaction_metadata = true\n"),
+    );
+    db.wait_captured(&mut stage).await;
+    db.client
+        .batch_execute("INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (1); UPDATE a SET id = 3 WHERE id = 2;")
+        .await
+        .unwrap();
+    db.wait_captured(&mut stage).await;
+    let (ok, log) = stage.stop();
+    assert!(ok, "{log}");
+    db.drop_slot().await;
+    let records = read(&[format!("{}.transaction", db.name), format!("{}.public.a", db.name)]);
+    let meta: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["topic"] == format!("{}.transaction", db.name).as_str())
+        .collect();
+    // Heartbeat transactions carry no events and get no metadata.
+    assert_eq!(meta.len(), 2, "{meta:?}");
+    let (begin, end) = (&meta[0]["value"], &meta[1]["value"]);
+    assert_eq!(
+        (begin["status"].as_str(), end["status"].as_str()),
+        (Some("BEGIN"), Some("END"))
+    );
+    assert_eq!(begin["id"], end["id"]);
+    assert_eq!(meta[0]["key"]["id"], begin["id"]);
+    // Two inserts and a key change (a delete and a create) in a, one insert in b.
+    assert_eq!(end["event_count"], 5);
+    assert_eq!(
+        end["data_collections"],
+        json!([{"data_collection": "public.a", "event_count": 4}, {"data_collection": "public.b", "event_count": 1}])
+    );
+    let txid = records.iter().find(|r| r["topic"] != meta[0]["topic"]).unwrap()["value"]["source"]["txid"]
+        .as_i64()
+        .unwrap();
+    assert!(begin["id"].as_str().unwrap().starts_with(&format!("{txid}:")));
+}

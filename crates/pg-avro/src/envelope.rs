@@ -33,6 +33,46 @@ pub const SOURCE_SCHEMA: &str = r#"{"type":"record","name":"Source","namespace":
 {"name":"commit_lsn","type":"long","doc":"WAL position of the transaction's commit; (commit_lsn, lsn) orders every change of a table."}
 ]}"#;
 
+/// Key of the transaction-metadata topic (Debezium's `<prefix>.transaction`).
+pub const TRANSACTION_KEY_SCHEMA: &str = r#"{"type":"record","name":"TransactionKey","namespace":"io.contrail.cdc","fields":[
+{"name":"id","type":"string","doc":"<txid>:<commit LSN>"}]}"#;
+
+/// Value of the transaction-metadata topic: a BEGIN and an END per source
+/// transaction that produced events, the END with counts per table.
+pub const TRANSACTION_VALUE_SCHEMA: &str = r#"{"type":"record","name":"TransactionMetadata","namespace":"io.contrail.cdc","fields":[
+{"name":"status","type":"string","doc":"BEGIN or END."},
+{"name":"id","type":"string","doc":"<txid>:<commit LSN>, as in the key."},
+{"name":"event_count","type":["null","long"],"default":null,"doc":"END: events the transaction produced."},
+{"name":"data_collections","type":["null",{"type":"array","items":{"type":"record","name":"DataCollection","fields":[
+  {"name":"data_collection","type":"string","doc":"schema.table"},
+  {"name":"event_count","type":"long"}]}}],"default":null,"doc":"END: events per table."},
+{"name":"ts_ms","type":{"type":"long","logicalType":"timestamp-millis"},"doc":"Commit time."}
+]}"#;
+
+/// Writes a transaction-metadata key.
+pub fn encode_transaction_key(buf: &mut Vec<u8>, id: &str) {
+    avro_codec::put_string(buf, id);
+}
+
+/// Writes a transaction-metadata value: BEGIN when `counts` is `None`, END otherwise.
+pub fn encode_transaction(buf: &mut Vec<u8>, id: &str, commit_ts_ms: i64, counts: Option<&[(String, u64)]>) {
+    avro_codec::put_string(buf, if counts.is_some() { "END" } else { "BEGIN" });
+    avro_codec::put_string(buf, id);
+    match counts {
+        None => buf.extend_from_slice(&[0, 0]),
+        Some(counts) => {
+            buf.push(2);
+            avro_codec::put_long(buf, counts.iter().map(|(_, n)| *n as i64).sum());
+            buf.push(2);
+            avro_codec::put_block(buf, counts.iter(), |buf, (table, n)| {
+                avro_codec::put_string(buf, table);
+                avro_codec::put_long(buf, *n as i64);
+            });
+        }
+    }
+    avro_codec::put_long(buf, commit_ts_ms);
+}
+
 /// The kind of change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Op {
@@ -340,6 +380,18 @@ mod tests {
         assert_eq!(buf[9], 2);
         assert_eq!(f64::from_le_bytes(buf[10..18].try_into().unwrap()), 95.5);
         assert!(value.root_record().is_some());
+    }
+
+    #[test]
+    fn transaction_metadata_schemas_parse() {
+        schema::Schema::parse_str(TRANSACTION_KEY_SCHEMA).unwrap();
+        schema::Schema::parse_str(TRANSACTION_VALUE_SCHEMA).unwrap();
+        let mut buf = Vec::new();
+        encode_transaction(&mut buf, "7:0/10", 1, None);
+        assert_eq!(
+            buf,
+            [10, b'B', b'E', b'G', b'I', b'N', 12, b'7', b':', b'0', b'/', b'1', b'0', 0, 0, 2]
+        );
     }
 
     #[test]

@@ -33,7 +33,10 @@ mod value;
 use pgoutput::Relation;
 use serde_json::{json, Value};
 
-pub use envelope::{topic_name, EventMeta, Op, TableCodec, SOURCE_SCHEMA};
+pub use envelope::{
+    encode_transaction, encode_transaction_key, topic_name, EventMeta, Op, TableCodec, SOURCE_SCHEMA,
+    TRANSACTION_KEY_SCHEMA, TRANSACTION_VALUE_SCHEMA,
+};
 pub use value::{parse_datum, parse_text, Row, Val, ValueError};
 
 /// A PostgreSQL type this mapping knows.
