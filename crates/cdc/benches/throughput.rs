@@ -158,6 +158,7 @@ fn main() {
         },
         heartbeat: None,
         lag_warn_bytes: u64::MAX,
+        binary_values: std::env::var("CDC_BENCH_TEXT").is_err(),
         kafka: kafka::KafkaConfig {
             bootstrap_servers: broker.bootstrap.clone(),
             client_id: "cdc-bench".into(),

@@ -34,6 +34,7 @@ struct RawSource {
     state_table: Option<String>,
     heartbeat_seconds: Option<u64>,
     lag_warn_bytes: Option<u64>,
+    binary_values: Option<bool>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -110,6 +111,8 @@ pub struct CdcConfig {
     pub state_table: TableName,
     pub heartbeat: Option<Duration>,
     pub lag_warn_bytes: u64,
+    /// pgoutput's `binary 'true'`: values in their binary send form.
+    pub binary_values: bool,
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
     pub registry_auth: Option<String>,
@@ -267,6 +270,7 @@ impl CdcConfig {
             state_table,
             heartbeat,
             lag_warn_bytes: raw.source.lag_warn_bytes.unwrap_or(256 * 1024 * 1024),
+            binary_values: raw.source.binary_values.unwrap_or(true),
             kafka: kafka::KafkaConfig {
                 bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
                 client_id: "contrail-cdc".into(),

@@ -30,8 +30,9 @@ pub(crate) const CHUNK_ROWS: usize = 2_048;
 pub(crate) const LOW: &str = "contrail.snapshot.low";
 pub(crate) const HIGH: &str = "contrail.snapshot.high";
 
-/// A chunk's primary key values, as PostgreSQL prints them.
-type Key = Vec<Option<Vec<u8>>>;
+/// A row's primary key values, parsed: a chunk's rows arrive as text and
+/// streamed changes may arrive binary, so raw bytes would not compare.
+type Key = Vec<pg_avro::Val>;
 
 #[derive(Debug)]
 pub(crate) struct Chunk {
@@ -50,8 +51,8 @@ pub(crate) struct Chunk {
 pub(crate) struct Incremental {
     slot: String,
     queue: VecDeque<TableShape>,
-    /// The key after which the next chunk of the head table starts.
-    after: Option<Key>,
+    /// The primary key (as SQL text) after which the next chunk of the head table starts.
+    after: Option<Vec<Option<String>>>,
     pub(crate) chunk: Option<Chunk>,
     next_id: u64,
 }
@@ -61,11 +62,14 @@ fn key_of(shape: &TableShape, datums: &[Datum]) -> Key {
         .primary_key
         .iter()
         .map(|k| {
-            let i = shape.relation.columns.iter().position(|c| &c.name == k)?;
-            match datums.get(i)? {
-                Datum::Text(t) | Datum::Binary(t) => Some(t.clone()),
-                Datum::Null | Datum::UnchangedToast => None,
-            }
+            let column = shape.relation.columns.iter().position(|c| &c.name == k);
+            column
+                .and_then(|i| {
+                    let c = &shape.relation.columns[i];
+                    let ty = pg_avro::pg_type(c.type_oid, c.type_modifier)?;
+                    pg_avro::parse_datum(k, &ty, datums.get(i)?).ok()
+                })
+                .unwrap_or(pg_avro::Val::Null)
         })
         .collect()
 }
@@ -110,7 +114,12 @@ impl Incremental {
                 let values: Vec<String> = after
                     .iter()
                     .zip(&shape.key_types)
-                    .map(|(v, ty)| format!("{}::{ty}", v.as_deref().map_or("NULL".into(), literal)))
+                    .map(|(v, ty)| {
+                        format!(
+                            "{}::{ty}",
+                            v.as_deref().map_or("NULL".into(), |t| literal(t.as_bytes()))
+                        )
+                    })
                     .collect();
                 format!("WHERE ({}) > ({})", keys.join(", "), values.join(", "))
             }
@@ -140,7 +149,21 @@ impl Incremental {
             rows.push((key_of(shape, &datums), datums));
         }
         emit(HIGH).await?;
-        self.after = rows.last().map(|(k, _)| k.clone()).or(self.after.take());
+        // The bound is the last row's key as PostgreSQL printed it.
+        let bound_of = |datums: &Vec<Datum>| -> Vec<Option<String>> {
+            shape
+                .primary_key
+                .iter()
+                .map(|k| {
+                    let i = rel.columns.iter().position(|c| &c.name == k)?;
+                    match datums.get(i)? {
+                        Datum::Text(t) => Some(String::from_utf8_lossy(t).into_owned()),
+                        _ => None,
+                    }
+                })
+                .collect()
+        };
+        self.after = rows.last().map(|(_, d)| bound_of(d)).or(self.after.take());
         self.chunk = Some(Chunk {
             id,
             table: format!("{}.{}", rel.namespace, rel.name),

@@ -259,6 +259,7 @@ fn replication_config(cfg: &CdcConfig, pg: &tokio_postgres::Config) -> Result<Re
     )
     .with_port(pg.get_ports().first().copied().unwrap_or(5432))
     .with_options(catalog::SESSION_OPTIONS)
+    .with_binary(cfg.binary_values)
     .with_application_name(format!("contrail-cdc-{}", cfg.slot))
     .with_status_interval(Duration::from_secs(1))
     .with_wakeup_interval(Duration::from_secs(5)))

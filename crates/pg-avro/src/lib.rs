@@ -37,7 +37,7 @@ pub use envelope::{
     encode_transaction, encode_transaction_key, topic_name, EventMeta, Op, TableCodec, SOURCE_SCHEMA,
     TRANSACTION_KEY_SCHEMA, TRANSACTION_VALUE_SCHEMA,
 };
-pub use value::{parse_datum, parse_text, Row, Val, ValueError};
+pub use value::{parse_binary, parse_datum, parse_text, Row, Val, ValueError};
 
 /// A PostgreSQL type this mapping knows.
 #[derive(Debug, Clone, PartialEq, Eq)]

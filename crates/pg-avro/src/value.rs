@@ -5,7 +5,9 @@
 //! what a snapshot `SELECT` returns through the simple query protocol), with
 //! the session pinned to `DateStyle=ISO`, `TimeZone=UTC`, `bytea_output=hex`
 //! and `extra_float_digits=3` so the text is unambiguous and round-trips
-//! floats exactly. A value that cannot be represented in its Avro type
+//! floats exactly; or in the binary send form (pgoutput's `binary 'true'`,
+//! which spares the walsender its text formatting). Both give the same
+//! [`Val`]. A value that cannot be represented in its Avro type
 //! (`NaN` in a `numeric(p,s)`, an infinite date, too many digits) is a
 //! [`ValueError`] naming the column: a data error, for the dead-letter path.
 
@@ -70,7 +72,7 @@ pub fn parse_datum(column: &str, ty: &PgType, datum: &Datum) -> Result<Val, Valu
     match datum {
         Datum::Null => Ok(Val::Null),
         Datum::UnchangedToast => Err(err("an unchanged TOAST value with no old value to take it from".into())),
-        Datum::Binary(_) => Err(err("binary values are not enabled for this stage".into())),
+        Datum::Binary(bytes) => parse_binary(ty, bytes).map_err(err),
         Datum::Text(bytes) => {
             let text = std::str::from_utf8(bytes).map_err(|e| err(format!("not UTF-8 text: {e}")))?;
             parse_text(ty, text).map_err(err)
@@ -114,6 +116,189 @@ pub fn parse_text(ty: &PgType, text: &str) -> Result<Val, String> {
                 .collect::<Result<_, _>>()?,
         ),
     })
+}
+
+/// Days between 1970-01-01 and PostgreSQL's epoch, 2000-01-01.
+const PG_EPOCH_DAYS: i64 = 10_957;
+
+/// A bounds-checked reader over a binary value.
+struct Bytes<'a>(&'a [u8]);
+
+impl<'a> Bytes<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        if self.0.len() < n {
+            return Err(format!(
+                "binary value truncated: {} bytes left, {n} needed",
+                self.0.len()
+            ));
+        }
+        let (head, tail) = self.0.split_at(n);
+        self.0 = tail;
+        Ok(head)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut out = [0u8; N];
+        out.copy_from_slice(self.take(N)?);
+        Ok(out)
+    }
+
+    fn i16(&mut self) -> Result<i16, String> {
+        self.array().map(i16::from_be_bytes)
+    }
+
+    fn i32(&mut self) -> Result<i32, String> {
+        self.array().map(i32::from_be_bytes)
+    }
+
+    fn i64(&mut self) -> Result<i64, String> {
+        self.array().map(i64::from_be_bytes)
+    }
+
+    fn end(&self) -> Result<(), String> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{} unexpected bytes after the value", self.0.len()))
+        }
+    }
+}
+
+/// Parses a value from PostgreSQL's binary send form.
+pub fn parse_binary(ty: &PgType, bytes: &[u8]) -> Result<Val, String> {
+    let mut b = Bytes(bytes);
+    let utf8 = |raw: &[u8]| String::from_utf8(raw.to_vec()).map_err(|e| format!("not UTF-8 text: {e}"));
+    let v = match ty {
+        PgType::Bool => Val::Bool(b.take(1)?[0] != 0),
+        PgType::Int2 => Val::Int(i64::from(b.i16()?)),
+        PgType::Int4 => Val::Int(i64::from(b.i32()?)),
+        PgType::Int8 => Val::Int(b.i64()?),
+        PgType::Float4 => Val::Float(f64::from(f32::from_be_bytes(b.array()?))),
+        PgType::Float8 => Val::Float(f64::from_be_bytes(b.array()?)),
+        PgType::Numeric { precision, scale } => Val::Bytes(decimal_bytes(&numeric_text(&mut b)?, *precision, *scale)?),
+        PgType::NumericUnconstrained => Val::Str(numeric_text(&mut b)?),
+        PgType::Text | PgType::Json => return utf8(bytes).map(Val::Str),
+        PgType::Jsonb => {
+            let version = b.take(1)?[0];
+            if version != 1 {
+                return Err(format!("jsonb binary version {version} is not 1"));
+            }
+            return utf8(b.0).map(Val::Str);
+        }
+        PgType::Bytea => return Ok(Val::Bytes(bytes.to_vec())),
+        PgType::Uuid => {
+            let u: [u8; 16] = b.array()?;
+            let hex: String = u.iter().map(|x| format!("{x:02x}")).collect();
+            Val::Str(format!(
+                "{}-{}-{}-{}-{}",
+                &hex[..8],
+                &hex[8..12],
+                &hex[12..16],
+                &hex[16..20],
+                &hex[20..]
+            ))
+        }
+        PgType::Date => {
+            let d = b.i32()?;
+            if d == i32::MAX || d == i32::MIN {
+                return Err("an infinite date has no Avro form".into());
+            }
+            Val::Int(i64::from(d) + PG_EPOCH_DAYS)
+        }
+        PgType::Timestamp | PgType::Timestamptz => {
+            let us = b.i64()?;
+            if us == i64::MAX || us == i64::MIN {
+                return Err("an infinite timestamp has no Avro form".into());
+            }
+            Val::Int(us.saturating_add(pgoutput::PG_EPOCH_OFFSET_MICROS))
+        }
+        PgType::Array(item) => {
+            let ndim = b.i32()?;
+            let _has_nulls = b.i32()?;
+            let _element_oid = b.i32()?;
+            let items = match ndim {
+                0 => Vec::new(),
+                1 => {
+                    let len = b.i32()?;
+                    let _lower_bound = b.i32()?;
+                    let len = usize::try_from(len).map_err(|_| format!("negative array length {len}"))?;
+                    let mut items = Vec::with_capacity(len.min(b.0.len() / 4));
+                    for _ in 0..len {
+                        let n = b.i32()?;
+                        items.push(if n < 0 {
+                            Val::Null
+                        } else {
+                            parse_binary(item, b.take(n as usize)?)?
+                        });
+                    }
+                    items
+                }
+                n => return Err(format!("a {n}-dimensional array is not supported (one dimension only)")),
+            };
+            Val::Array(items)
+        }
+    };
+    b.end()?;
+    Ok(v)
+}
+
+/// A binary `numeric` as its text form (digits base 10,000, a weight, a sign, a display scale).
+fn numeric_text(b: &mut Bytes<'_>) -> Result<String, String> {
+    let ndigits = b.i16()?;
+    let weight = i32::from(b.i16()?);
+    let sign = b.i16()? as u16;
+    let dscale = b.i16()?;
+    match sign {
+        0x0000 | 0x4000 => {}
+        0xC000 => return Ok("NaN".into()),
+        0xD000 => return Ok("Infinity".into()),
+        0xF000 => return Ok("-Infinity".into()),
+        other => return Err(format!("numeric sign {other:#x} is invalid")),
+    }
+    let (ndigits, dscale) = (
+        usize::try_from(ndigits).map_err(|_| "negative numeric digit count")?,
+        usize::try_from(dscale).map_err(|_| "negative numeric scale")?,
+    );
+    let mut digits = Vec::with_capacity(ndigits);
+    for _ in 0..ndigits {
+        let d = b.i16()?;
+        if !(0..10_000).contains(&d) {
+            return Err(format!("numeric digit {d} is out of range"));
+        }
+        digits.push(d);
+    }
+    let digit = |i: i32| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| digits.get(i))
+            .copied()
+            .unwrap_or(0)
+    };
+    let mut out = String::new();
+    if sign == 0x4000 {
+        out.push('-');
+    }
+    // Integer part: base-10,000 digits 0..=weight.
+    if weight < 0 {
+        out.push('0');
+    } else {
+        out.push_str(&digit(0).to_string());
+        for i in 1..=weight {
+            out.push_str(&format!("{:04}", digit(i)));
+        }
+    }
+    if dscale > 0 {
+        out.push('.');
+        let mut frac = String::new();
+        let mut i = weight + 1;
+        while frac.len() < dscale {
+            frac.push_str(&format!("{:04}", digit(i)));
+            i += 1;
+        }
+        frac.truncate(dscale);
+        out.push_str(&frac);
+    }
+    Ok(out)
 }
 
 /// `numeric` text to the big-endian two's-complement unscaled value Avro's
@@ -401,6 +586,95 @@ mod tests {
         );
         assert_eq!(parse_timestamp("2024-02-29 12:00:00", true), None);
         assert_eq!(parse_timestamp("2024-02-29 12:00:00+00", false), None);
+    }
+
+    fn numeric_binary(ndigits: &[i16], weight: i16, sign: u16, dscale: i16) -> Vec<u8> {
+        let mut v = Vec::new();
+        for x in [ndigits.len() as i16, weight, sign as i16, dscale] {
+            v.extend_from_slice(&x.to_be_bytes());
+        }
+        for d in ndigits {
+            v.extend_from_slice(&d.to_be_bytes());
+        }
+        v
+    }
+
+    #[test]
+    fn binary_values_read_like_their_text() {
+        // As PostgreSQL sends them: numeric -1234.500 is digits [1234, 5000], weight 0, dscale 3.
+        let n = numeric_binary(&[1234, 5000], 0, 0x4000, 3);
+        assert_eq!(
+            parse_binary(&PgType::NumericUnconstrained, &n).unwrap(),
+            Val::Str("-1234.500".into())
+        );
+        assert_eq!(
+            parse_binary(
+                &PgType::Numeric {
+                    precision: 12,
+                    scale: 3
+                },
+                &n
+            )
+            .unwrap(),
+            parse_text(
+                &PgType::Numeric {
+                    precision: 12,
+                    scale: 3
+                },
+                "-1234.500"
+            )
+            .unwrap()
+        );
+        // 0.001: weight -1, digit 10 (0.0010), dscale 3; 10000000.5: [1000, 0, 5000], weight 1.
+        let small = numeric_binary(&[10], -1, 0, 3);
+        assert_eq!(
+            parse_binary(&PgType::NumericUnconstrained, &small).unwrap(),
+            Val::Str("0.001".into())
+        );
+        let big = numeric_binary(&[1000, 0, 5000], 1, 0, 1);
+        assert_eq!(
+            parse_binary(&PgType::NumericUnconstrained, &big).unwrap(),
+            Val::Str("10000000.5".into())
+        );
+        assert_eq!(
+            parse_binary(&PgType::NumericUnconstrained, &numeric_binary(&[], 0, 0xC000, 0)).unwrap(),
+            Val::Str("NaN".into())
+        );
+        assert_eq!(
+            parse_binary(&PgType::NumericUnconstrained, &numeric_binary(&[], 0, 0, 0)).unwrap(),
+            Val::Str("0".into())
+        );
+
+        assert_eq!(
+            parse_binary(&PgType::Date, &0i32.to_be_bytes()).unwrap(),
+            parse_text(&PgType::Date, "2000-01-01").unwrap()
+        );
+        assert_eq!(
+            parse_binary(&PgType::Timestamptz, &1i64.to_be_bytes()).unwrap(),
+            parse_text(&PgType::Timestamptz, "2000-01-01 00:00:00.000001+00").unwrap()
+        );
+        assert!(parse_binary(&PgType::Timestamp, &i64::MAX.to_be_bytes())
+            .unwrap_err()
+            .contains("infinite"));
+        let uuid: Vec<u8> = (0u8..16).collect();
+        assert_eq!(
+            parse_binary(&PgType::Uuid, &uuid).unwrap(),
+            Val::Str("00010203-0405-0607-0809-0a0b0c0d0e0f".into())
+        );
+        assert_eq!(parse_binary(&PgType::Jsonb, b"\x01{}").unwrap(), Val::Str("{}".into()));
+        // int4[] {1,NULL}: ndim 1, has nulls, oid 23, (len 2, lbound 1), 4:1, -1.
+        let mut arr = Vec::new();
+        for x in [1i32, 1, 23, 2, 1, 4, 1, -1] {
+            arr.extend_from_slice(&x.to_be_bytes());
+        }
+        assert_eq!(
+            parse_binary(&PgType::Array(Box::new(PgType::Int4)), &arr).unwrap(),
+            Val::Array(vec![Val::Int(1), Val::Null])
+        );
+        // Truncated or trailing bytes are errors, never panics.
+        assert!(parse_binary(&PgType::Int8, &[0; 7]).unwrap_err().contains("truncated"));
+        assert!(parse_binary(&PgType::Int4, &[0; 5]).unwrap_err().contains("unexpected"));
+        assert!(parse_binary(&PgType::Array(Box::new(PgType::Int4)), &arr[..20]).is_err());
     }
 
     #[test]
