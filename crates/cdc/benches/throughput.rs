@@ -44,8 +44,27 @@ async fn lsn(client: &Client, sql: &str) -> String {
 
 type Stage = tokio::task::JoinHandle<Result<cdc::Summary, cdc::CdcError>>;
 
-/// Waits until the slot confirmed `target`; panics with the stage's error if it stopped.
-async fn wait_confirmed(client: &Client, slot: &str, target: &str, stage: &mut Stage) {
+/// Commits a marker transaction after everything written so far and returns
+/// a position between the last write and the marker's commit: a reader has
+/// processed everything once it confirmed (or reached) this position.
+async fn marker(client: &Client) -> String {
+    let before = lsn(client, "SELECT pg_current_wal_insert_lsn()::text").await;
+    client
+        .execute("SELECT pg_logical_emit_message(true, 'contrail.bench', 'end')", &[])
+        .await
+        .unwrap();
+    before
+}
+
+fn parse_lsn(s: &str) -> u64 {
+    let (hi, lo) = s.split_once('/').unwrap();
+    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
+}
+
+/// Waits until the stage's own confirmed position (everything before it
+/// acknowledged by Kafka) passes `target`; panics with the stage's error if it stopped.
+async fn wait_confirmed(metrics_url: &str, target: &str, stage: &mut Stage) {
+    let target = parse_lsn(target);
     loop {
         if stage.is_finished() {
             match stage.await.unwrap() {
@@ -53,15 +72,17 @@ async fn wait_confirmed(client: &Client, slot: &str, target: &str, stage: &mut S
                 Err(e) => panic!("the stage failed: {:?}", anyhow_chain(&e)),
             }
         }
-        let done: Option<bool> = client
-            .query_one(
-                "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
-                &[&target, &slot],
-            )
-            .await
-            .unwrap()
-            .get(0);
-        if done == Some(true) {
+        let confirmed = ureq::get(metrics_url)
+            .call()
+            .ok()
+            .and_then(|mut r| r.body_mut().read_to_string().ok())
+            .and_then(|m| {
+                m.lines()
+                    .find(|l| l.starts_with(&format!("{} ", cdc::metrics::CONFIRMED_LSN)))
+                    .and_then(|l| l.rsplit(' ').next()?.parse::<u64>().ok())
+            })
+            .unwrap_or(0);
+        if confirmed >= target {
             return;
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
@@ -220,7 +241,7 @@ fn main() {
             .await
             .unwrap();
         let changes = summary.total();
-        let end = lsn(&client, "SELECT pg_current_wal_lsn()::text").await;
+        let end = marker(&client).await;
         println!("backlog: {changes} changes ({:.0}/s into PostgreSQL), WAL end {end}", summary.per_second());
 
         // 2. pg_recvlogical.
@@ -239,7 +260,8 @@ fn main() {
         let t = Instant::now();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let mut stage = tokio::spawn(cdc::run(cfg.clone(), rx));
-        wait_confirmed(&client, DB, &end, &mut stage).await;
+        let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
+        wait_confirmed(&metrics_url, &end, &mut stage).await;
         let took = t.elapsed();
         let rate = changes as f64 / took.as_secs_f64();
         println!(
@@ -249,7 +271,6 @@ fn main() {
         );
 
         // 4. Latency at 1,000 changes/s, on the running stage.
-        let metrics_url = format!("http://127.0.0.1:{metrics_port}/metrics");
         let before = ureq::get(&metrics_url).call().unwrap().body_mut().read_to_string().unwrap();
         let count_before: f64 = before
             .lines()
@@ -259,8 +280,8 @@ fn main() {
         let steady = producer::run(producer_config(&url, Some(1_000), LATENCY_SECONDS), tokio::sync::watch::channel(false).1)
             .await
             .unwrap();
-        let end = lsn(&client, "SELECT pg_current_wal_lsn()::text").await;
-        wait_confirmed(&client, DB, &end, &mut stage).await;
+        let end = marker(&client).await;
+        wait_confirmed(&metrics_url, &end, &mut stage).await;
         let after = ureq::get(&metrics_url).call().unwrap().body_mut().read_to_string().unwrap();
         // Subtract the backlog's observations bucket by bucket.
         let diff = subtract(&after, &before, cdc::metrics::COMMIT_TO_ACK);

@@ -55,9 +55,11 @@ fn pg_now_micros() -> i64 {
 /// Runs the stage until `shutdown` turns true or a fatal error occurs.
 pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, CdcError> {
     let metrics = Arc::new(Metrics::new());
+    // When the replication loop last went round (0: not streaming yet).
+    let alive = Arc::new(std::sync::atomic::AtomicI64::new(0));
     // Served while this run lasts.
     let _metrics_server = match cfg.metrics_listen {
-        Some(addr) => Some(serve_metrics(addr, metrics.clone()).await?),
+        Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
         None => None,
     };
     let pg: tokio_postgres::Config = cfg
@@ -214,6 +216,7 @@ pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<
         sql: &sql,
         db: &db,
         metrics: &metrics,
+        alive: &alive,
         emitter,
         tx: None,
         pending: VecDeque::new(),
@@ -377,6 +380,7 @@ struct StreamState<'a> {
     sql: &'a Client,
     db: &'a str,
     metrics: &'a Metrics,
+    alive: &'a std::sync::atomic::AtomicI64,
     emitter: Emitter,
     tx: Option<Tx>,
     pending: VecDeque<Committed>,
@@ -432,6 +436,7 @@ impl StreamState<'_> {
                 self.incremental.read_chunk(self.sql).await?;
             }
             self.advance(repl);
+            self.alive.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
             if self.emitter.producer.deliveries().failed() > 0 {
                 // Surface the delivery error; nothing after it is confirmed.
                 self.emitter.producer.flush(FLUSH_TIMEOUT)?;
@@ -717,14 +722,36 @@ impl Drop for AbortOnDrop {
     }
 }
 
-async fn serve_metrics(addr: std::net::SocketAddr, metrics: Arc<Metrics>) -> Result<AbortOnDrop, CdcError> {
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<Metrics>,
+    alive: Arc<std::sync::atomic::AtomicI64>,
+) -> Result<AbortOnDrop, CdcError> {
     use axum::routing::get;
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .map_err(|source| CdcError::Metrics { addr, source })?;
     let app = axum::Router::new()
         .route("/metrics", get(move || async move { metrics.render() }))
-        .route("/healthz", get(|| async { "ok" }));
+        .route(
+            "/healthz",
+            get(move || async move {
+                // Healthy while the replication loop goes round (it ticks every few ms).
+                let last = alive.load(std::sync::atomic::Ordering::Relaxed);
+                let age = now_ms() - last;
+                match (last, age) {
+                    (0, _) => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        "starting (checks, snapshot)".to_string(),
+                    ),
+                    (_, age) if age > 10_000 => (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the replication loop is stuck for {age} ms"),
+                    ),
+                    _ => (axum::http::StatusCode::OK, "ok".to_string()),
+                }
+            }),
+        );
     let task = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
             tracing::warn!(error = %e, "metrics server stopped");

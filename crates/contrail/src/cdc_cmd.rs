@@ -1,6 +1,7 @@
 //! `contrail cdc`: the CDC stage (see the `cdc` crate).
 
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
 
@@ -30,7 +31,27 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
             crate::shutdown_signal().await;
             let _ = tx.send(true);
         });
-        cdc::run(config, rx).await
+        // A lost connection (PostgreSQL, Kafka, the registry) is retried with
+        // backoff: nothing unacknowledged was confirmed, so a new run resumes
+        // exactly where the slot stands. Anything else stops the stage.
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match cdc::run(config.clone(), rx.clone()).await {
+                Err(e) if e.is_transient() && !*rx.borrow() => {
+                    tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "the stage stopped on a transient error; restarting");
+                    let mut stop = rx.clone();
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => {}
+                    }
+                    if *rx.borrow() {
+                        return Err(e);
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
     })?;
     println!(
         "cdc: {} snapshot rows, {} transactions, {} records acknowledged by Kafka; confirmed up to {}",
@@ -40,6 +61,17 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
         pgoutput_lsn(summary.confirmed_lsn)
     );
     Ok(Outcome::Ok)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
 }
 
 fn pgoutput_lsn(lsn: u64) -> String {

@@ -675,3 +675,42 @@ async fn transaction_metadata_brackets_each_transaction_with_counts() {
         .unwrap();
     assert!(begin["id"].as_str().unwrap().starts_with(&format!("{txid}:")));
 }
+
+#[tokio::test]
+async fn tables_that_cannot_be_captured_faithfully_stop_the_stage_at_start() {
+    let db = TestDb::create("cdc_refusals").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE spots (id int PRIMARY KEY, spot point); ALTER TABLE spots REPLICA IDENTITY FULL;
+             CREATE TABLE plain (id int PRIMARY KEY, v text);
+             CREATE TABLE nokey (v text); ALTER TABLE nokey REPLICA IDENTITY FULL;",
+        )
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "public.spots",
+            "table public.spots, column spot: point (oid 600) has no Avro mapping",
+        ),
+        ("public.plain", "table public.plain needs REPLICA IDENTITY FULL"),
+        ("public.nokey", "table public.nokey has no primary key"),
+        ("public.missing", "table public.missing does not exist"),
+    ];
+    for (table, expected) in cases {
+        let mut stage = Stage::start(&db, &config(&db, &[table], ""));
+        let status = stage.child.wait().unwrap();
+        let log = stage.log();
+        assert!(
+            !status.success() && log.contains(expected),
+            "{table}: expected {expected:?} in\n{log}"
+        );
+    }
+    // Nothing was created for a stage that refused to start.
+    let slots = db
+        .client
+        .query("SELECT 1 FROM pg_replication_slots WHERE slot_name = $1", &[&db.name])
+        .await
+        .unwrap();
+    assert!(slots.is_empty());
+    db.drop_slot().await;
+}
