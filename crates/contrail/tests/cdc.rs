@@ -59,6 +59,15 @@ impl TestDb {
         TestDb { name, url, client }
     }
 
+    /// Waits until everything written is captured, stops the stage
+    /// (which must exit cleanly), and drops the slot and the database.
+    async fn finish(&self, mut stage: Stage) {
+        self.wait_captured(&mut stage).await;
+        let (ok, log) = stage.stop();
+        assert!(ok, "{log}");
+        self.drop_slot().await;
+    }
+
     /// Drops the slot (it would hold WAL) and the database.
     async fn drop_slot(&self) {
         self.client
@@ -258,10 +267,7 @@ async fn every_type_through_snapshot_and_stream(base: &str, binary: bool) {
         ))
         .await
         .unwrap();
-    db.wait_captured(&mut stage).await;
-    let (ok, log) = stage.stop();
-    assert!(ok, "{log}");
-    db.drop_slot().await;
+    db.finish(stage).await;
 
     let topic = format!("{}.public.every_type", db.name);
     let records = read(std::slice::from_ref(&topic));
@@ -367,10 +373,7 @@ async fn rule_breakers_go_to_the_dead_letter_topic_with_their_reasons() {
         )
         .await
         .unwrap();
-    db.wait_captured(&mut stage).await;
-    let (ok, log) = stage.stop();
-    assert!(ok, "{log}");
-    db.drop_slot().await;
+    db.finish(stage).await;
     let records = read(&[format!("{}.public.flight_state", db.name), format!("{}.dlq", db.name)]);
     let good: Vec<&Value> = records
         .iter()
@@ -421,10 +424,7 @@ async fn a_column_added_while_streaming_is_a_new_schema_version() {
         )
         .await
         .unwrap();
-    db.wait_captured(&mut stage).await;
-    let (ok, log) = stage.stop();
-    assert!(ok, "{log}");
-    db.drop_slot().await;
+    db.finish(stage).await;
     let records = read(&[format!("{}.public.t", db.name)]);
     let mut afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
     afters.sort_by_key(|a| a["id"].as_i64());
@@ -543,11 +543,8 @@ async fn a_refused_schema_change_stops_the_stage_which_resumes_once_the_subject_
         .header("Content-Type", "application/vnd.schemaregistry.v1+json")
         .send(r#"{"compatibility": "NONE"}"#)
         .unwrap();
-    let mut stage = Stage::start(&db, &cfg);
-    db.wait_captured(&mut stage).await;
-    let (ok, log) = stage.stop();
-    assert!(ok, "{log}");
-    db.drop_slot().await;
+    let stage = Stage::start(&db, &cfg);
+    db.finish(stage).await;
     let records = read(&[format!("{}.public.t", db.name)]);
     let mut afters: Vec<&Value> = records.iter().map(|r| &r["value"]["after"]).collect();
     afters.sort_by_key(|a| a["id"].as_i64());
@@ -646,10 +643,7 @@ async fn transaction_metadata_brackets_each_transaction_with_counts() {
         .batch_execute("INSERT INTO a VALUES (1), (2); INSERT INTO b VALUES (1); UPDATE a SET id = 3 WHERE id = 2;")
         .await
         .unwrap();
-    db.wait_captured(&mut stage).await;
-    let (ok, log) = stage.stop();
-    assert!(ok, "{log}");
-    db.drop_slot().await;
+    db.finish(stage).await;
     let records = read(&[format!("{}.transaction", db.name), format!("{}.public.a", db.name)]);
     let meta: Vec<&Value> = records
         .iter()
