@@ -249,6 +249,11 @@ impl<'a> Reader<'a> {
         self.str().map(str::to_owned)
     }
 
+    /// Reads `n` raw bytes (a `fixed` whose size is known at run time).
+    pub fn fixed_bytes(&mut self, n: usize) -> Result<&'a [u8], DecodeError> {
+        self.take(n)
+    }
+
     /// Reads `size` raw bytes (a `fixed`).
     pub fn fixed<const N: usize>(&mut self) -> Result<[u8; N], DecodeError> {
         let b = self.take(N)?;
