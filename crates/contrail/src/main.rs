@@ -8,6 +8,7 @@
 //!   crate).
 //! - `contrail cdc`: PostgreSQL logical replication to Kafka (see the `cdc`
 //!   crate).
+//! - `contrail sink`: the CDC topics into Snowflake (see the `sink` crate).
 //! - `contrail registry serve`: the Confluent-compatible schema registry
 //!   (see the `registry` crate).
 //!
@@ -18,6 +19,7 @@ mod cdc_cmd;
 mod produce_cmd;
 mod registry_cmd;
 mod schema_cmd;
+mod sink_cmd;
 mod stack_cmd;
 
 use std::path::PathBuf;
@@ -51,6 +53,8 @@ enum Command {
     Produce(produce_cmd::ProduceArgs),
     /// Stream row changes from PostgreSQL to Kafka (config: connectors/cdc.toml).
     Cdc(cdc_cmd::CdcArgs),
+    /// Load the CDC topics into Snowflake (config: connectors/sink.toml).
+    Sink(sink_cmd::SinkArgs),
     /// The schema registry server.
     Registry {
         #[command(subcommand)]
@@ -122,6 +126,7 @@ fn main() -> ExitCode {
             Command::Registry { command } => registry_cmd::run(&dir, command),
             Command::Produce(args) => produce_cmd::run(&dir, args),
             Command::Cdc(args) => cdc_cmd::run(&dir, args),
+            Command::Sink(args) => sink_cmd::run(&dir, args),
         }
     })();
     match result {

@@ -337,3 +337,109 @@ impl Producer {
         self.inner.in_flight_count()
     }
 }
+
+/// One consumed record.
+#[derive(Debug, Clone)]
+pub struct Consumed {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    /// `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+}
+
+/// A consumer with explicitly assigned partitions and positions: the sink
+/// keeps its positions in the warehouse, next to the data, and starts from
+/// there; Kafka's group offsets are committed too, for monitoring.
+pub struct Consumer {
+    inner: rdkafka::consumer::StreamConsumer,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer").finish_non_exhaustive()
+    }
+}
+
+impl Consumer {
+    pub fn new(cfg: &KafkaConfig, group_id: &str) -> Result<Consumer, KafkaIoError> {
+        let mut c = cfg.client_config();
+        c.set("group.id", group_id)
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest")
+            .set("enable.partition.eof", "false");
+        let inner = c.create().map_err(KafkaIoError::Config)?;
+        Ok(Consumer { inner })
+    }
+
+    /// The partitions of `topic`.
+    pub fn partitions(&self, topic: &str) -> Result<Vec<i32>, KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        let md = self
+            .inner
+            .fetch_metadata(Some(topic), Duration::from_secs(30))
+            .map_err(KafkaIoError::Admin)?;
+        let t = md
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .ok_or_else(|| KafkaIoError::CreateTopic {
+                topic: topic.into(),
+                reason: "not in the metadata".into(),
+            })?;
+        if let Some(e) = t.error() {
+            return Err(KafkaIoError::CreateTopic {
+                topic: topic.into(),
+                reason: format!("{e:?}"),
+            });
+        }
+        Ok(t.partitions().iter().map(|p| p.id()).collect())
+    }
+
+    /// Reads these (topic, partition, next offset) positions from now on.
+    pub fn assign(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (t, p, o) in positions {
+            tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
+                .map_err(KafkaIoError::Admin)?;
+        }
+        self.inner.assign(&tpl).map_err(KafkaIoError::Admin)
+    }
+
+    /// Up to `max` records, waiting at most `wait` for the first and
+    /// returning what arrived by then.
+    pub async fn poll_batch(&self, max: usize, wait: Duration) -> Result<Vec<Consumed>, KafkaIoError> {
+        use rdkafka::Message as _;
+        let mut out = Vec::new();
+        let deadline = tokio::time::Instant::now() + wait;
+        while out.len() < max {
+            let next = tokio::time::timeout_at(deadline, self.inner.recv()).await;
+            let Ok(msg) = next else { break };
+            let m = msg.map_err(KafkaIoError::Send)?;
+            out.push(Consumed {
+                topic: m.topic().to_string(),
+                partition: m.partition(),
+                offset: m.offset(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+            });
+        }
+        Ok(out)
+    }
+
+    /// Commits these (topic, partition, next offset) positions to the group.
+    pub fn commit(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for (t, p, o) in positions {
+            tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
+                .map_err(KafkaIoError::Admin)?;
+        }
+        self.inner
+            .commit(&tpl, rdkafka::consumer::CommitMode::Sync)
+            .map_err(KafkaIoError::Admin)
+    }
+}

@@ -1,0 +1,222 @@
+//! Helpers shared by the tests that run `contrail` stages against the local
+//! stack: a database per test, a stage as a child process, and Confluent's
+//! Python consumer to read topics back.
+#![allow(dead_code)] // each test binary uses some of them
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_postgres::Client;
+
+pub(crate) fn project() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+pub(crate) fn stack_env(name: &str) -> String {
+    let cfg = stack::StackConfig::for_project(&project()).unwrap();
+    cfg.env().into_iter().find(|(k, _)| *k == name).unwrap().1
+}
+
+pub(crate) fn confluent_python() -> PathBuf {
+    if let Some(p) = std::env::var_os("CONFLUENT_PYTHON") {
+        return p.into();
+    }
+    Path::new(&std::env::var("HOME").unwrap()).join(".cache/contrail/confluent-kafka-2.16.0/bin/python")
+}
+
+pub(crate) async fn connect(url: &str) -> Client {
+    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .expect("the local stack's PostgreSQL (run `contrail stack up`)");
+    tokio::spawn(conn);
+    client
+}
+
+/// A fresh database, slot, publication and topic prefix named `<base>_<pid>`:
+/// topics and registry subjects outlive a database, so every run gets new ones.
+pub(crate) struct TestDb {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) client: Client,
+}
+
+impl TestDb {
+    pub(crate) async fn create(base: &str) -> TestDb {
+        let name = format!("{base}_{}", std::process::id());
+        let admin_url = stack_env("DATABASE_URL");
+        let admin = connect(&admin_url).await;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+            .await
+            .unwrap();
+        admin.batch_execute(&format!("CREATE DATABASE {name}")).await.unwrap();
+        let url = admin_url.rsplit_once('/').map(|(b, _)| format!("{b}/{name}")).unwrap();
+        let client = connect(&url).await;
+        TestDb { name, url, client }
+    }
+
+    /// Waits until everything written is captured, stops the stage
+    /// (which must exit cleanly), and drops the slot and the database.
+    pub(crate) async fn finish(&self, mut stage: Stage) {
+        self.wait_captured(&mut stage).await;
+        let (ok, log) = stage.stop();
+        assert!(ok, "{log}");
+        self.drop_slot().await;
+    }
+
+    /// Drops the slot (it would hold WAL) and the database.
+    pub(crate) async fn drop_slot(&self) {
+        self.client
+            .execute(
+                "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
+                &[&self.name],
+            )
+            .await
+            .unwrap();
+        let admin = connect(&stack_env("DATABASE_URL")).await;
+        admin
+            .batch_execute(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name))
+            .await
+            .unwrap();
+    }
+
+    /// Waits until the stage has finished its snapshot and the slot has
+    /// confirmed everything written so far. (A new slot starts past earlier
+    /// writes: those travel in the snapshot.)
+    pub(crate) async fn wait_captured(&self, stage: &mut Stage) {
+        let target: String = self
+            .client
+            .query_one("SELECT pg_current_wal_lsn()::text", &[])
+            .await
+            .unwrap()
+            .get(0);
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let row = self
+                .client
+                .query_opt(
+                    "SELECT confirmed_flush_lsn >= $1::text::pg_lsn FROM pg_replication_slots WHERE slot_name = $2",
+                    &[&target, &self.name],
+                )
+                .await
+                .unwrap();
+            if row.is_some_and(|r| r.get::<_, Option<bool>>(0) == Some(true)) {
+                let snapshotted = self
+                    .client
+                    .query_opt(
+                        "SELECT 1 FROM pg_tables WHERE tablename = 'contrail_cdc_state'
+                         AND EXISTS (SELECT 1 FROM contrail_cdc_state WHERE slot_name = $1)",
+                        &[&self.name],
+                    )
+                    .await;
+                if snapshotted.is_ok_and(|r| r.is_some()) {
+                    return;
+                }
+            }
+            stage.assert_running();
+            assert!(
+                Instant::now() < deadline,
+                "the stage did not confirm {target} in time:\n{}",
+                stage.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+/// A running `contrail cdc`.
+pub(crate) struct Stage {
+    pub(crate) child: Child,
+    log: PathBuf,
+}
+
+impl Stage {
+    /// `contrail cdc` with this configuration.
+    pub(crate) fn start(db: &TestDb, config: &str) -> Stage {
+        Stage::command(db, "cdc", config)
+    }
+
+    /// `contrail <command> --config <file holding config>`.
+    pub(crate) fn command(db: &TestDb, command: &str, config: &str) -> Stage {
+        let dir = std::env::temp_dir().join(format!("contrail-{command}-{}", db.name));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join(format!("{command}.toml"));
+        std::fs::write(&file, config).unwrap();
+        // One log per start, numbered.
+        let log = dir.join(format!("stage-{}.log", std::fs::read_dir(&dir).unwrap().count()));
+        let out = std::fs::File::create(&log).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args([
+                "--project-dir",
+                project().to_str().unwrap(),
+                command,
+                "--config",
+                file.to_str().unwrap(),
+            ])
+            .env("DATABASE_URL", &db.url)
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        Stage { child, log }
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub(crate) fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("the stage exited ({status}):\n{}", self.log());
+        }
+    }
+
+    /// SIGINT, then the exit status and the log.
+    pub(crate) fn stop(mut self) -> (bool, String) {
+        Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = self.child.wait().unwrap();
+        (status.success(), self.log())
+    }
+
+    pub(crate) fn kill9(mut self) {
+        self.child.kill().unwrap();
+        self.child.wait().unwrap();
+    }
+}
+
+pub(crate) fn config(db: &TestDb, tables: &[&str], extra: &str) -> String {
+    let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
+    format!(
+        "[source]\ntables = [{}]\nslot = \"{n}\"\npublication = \"{n}\"\nheartbeat_seconds = 1\n\n\
+         [kafka]\ntopic_prefix = \"{n}\"\ndead_letter_topic = \"{n}.dlq\"\npartitions = 2\n\n{extra}\n\
+         [service]\nmetrics_listen = \"\"\n",
+        tables.join(", "),
+        n = db.name
+    )
+}
+
+/// Every record of `topics`, decoded by Confluent's deserializer.
+pub(crate) fn read(topics: &[String]) -> Vec<Value> {
+    let script = project().join("crates/contrail/tests/read_topics.py");
+    let out = Command::new(confluent_python())
+        .arg(script)
+        .arg("--iso")
+        .arg(stack_env("KAFKA_BOOTSTRAP_SERVERS"))
+        .arg(stack_env("SCHEMA_REGISTRY_URL"))
+        .args(topics)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Values (not tombstones) in (partition, offset) order per key: the order a consumer sees per key.
+pub(crate) fn events(records: &[Value]) -> Vec<&Value> {
+    records.iter().filter(|r| !r["value"].is_null()).collect()
+}

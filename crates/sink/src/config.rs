@@ -1,0 +1,229 @@
+//! `connectors/sink.toml`: which topics, which warehouse, what batches.
+//! Unknown keys are refused and values checked before anything connects.
+//! The Snowflake URL and password come from the environment
+//! (`SNOWFLAKE_URL`, e.g. `https://<user>:<password>@<account>.snowflakecomputing.com`,
+//! with `SNOWFLAKE_PASSWORD` taking precedence over the URL's), as do
+//! `KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL`; the password is never printed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::SinkError;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    source: RawSource,
+    #[serde(default)]
+    snowflake: RawSnowflake,
+    #[serde(default)]
+    batch: RawBatch,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    topics: Vec<String>,
+    group_id: Option<String>,
+    dead_letter_topic: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSnowflake {
+    account: Option<String>,
+    warehouse: Option<String>,
+    role: Option<String>,
+    database: Option<String>,
+    schema: Option<String>,
+    create_schema: Option<bool>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    max_rows: Option<usize>,
+    max_ms: Option<u64>,
+}
+
+/// Service addresses when the environment names none (the local stack's).
+#[derive(Debug, Clone, Default)]
+pub struct ServiceDefaults {
+    pub snowflake_url: Option<String>,
+    pub kafka_bootstrap_servers: Option<String>,
+    pub schema_registry_url: Option<String>,
+}
+
+/// The validated configuration.
+#[derive(Debug, Clone)]
+pub struct SinkConfig {
+    pub topics: Vec<String>,
+    pub group_id: String,
+    pub dead_letter_topic: String,
+    pub snowflake: snowflake::SnowflakeConfig,
+    pub database: String,
+    pub schema: String,
+    /// Create the database and schema when missing (local use; in production
+    /// `snowflake/setup.sql` does it with the right grants).
+    pub create_schema: bool,
+    pub max_rows: usize,
+    pub max_wait: Duration,
+    pub kafka: kafka::KafkaConfig,
+    pub registry_url: String,
+    pub registry_auth: Option<String>,
+}
+
+fn bad(m: impl Into<String>) -> SinkError {
+    SinkError::Config(m.into())
+}
+
+/// An unquoted Snowflake identifier (it is upper-cased and quoted in SQL).
+fn identifier(key: &str, s: &str) -> Result<String, SinkError> {
+    if s.is_empty() || s.len() > 255 || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return Err(bad(format!("{key} = {s:?}: use letters, digits and underscores")));
+    }
+    Ok(s.to_uppercase())
+}
+
+impl SinkConfig {
+    pub fn load(file: &Path, defaults: ServiceDefaults) -> Result<SinkConfig, SinkError> {
+        let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
+        Self::parse(&text, defaults).map_err(|e| match e {
+            SinkError::Config(m) => bad(format!("{}: {m}", file.display())),
+            other => other,
+        })
+    }
+
+    fn parse(text: &str, defaults: ServiceDefaults) -> Result<SinkConfig, SinkError> {
+        let raw: RawConfig = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if raw.source.topics.is_empty() {
+            return Err(bad("source.topics is empty: name the CDC topics to load"));
+        }
+        for t in &raw.source.topics {
+            if t.split('.').count() < 2 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+                return Err(bad(format!(
+                    "source.topics: {t:?} is not a CDC topic (<prefix>.<schema>.<table>)"
+                )));
+            }
+        }
+        let env_or = |name: &str, default: Option<String>| {
+            std::env::var(name)
+                .ok()
+                .or(default)
+                .ok_or_else(|| bad(format!("{name} is not set")))
+        };
+        let url = env_or("SNOWFLAKE_URL", defaults.snowflake_url)?;
+        let parsed = reqwest_url(&url)?;
+        let password = std::env::var("SNOWFLAKE_PASSWORD")
+            .ok()
+            .or(parsed.password)
+            .unwrap_or_default();
+        let user = parsed
+            .user
+            .ok_or_else(|| bad("SNOWFLAKE_URL names no user (https://<user>@<account>…)"))?;
+        let database = identifier(
+            "snowflake.database",
+            raw.snowflake.database.as_deref().unwrap_or("CONTRAIL"),
+        )?;
+        let schema = identifier("snowflake.schema", raw.snowflake.schema.as_deref().unwrap_or("FLIGHTS"))?;
+        let max_rows = raw.batch.max_rows.unwrap_or(10_000);
+        if !(1..=1_000_000).contains(&max_rows) {
+            return Err(bad(format!("batch.max_rows = {max_rows}: expected 1 to 1000000")));
+        }
+        let max_ms = raw.batch.max_ms.unwrap_or(200);
+        if !(1..=60_000).contains(&max_ms) {
+            return Err(bad(format!("batch.max_ms = {max_ms}: expected 1 to 60000")));
+        }
+        Ok(SinkConfig {
+            topics: raw.source.topics,
+            group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
+            dead_letter_topic: raw
+                .source
+                .dead_letter_topic
+                .unwrap_or_else(|| "contrail.sink.dlq".into()),
+            snowflake: snowflake::SnowflakeConfig {
+                url: parsed.base,
+                account: raw.snowflake.account.unwrap_or_else(|| "local".into()),
+                user,
+                password,
+                warehouse: raw.snowflake.warehouse,
+                role: raw.snowflake.role,
+                database: Some(database.clone()),
+                schema: Some(schema.clone()),
+            },
+            database,
+            schema,
+            create_schema: raw.snowflake.create_schema.unwrap_or(false),
+            max_rows,
+            max_wait: Duration::from_millis(max_ms),
+            kafka: kafka::KafkaConfig {
+                bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
+                client_id: "contrail-sink".into(),
+                extra: Default::default(),
+            },
+            registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
+            registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+        })
+    }
+}
+
+struct UrlParts {
+    base: String,
+    user: Option<String>,
+    password: Option<String>,
+}
+
+/// Splits `scheme://user:password@host:port` into the base URL and credentials.
+fn reqwest_url(url: &str) -> Result<UrlParts, SinkError> {
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or_else(|| bad("SNOWFLAKE_URL is not a URL (scheme://…)"))?;
+    let (userinfo, host) = match rest.rsplit_once('@') {
+        Some((u, h)) => (Some(u), h),
+        None => (None, rest),
+    };
+    let (user, password) = match userinfo {
+        None => (None, None),
+        Some(u) => match u.split_once(':') {
+            Some((user, pw)) => (Some(user.to_string()), Some(pw.to_string())),
+            None => (Some(u.to_string()), None),
+        },
+    };
+    Ok(UrlParts {
+        base: format!("{scheme}://{}", host.trim_end_matches('/')),
+        user,
+        password,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn defaults() -> ServiceDefaults {
+        ServiceDefaults {
+            snowflake_url: Some("http://u:secret@127.0.0.1:1".into()),
+            kafka_bootstrap_servers: Some("127.0.0.1:2".into()),
+            schema_registry_url: Some("http://127.0.0.1:3".into()),
+        }
+    }
+
+    #[test]
+    fn the_committed_connector_config_is_valid_and_hides_the_password() {
+        let c = SinkConfig::parse(include_str!("../../../connectors/sink.toml"), defaults()).unwrap();
+        assert_eq!(c.topics, ["contrail.public.flight_state"]);
+        assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    #[test]
+    fn bad_settings_name_the_key() {
+        let e = |t: &str| SinkConfig::parse(t, defaults()).unwrap_err().to_string();
+        assert!(e("[source]\ntopics = []").contains("source.topics is empty"));
+        assert!(e("[source]\ntopics = [\"x\"]").contains("not a CDC topic"));
+        assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_rows = 0").contains("batch.max_rows = 0"));
+        assert!(e("[source]\ntopics = [\"a.b\"]\n[snowflake]\ndatabase = \"x y\"").contains("snowflake.database"));
+        assert!(e("[source]\ntopics = [\"a.b\"]\nextra = 1").contains("unknown field"));
+    }
+}
