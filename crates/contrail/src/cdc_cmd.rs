@@ -1,7 +1,6 @@
 //! `contrail cdc`: the CDC stage (see the `cdc` crate).
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use clap::Args;
 
@@ -25,34 +24,13 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
     };
     let config = cdc::CdcConfig::load(&file, dir, defaults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let summary = runtime.block_on(async {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            crate::shutdown_signal().await;
-            let _ = tx.send(true);
-        });
-        // A lost connection (PostgreSQL, Kafka, the registry) is retried with
-        // backoff: nothing unacknowledged was confirmed, so a new run resumes
-        // exactly where the slot stands. Anything else stops the stage.
-        let mut backoff = Duration::from_secs(1);
-        loop {
-            match cdc::run(config.clone(), rx.clone()).await {
-                Err(e) if e.is_transient() && !*rx.borrow() => {
-                    tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "the stage stopped on a transient error; restarting");
-                    let mut stop = rx.clone();
-                    tokio::select! {
-                        _ = tokio::time::sleep(backoff) => {}
-                        _ = stop.changed() => {}
-                    }
-                    if *rx.borrow() {
-                        return Err(e);
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(30));
-                }
-                other => return other,
-            }
-        }
-    })?;
+    // A lost connection (PostgreSQL, Kafka, the registry) is retried with
+    // backoff: nothing unacknowledged was confirmed, so a new run resumes
+    // exactly where the slot stands. Anything else stops the stage.
+    let summary = runtime.block_on(crate::run_with_restarts(
+        |rx| cdc::run(config.clone(), rx),
+        cdc::CdcError::is_transient,
+    ))?;
     println!(
         "cdc: {} snapshot rows, {} transactions, {} records acknowledged by Kafka; confirmed up to {}",
         summary.snapshot_rows,
@@ -61,17 +39,6 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
         pgoutput_lsn(summary.confirmed_lsn)
     );
     Ok(Outcome::Ok)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 fn pgoutput_lsn(lsn: u64) -> String {

@@ -92,6 +92,53 @@ pub(crate) async fn shutdown_signal() {
     tracing::info!("shutting down");
 }
 
+/// Runs a long-lived stage until SIGTERM/SIGINT, starting it again with
+/// backoff (1 s doubling to 30 s) after an error `transient` accepts.
+pub(crate) async fn run_with_restarts<T, E, Fut>(
+    run: impl Fn(tokio::sync::watch::Receiver<bool>) -> Fut,
+    transient: impl Fn(&E) -> bool,
+) -> Result<T, E>
+where
+    Fut: std::future::Future<Output = Result<T, E>>,
+    E: std::error::Error,
+{
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = tx.send(true);
+    });
+    let mut backoff = std::time::Duration::from_secs(1);
+    loop {
+        match run(rx.clone()).await {
+            Err(e) if transient(&e) && !*rx.borrow() => {
+                tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "stopped on a transient error; restarting");
+                let mut stop = rx.clone();
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = stop.changed() => {}
+                }
+                if *rx.borrow() {
+                    return Err(e);
+                }
+                backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// An error and its sources, on one line.
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
 fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
         return Ok(dir);

@@ -24,14 +24,13 @@ pub(crate) fn run(dir: &Path, args: SinkArgs) -> anyhow::Result<Outcome> {
     };
     let config = sink::SinkConfig::load(&file, defaults)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let summary = runtime.block_on(async {
-        let (tx, rx) = tokio::sync::watch::channel(false);
-        tokio::spawn(async move {
-            crate::shutdown_signal().await;
-            let _ = tx.send(true);
-        });
-        sink::run(config, rx).await
-    })?;
+    // Warehouse, Kafka or registry outages are retried with backoff: the
+    // positions in the warehouse were written after the data, so a new run
+    // replays at most one batch, which the MERGEs absorb.
+    let summary = runtime.block_on(crate::run_with_restarts(
+        |rx| sink::run(config.clone(), rx),
+        sink::SinkError::is_transient,
+    ))?;
     println!(
         "sink: {} records in {} batches, {} changes loaded, {} dead-lettered",
         summary.records, summary.batches, summary.changes, summary.dead_lettered

@@ -20,6 +20,14 @@ struct RawConfig {
     snowflake: RawSnowflake,
     #[serde(default)]
     batch: RawBatch,
+    #[serde(default)]
+    service: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawService {
+    metrics_listen: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -73,6 +81,7 @@ pub struct SinkConfig {
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
     pub registry_auth: Option<String>,
+    pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
 fn bad(m: impl Into<String>) -> SinkError {
@@ -136,6 +145,13 @@ impl SinkConfig {
         if !(1..=60_000).contains(&max_ms) {
             return Err(bad(format!("batch.max_ms = {max_ms}: expected 1 to 60000")));
         }
+        let metrics_listen = match raw.service.metrics_listen.as_deref() {
+            None | Some("") => None,
+            Some(a) => Some(
+                a.parse()
+                    .map_err(|_| bad(format!("service.metrics_listen = {a:?} is not host:port")))?,
+            ),
+        };
         Ok(SinkConfig {
             topics: raw.source.topics,
             group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
@@ -165,6 +181,7 @@ impl SinkConfig {
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
             registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+            metrics_listen,
         })
     }
 }

@@ -28,11 +28,13 @@
 //! transient one is retried by the client.
 
 pub mod config;
+pub mod metrics;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kafka::{dlq, Consumed};
 use registry_client::RegistryClient;
@@ -56,6 +58,12 @@ pub enum SinkError {
     Layout { topic: String, message: String },
     #[error("schema registry")]
     Registry(#[source] registry_client::ClientError),
+    #[error("cannot serve metrics on {addr}")]
+    Metrics {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl SinkError {
@@ -137,6 +145,12 @@ struct TopicState {
 
 /// Runs until `shutdown` turns true or a fatal error occurs.
 pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, SinkError> {
+    let metrics = Arc::new(metrics::Metrics::new());
+    let alive = Arc::new(AtomicI64::new(0));
+    let _server = match cfg.metrics_listen {
+        Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
+        None => None,
+    };
     let sf = Client::connect(cfg.snowflake.clone()).await?;
     let qualifier = format!(
         "{}.{}",
@@ -204,6 +218,7 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
     let mut topics: HashMap<String, TopicState> = HashMap::new();
     let mut summary = Summary::default();
     loop {
+        alive.store(unix_micros() / 1000, Ordering::Relaxed);
         if *shutdown.borrow() {
             break;
         }
@@ -215,6 +230,8 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
             continue;
         }
         summary.records += batch.len() as u64;
+        metrics.records.inc_by(batch.len() as u64);
+        let started = Instant::now();
         let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
         let mut by_topic: BTreeMap<String, Vec<(Consumed, Decoded)>> = BTreeMap::new();
         for rec in batch {
@@ -239,6 +256,7 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
                         ],
                     })?;
                     summary.dead_lettered += 1;
+                    metrics.dead_lettered.inc();
                 }
             }
         }
@@ -250,7 +268,18 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
                 seen_value_ids: Vec::new(),
                 versions: HashMap::new(),
             });
-            summary.changes += load_topic(&sf, &registry, &mut schemas, &qualifier, &topic, state, &records).await?;
+            let (changes, newest_commit_us) =
+                load_topic(&sf, &registry, &mut schemas, &qualifier, &topic, state, &records).await?;
+            summary.changes += changes;
+            metrics
+                .changes
+                .get_or_create(&metrics::TopicLabels { topic: topic.clone() })
+                .inc_by(changes);
+            if let Some(ts) = newest_commit_us {
+                metrics
+                    .commit_to_visible
+                    .observe((unix_micros() - ts).max(0) as f64 / 1e6);
+            }
         }
         // Positions after the data: a crash before this line replays the
         // batch, which the MERGEs absorb.
@@ -272,11 +301,80 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
             tracing::debug!(error = %e, "committing group offsets failed");
         }
         summary.batches += 1;
+        metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
     }
     Ok(summary)
 }
 
-/// Loads one topic's part of a batch; returns the changes it held.
+fn unix_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or_default()
+}
+
+/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (as avro-json writes timestamp-micros) to Unix µs.
+fn iso_micros(s: &str) -> Option<i64> {
+    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
+    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
+    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
+    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
+    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
+    let us: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
+    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + us)
+}
+
+/// Aborts the task it holds when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
+async fn serve_metrics(
+    addr: std::net::SocketAddr,
+    metrics: Arc<metrics::Metrics>,
+    alive: Arc<AtomicI64>,
+) -> Result<AbortOnDrop, SinkError> {
+    use axum::routing::get;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|source| SinkError::Metrics { addr, source })?;
+    let app = axum::Router::new()
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .route(
+            "/healthz",
+            get(move || async move {
+                // Healthy while the batch loop goes round.
+                let age = unix_micros() / 1000 - alive.load(Ordering::Relaxed);
+                if age < 60_000 {
+                    (axum::http::StatusCode::OK, "ok".to_string())
+                } else {
+                    (
+                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                        format!("no batch loop for {age} ms"),
+                    )
+                }
+            }),
+        );
+    let task = tokio::spawn(async move {
+        if let Err(e) = axum::serve(listener, app).await {
+            tracing::warn!(error = %e, "metrics server stopped");
+        }
+    });
+    Ok(AbortOnDrop(task))
+}
+
+/// Loads one topic's part of a batch; returns the changes it held and the
+/// newest commit time among them (Unix µs).
 async fn load_topic(
     sf: &Client,
     registry: &RegistryClient,
@@ -285,7 +383,7 @@ async fn load_topic(
     topic: &str,
     state: &mut TopicState,
     records: &[(Consumed, Decoded)],
-) -> Result<u64, SinkError> {
+) -> Result<(u64, Option<i64>), SinkError> {
     // A schema version not seen yet: (re)build the layout, create or widen the tables.
     for (_, d) in records {
         if state.seen_value_ids.contains(&d.value_id) {
@@ -329,7 +427,10 @@ async fn load_topic(
         state.seen_value_ids.push(d.value_id);
         state.layout = Some(layout);
     }
-    let Some(layout) = &state.layout else { return Ok(0) };
+    let Some(layout) = &state.layout else {
+        return Ok((0, None));
+    };
+    let mut newest_commit_us: Option<i64> = None;
 
     let mut changelog: BTreeMap<String, Value> = BTreeMap::new();
     let mut current: BTreeMap<String, (i64, i64, Value)> = BTreeMap::new();
@@ -342,6 +443,9 @@ async fn load_topic(
             src["commit_lsn"].as_i64().unwrap_or(0),
             src["lsn"].as_i64().unwrap_or(0),
         );
+        if let Some(ts) = src["ts_us"].as_str().and_then(iso_micros) {
+            newest_commit_us = Some(newest_commit_us.map_or(ts, |n| n.max(ts)));
+        }
         let mut obj: Map<String, Value> = row.as_object().cloned().unwrap_or_default();
         for (k, v) in [
             ("_op", json!(op)),
@@ -381,5 +485,18 @@ async fn load_topic(
     sf.query(&stage_cur, &[Bind::Text(cur)]).await?;
     sf.query(&merge_cl, &[]).await?;
     sf.query(&merge_cur, &[]).await?;
-    Ok(changes)
+    Ok((changes, newest_commit_us))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn avro_json_timestamps_read_back() {
+        assert_eq!(iso_micros("1970-01-01T00:00:00.000001Z"), Some(1));
+        assert_eq!(iso_micros("2024-02-29T10:34:56.789012Z"), Some(1_709_202_896_789_012));
+        assert_eq!(iso_micros("2024-02-29T10:34:56"), None);
+        assert_eq!(base_name("p.public.flight_state"), "flight_state");
+    }
 }

@@ -1,0 +1,80 @@
+//! The sink's Prometheus metrics; every name is here.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
+
+pub const RECORDS: &str = "contrail_sink_records";
+pub const CHANGES: &str = "contrail_sink_changes_loaded";
+pub const DEAD_LETTERED: &str = "contrail_sink_dead_lettered";
+pub const BATCH_SECONDS: &str = "contrail_sink_batch_seconds";
+pub const COMMIT_TO_VISIBLE: &str = "contrail_sink_commit_to_visible_seconds";
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct TopicLabels {
+    pub topic: String,
+}
+
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    pub records: Counter,
+    pub changes: Family<TopicLabels, Counter>,
+    pub dead_lettered: Counter,
+    pub batch_seconds: Histogram,
+    pub commit_to_visible: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::default();
+        let m = Metrics {
+            records: Counter::default(),
+            changes: Family::default(),
+            dead_lettered: Counter::default(),
+            batch_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
+            commit_to_visible: Histogram::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0]),
+            registry: Registry::default(),
+        };
+        registry.register(
+            RECORDS,
+            "Kafka records consumed (events, tombstones, dead letters)",
+            m.records.clone(),
+        );
+        registry.register(
+            CHANGES,
+            "Changes loaded into the changelog, by topic",
+            m.changes.clone(),
+        );
+        registry.register(
+            DEAD_LETTERED,
+            "Records that did not decode, sent to the dead-letter topic",
+            m.dead_lettered.clone(),
+        );
+        registry.register(
+            BATCH_SECONDS,
+            "Time to load one batch into the warehouse",
+            m.batch_seconds.clone(),
+        );
+        registry.register(
+            COMMIT_TO_VISIBLE,
+            "From the PostgreSQL commit of a batch's newest change to its load completing in the warehouse",
+            m.commit_to_visible.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
