@@ -33,6 +33,76 @@ async fn rows(sf: &Snowflake, sql: &str) -> Vec<Vec<Option<String>>> {
     r
 }
 
+/// Waits until the sink has consumed every record of `topic` and loaded
+/// every event into the changelog.
+async fn wait_loaded(sf: &Snowflake, database: &str, topic: &str, sink: &mut Stage) {
+    let records = read(&[topic.to_string()]);
+    let events = records.iter().filter(|r| !r["value"].is_null()).count();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let count = |sql: String| async move {
+            sf.query(&sql, &[])
+                .await
+                .ok()
+                .and_then(|r| r.get(0, "N").and_then(|v| v.parse::<usize>().ok()))
+                .unwrap_or(0)
+        };
+        let loaded = count(format!("SELECT COUNT(*) AS N FROM {database}.CDC.T_CHANGELOG")).await;
+        let consumed = count(format!(
+            "SELECT SUM(\"NEXT_OFFSET\") AS N FROM {database}.CDC.\"_CONTRAIL_SINK_OFFSETS\""
+        ))
+        .await;
+        if loaded == events && consumed == records.len() {
+            return;
+        }
+        sink.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "the sink did not load in time ({loaded}/{events} events, {consumed}/{} records):\n{}",
+            records.len(),
+            sink.log()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// The view equals the source table, and the changelog holds each change once.
+async fn assert_warehouse_equals_source(sf: &Snowflake, db: &TestDb, database: &str) {
+    let dupes = rows(
+        sf,
+        &format!(
+            "SELECT \"_COMMIT_LSN\", \"_LSN\", \"_OP\", \"ID\" FROM {database}.CDC.T_CHANGELOG GROUP BY 1, 2, 3, 4 HAVING COUNT(*) > 1"
+        ),
+    )
+    .await;
+    assert!(dupes.is_empty(), "{dupes:?}");
+    let source = db
+        .client
+        .query(
+            "SELECT id::text, name, amount::text, extract(epoch from at)::bigint::text FROM t",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut expected: Vec<Vec<Option<String>>> = source
+        .iter()
+        .map(|r| (0..4).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect();
+    expected.sort();
+    let actual = rows(
+        sf,
+        &format!(
+            "SELECT TO_VARCHAR(\"ID\"), \"NAME\", TO_VARCHAR(\"AMOUNT\"), TO_VARCHAR(DATE_PART(EPOCH_SECOND, \"AT\")) FROM {database}.CDC.T"
+        ),
+    )
+    .await;
+    assert_eq!(actual.len(), expected.len());
+    assert!(
+        actual == expected,
+        "the warehouse's current state differs from the source table"
+    );
+}
+
 fn sink_config(db: &TestDb) -> String {
     format!(
         "[source]\ntopics = [\"{n}.public.t\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
@@ -69,10 +139,6 @@ async fn changes_land_once_in_the_changelog_and_the_current_state_equals_the_sou
     db.wait_captured(&mut cdc).await;
 
     let topic = format!("{}.public.t", db.name);
-    let events = read(std::slice::from_ref(&topic))
-        .iter()
-        .filter(|r| !r["value"].is_null())
-        .count();
     let database = db.name.to_uppercase();
     let changelog = format!("{database}.CDC.T_CHANGELOG");
     let sf = warehouse(&database).await;
@@ -80,35 +146,7 @@ async fn changes_land_once_in_the_changelog_and_the_current_state_equals_the_sou
     // Loads everything, then (replay) loads it all again from offset 0.
     for round in 0..2 {
         let mut sink = Stage::command(&db, "sink", &sink_config(&db));
-        let deadline = Instant::now() + Duration::from_secs(120);
-        loop {
-            let loaded = sf.query(&format!("SELECT COUNT(*) AS N FROM {changelog}"), &[]).await;
-            let offsets = sf
-                .query(
-                    &format!("SELECT SUM(\"NEXT_OFFSET\") AS N FROM {database}.CDC.\"_CONTRAIL_SINK_OFFSETS\""),
-                    &[],
-                )
-                .await;
-            let n = |r: &Result<snowflake::QueryResult, _>| {
-                r.as_ref()
-                    .ok()
-                    .and_then(|r| r.get(0, "N"))
-                    .and_then(|v| v.parse::<usize>().ok())
-                    .unwrap_or(0)
-            };
-            // Every record (events and tombstones) consumed, every event loaded.
-            let total_records = read(std::slice::from_ref(&topic)).len();
-            if n(&loaded) == events && n(&offsets) == total_records {
-                break;
-            }
-            sink.assert_running();
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: the sink did not load in time:\n{}",
-                sink.log()
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
+        wait_loaded(&sf, &database, &topic, &mut sink).await;
         let (ok, log) = sink.stop();
         assert!(ok, "{log}");
         if round == 0 {
@@ -119,13 +157,7 @@ async fn changes_land_once_in_the_changelog_and_the_current_state_equals_the_sou
         }
     }
 
-    // Each change once, even after the replay.
-    let dupes = rows(
-        &sf,
-        &format!("SELECT \"_COMMIT_LSN\", \"_LSN\", \"_OP\", \"ID\" FROM {changelog} GROUP BY 1, 2, 3, 4 HAVING COUNT(*) > 1"),
-    )
-    .await;
-    assert!(dupes.is_empty(), "{dupes:?}");
+    assert_warehouse_equals_source(&sf, &db, &database).await;
     let ops = rows(&sf, &format!("SELECT \"_OP\", COUNT(*) FROM {changelog} GROUP BY 1")).await;
     assert_eq!(
         ops,
@@ -136,29 +168,66 @@ async fn changes_land_once_in_the_changelog_and_the_current_state_equals_the_sou
             vec![Some("u".into()), Some("43".into())]
         ]
     );
+    db.finish(cdc).await;
+}
 
-    // The current state (the view) equals the source table.
-    let source = db
-        .client
-        .query(
-            "SELECT id::text, name, amount::text, extract(epoch from at)::bigint::text FROM t",
-            &[],
+#[tokio::test]
+async fn killing_the_sink_mid_stream_loses_and_doubles_nothing() {
+    let db = TestDb::create("sink_kill").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, name text, amount numeric(10,2), at timestamptz, tags text[]);
+             ALTER TABLE t REPLICA IDENTITY FULL;",
         )
         .await
         .unwrap();
-    let mut expected: Vec<Vec<Option<String>>> = source
-        .iter()
-        .map(|r| (0..4).map(|i| r.get::<_, Option<String>>(i)).collect())
-        .collect();
-    expected.sort();
-    let actual = rows(
-        &sf,
-        &format!(
-            "SELECT TO_VARCHAR(\"ID\"), \"NAME\", TO_VARCHAR(\"AMOUNT\"), TO_VARCHAR(DATE_PART(EPOCH_SECOND, \"AT\")) FROM {database}.CDC.T"
-        ),
-    )
-    .await;
-    assert_eq!(actual.len(), expected.len());
-    assert_eq!(actual, expected);
+    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut cdc).await;
+    let database = db.name.to_uppercase();
+    let topic = format!("{}.public.t", db.name);
+    let writer_db = connect(&db.url).await;
+    let writer = tokio::spawn(async move {
+        for i in 0..1_500i64 {
+            let id = i * 7919 % 300;
+            let sql = if i % 9 == 8 {
+                format!("DELETE FROM t WHERE id = {id}")
+            } else {
+                format!(
+                    "INSERT INTO t VALUES ({id}, 'n{i}', {i}.5, now(), NULL) ON CONFLICT (id) DO UPDATE SET name = 'n{i}', amount = {i}.5"
+                )
+            };
+            writer_db.batch_execute(&sql).await.unwrap();
+        }
+    });
+    // Kill the sink three times while changes keep coming.
+    let sf = warehouse(&database).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    for round in 0..3u64 {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        // Wait until it has stored some positions, then kill it mid-work.
+        while sf
+            .query(
+                &format!("SELECT COUNT(*) AS N FROM {database}.CDC.\"_CONTRAIL_SINK_OFFSETS\""),
+                &[],
+            )
+            .await
+            .ok()
+            .and_then(|r| r.get(0, "N").map(str::to_string))
+            .is_none_or(|n| n == "0")
+        {
+            sink.assert_running();
+            assert!(Instant::now() < deadline, "no positions stored:\n{}", sink.log());
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(150 * (round + 1))).await;
+        sink.kill9();
+        sink = Stage::command(&db, "sink", &sink_config(&db));
+    }
+    writer.await.unwrap();
+    db.wait_captured(&mut cdc).await;
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    assert_warehouse_equals_source(&sf, &db, &database).await;
     db.finish(cdc).await;
 }
