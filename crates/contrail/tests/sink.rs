@@ -231,3 +231,101 @@ async fn killing_the_sink_mid_stream_loses_and_doubles_nothing() {
     assert_warehouse_equals_source(&sf, &db, &database).await;
     db.finish(cdc).await;
 }
+
+#[tokio::test]
+async fn every_postgres_type_reaches_a_typed_snowflake_column() {
+    let db = TestDb::create("sink_types").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE t (
+                id bigint PRIMARY KEY, b boolean, i2 smallint, f4 real, f8 double precision,
+                amount numeric(12,3), anyn numeric, name text, ch char(4), d date, ts timestamp,
+                at timestamptz, u uuid, j jsonb, raw bytea, tags text[]);
+             ALTER TABLE t REPLICA IDENTITY FULL;
+             INSERT INTO t VALUES (1, true, -7, 1.5, 0.1, -1234.5, 3.14159265358979323846, 'snap', 'ab', '2024-02-29',
+                '2024-02-29 12:34:56.789012', '2024-02-29 12:34:56.789012+02', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11',
+                '{\"k\": [1, 2]}', '\\x00ff', '{a,\"b c\",NULL}');",
+        )
+        .await
+        .unwrap();
+    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut cdc).await;
+    let database = db.name.to_uppercase();
+    let topic = format!("{}.public.t", db.name);
+    let sf = warehouse(&database).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+
+    let types = sf
+        .query(
+            &format!(
+                "SELECT COLUMN_NAME, DATA_TYPE FROM {database}.INFORMATION_SCHEMA.COLUMNS WHERE TABLE_NAME = 'T_V1' \
+                 AND TABLE_SCHEMA = 'CDC' AND COLUMN_NAME NOT LIKE '\\\\_%' ESCAPE '\\\\' ORDER BY ORDINAL_POSITION"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let types: Vec<(String, String)> = types
+        .rows
+        .iter()
+        .map(|r| (r[0].clone().unwrap_or_default(), r[1].clone().unwrap_or_default()))
+        .collect();
+    let expect_types = [
+        ("ID", "NUMBER"),
+        ("B", "BOOLEAN"),
+        ("I2", "NUMBER"),
+        ("F4", "FLOAT"),
+        ("F8", "FLOAT"),
+        ("AMOUNT", "NUMBER"),
+        ("ANYN", "TEXT"),
+        ("NAME", "TEXT"),
+        ("CH", "TEXT"),
+        ("D", "DATE"),
+        ("TS", "TIMESTAMP_NTZ"),
+        ("AT", "TIMESTAMP_TZ"),
+        ("U", "TEXT"),
+        ("J", "TEXT"),
+        ("RAW", "BINARY"),
+        ("TAGS", "VARIANT"),
+    ];
+    let expect_types: Vec<(String, String)> = expect_types
+        .iter()
+        .map(|(c, t)| (c.to_string(), t.to_string()))
+        .collect();
+    assert_eq!(types, expect_types);
+    let values = sf
+        .query(
+            &format!(
+                "SELECT TO_VARCHAR(\"B\") AS B, TO_VARCHAR(\"I2\") AS I2, TO_VARCHAR(\"F4\") AS F4, TO_VARCHAR(\"F8\") AS F8,
+                 TO_VARCHAR(\"AMOUNT\") AS AMOUNT, \"ANYN\", \"NAME\", \"CH\", TO_VARCHAR(\"D\") AS D, TO_VARCHAR(\"TS\") AS TS,
+                 TO_VARCHAR(\"AT\") AS AT, \"U\", TO_VARCHAR(\"J\") AS J, HEX_ENCODE(\"RAW\") AS RAW, TO_VARCHAR(\"TAGS\") AS TAGS
+                 FROM {database}.CDC.T"
+            ),
+            &[],
+        )
+        .await
+        .unwrap();
+    let expected = [
+        "true",
+        "-7",
+        "1.5",
+        "0.1",
+        "-1234.500",
+        "3.14159265358979323846",
+        "snap",
+        "ab  ",
+        "2024-02-29",
+        "2024-02-29 12:34:56.789012",
+        "2024-02-29 10:34:56.789012+00",
+        "a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11",
+        "{\"k\": [1, 2]}",
+        "00FF",
+        "[\"a\",\"b c\",null]",
+    ];
+    let expected: Vec<Option<String>> = expected.iter().map(|v| Some(v.to_string())).collect();
+    assert_eq!(values.rows, vec![expected]);
+    db.finish(cdc).await;
+}
