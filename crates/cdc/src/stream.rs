@@ -713,50 +713,22 @@ impl StreamState<'_> {
     }
 }
 
-/// Aborts the task it holds when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
+/// `/metrics`, and `/healthz`: healthy while the replication loop goes
+/// round (it ticks every few ms).
 async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     alive: Arc<std::sync::atomic::AtomicI64>,
-) -> Result<AbortOnDrop, CdcError> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| CdcError::Metrics { addr, source })?;
-    let app = axum::Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route(
-            "/healthz",
-            get(move || async move {
-                // Healthy while the replication loop goes round (it ticks every few ms).
-                let last = alive.load(std::sync::atomic::Ordering::Relaxed);
-                let age = now_ms() - last;
-                match (last, age) {
-                    (0, _) => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        "starting (checks, snapshot)".to_string(),
-                    ),
-                    (_, age) if age > 10_000 => (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        format!("the replication loop is stuck for {age} ms"),
-                    ),
-                    _ => (axum::http::StatusCode::OK, "ok".to_string()),
-                }
-            }),
-        );
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "metrics server stopped");
+) -> Result<metrics_server::Server, CdcError> {
+    let health = move || {
+        let last = alive.load(std::sync::atomic::Ordering::Relaxed);
+        match (last, now_ms() - last) {
+            (0, _) => Err("starting (checks, snapshot)".to_string()),
+            (_, age) if age > 10_000 => Err(format!("the replication loop is stuck for {age} ms")),
+            _ => Ok(()),
         }
-    });
-    tracing::info!(%addr, "serving /metrics and /healthz");
-    Ok(AbortOnDrop(task))
+    };
+    metrics_server::serve(addr, move || metrics.render(), health)
+        .await
+        .map_err(|source| CdcError::Metrics { addr, source })
 }

@@ -111,8 +111,10 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Er
 pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, ProducerError> {
     let metrics = Arc::new(Metrics::new());
     let last_success = Arc::new(AtomicI64::new(now_ms()));
+    // Served while this run lasts.
+    let mut _server = None;
     if let Some(addr) = cfg.metrics_listen {
-        serve_metrics(addr, metrics.clone(), last_success.clone()).await?;
+        _server = Some(serve_metrics(addr, metrics.clone(), last_success.clone()).await?);
     }
     let mut sink = match &cfg.target {
         Target::Postgres { database_url } => {
@@ -250,33 +252,17 @@ async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
     last_success: Arc<AtomicI64>,
-) -> Result<(), ProducerError> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| ProducerError::Metrics { addr, source })?;
-    let app = axum::Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route(
-            "/healthz",
-            get(move || async move {
-                // Healthy while batches keep landing.
-                let age = now_ms() - last_success.load(Ordering::Relaxed);
-                if age < 30_000 {
-                    (axum::http::StatusCode::OK, "ok".to_string())
-                } else {
-                    (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        format!("no successful write for {age} ms"),
-                    )
-                }
-            }),
-        );
-    tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "metrics server stopped");
+) -> Result<metrics_server::Server, ProducerError> {
+    // Healthy while batches keep landing.
+    let health = move || {
+        let age = now_ms() - last_success.load(Ordering::Relaxed);
+        if age < 30_000 {
+            Ok(())
+        } else {
+            Err(format!("no successful write for {age} ms"))
         }
-    });
-    tracing::info!(%addr, "serving /metrics and /healthz");
-    Ok(())
+    };
+    metrics_server::serve(addr, move || metrics.render(), health)
+        .await
+        .map_err(|source| ProducerError::Metrics { addr, source })
 }

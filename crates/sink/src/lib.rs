@@ -330,47 +330,23 @@ fn iso_micros(s: &str) -> Option<i64> {
     Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + us)
 }
 
-/// Aborts the task it holds when dropped.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
-}
-
+/// `/metrics`, and `/healthz`: healthy while the batch loop goes round.
 async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<metrics::Metrics>,
     alive: Arc<AtomicI64>,
-) -> Result<AbortOnDrop, SinkError> {
-    use axum::routing::get;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|source| SinkError::Metrics { addr, source })?;
-    let app = axum::Router::new()
-        .route("/metrics", get(move || async move { metrics.render() }))
-        .route(
-            "/healthz",
-            get(move || async move {
-                // Healthy while the batch loop goes round.
-                let age = unix_micros() / 1000 - alive.load(Ordering::Relaxed);
-                if age < 60_000 {
-                    (axum::http::StatusCode::OK, "ok".to_string())
-                } else {
-                    (
-                        axum::http::StatusCode::SERVICE_UNAVAILABLE,
-                        format!("no batch loop for {age} ms"),
-                    )
-                }
-            }),
-        );
-    let task = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, app).await {
-            tracing::warn!(error = %e, "metrics server stopped");
+) -> Result<metrics_server::Server, SinkError> {
+    let health = move || {
+        let age = unix_micros() / 1000 - alive.load(Ordering::Relaxed);
+        if age < 60_000 {
+            Ok(())
+        } else {
+            Err(format!("no batch loop for {age} ms"))
         }
-    });
-    Ok(AbortOnDrop(task))
+    };
+    metrics_server::serve(addr, move || metrics.render(), health)
+        .await
+        .map_err(|source| SinkError::Metrics { addr, source })
 }
 
 /// Loads one topic's part of a batch; returns the changes it held and the
