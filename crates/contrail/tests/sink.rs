@@ -16,7 +16,7 @@ async fn warehouse(database: &str) -> Snowflake {
         url: format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port().unwrap()),
         account: "local".into(),
         user: url.username().into(),
-        password: url.password().unwrap_or_default().into(),
+        auth: snowflake::Auth::Password(url.password().unwrap_or_default().into()),
         warehouse: None,
         role: None,
         database: Some(database.into()),

@@ -1,9 +1,15 @@
 //! `connectors/sink.toml`: which topics, which warehouse, what batches.
 //! Unknown keys are refused and values checked before anything connects.
-//! The Snowflake URL and password come from the environment
-//! (`SNOWFLAKE_URL`, e.g. `https://<user>:<password>@<account>.snowflakecomputing.com`,
-//! with `SNOWFLAKE_PASSWORD` taking precedence over the URL's), as do
-//! `KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL`; the password is never printed.
+//! The Snowflake URL and credentials come from the environment, as do
+//! `KAFKA_BOOTSTRAP_SERVERS` and `SCHEMA_REGISTRY_URL`; secrets are never
+//! printed:
+//!
+//! - `SNOWFLAKE_URL`: `https://<user>@<account>.snowflakecomputing.com`;
+//! - key-pair authentication (production): `SNOWFLAKE_PRIVATE_KEY_PATH`, a
+//!   PEM file, or `SNOWFLAKE_PRIVATE_KEY`, the PEM itself. The key is read
+//!   and checked here, before anything connects;
+//! - otherwise a password: `SNOWFLAKE_PASSWORD`, or the URL's
+//!   (`https://<user>:<password>@…`).
 
 use std::path::Path;
 use std::time::Duration;
@@ -125,10 +131,11 @@ impl SinkConfig {
         };
         let url = env_or("SNOWFLAKE_URL", defaults.snowflake_url)?;
         let parsed = reqwest_url(&url)?;
-        let password = std::env::var("SNOWFLAKE_PASSWORD")
-            .ok()
-            .or(parsed.password)
-            .unwrap_or_default();
+        let auth = auth_from(
+            std::env::var("SNOWFLAKE_PRIVATE_KEY_PATH").ok(),
+            std::env::var("SNOWFLAKE_PRIVATE_KEY").ok(),
+            std::env::var("SNOWFLAKE_PASSWORD").ok().or(parsed.password),
+        )?;
         let user = parsed
             .user
             .ok_or_else(|| bad("SNOWFLAKE_URL names no user (https://<user>@<account>…)"))?;
@@ -163,7 +170,7 @@ impl SinkConfig {
                 url: parsed.base,
                 account: raw.snowflake.account.unwrap_or_else(|| "local".into()),
                 user,
-                password,
+                auth,
                 warehouse: raw.snowflake.warehouse,
                 role: raw.snowflake.role,
                 database: Some(database.clone()),
@@ -183,6 +190,31 @@ impl SinkConfig {
             registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
             metrics_listen,
         })
+    }
+}
+
+/// A key when one is given (a file, or the PEM text), else the password.
+fn auth_from(
+    key_path: Option<String>,
+    key_pem: Option<String>,
+    password: Option<String>,
+) -> Result<snowflake::Auth, SinkError> {
+    let pem = match (key_path.filter(|p| !p.is_empty()), key_pem.filter(|p| !p.is_empty())) {
+        (Some(_), Some(_)) => {
+            return Err(bad(
+                "both SNOWFLAKE_PRIVATE_KEY_PATH and SNOWFLAKE_PRIVATE_KEY are set: keep one",
+            ))
+        }
+        (Some(path), None) => {
+            Some(std::fs::read_to_string(&path).map_err(|e| bad(format!("SNOWFLAKE_PRIVATE_KEY_PATH={path}: {e}")))?)
+        }
+        (None, pem) => pem,
+    };
+    match pem {
+        Some(pem) => snowflake::keypair::KeyPair::from_pem(&pem)
+            .map(|k| snowflake::Auth::KeyPair(std::sync::Arc::new(k)))
+            .map_err(|e| bad(format!("Snowflake key-pair authentication: {e}"))),
+        None => Ok(snowflake::Auth::Password(password.unwrap_or_default())),
     }
 }
 
@@ -242,5 +274,21 @@ mod tests {
         assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_rows = 0").contains("batch.max_rows = 0"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[snowflake]\ndatabase = \"x y\"").contains("snowflake.database"));
         assert!(e("[source]\ntopics = [\"a.b\"]\nextra = 1").contains("unknown field"));
+    }
+
+    #[test]
+    fn credentials_prefer_the_key_and_say_what_is_wrong_with_it() {
+        assert!(matches!(
+            auth_from(None, None, Some("pw".into())).unwrap(),
+            snowflake::Auth::Password(p) if p == "pw"
+        ));
+        let e = |path: Option<&str>, pem: Option<&str>| {
+            auth_from(path.map(String::from), pem.map(String::from), Some("pw".into()))
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(e(Some("/nonexistent/key.p8"), None).contains("SNOWFLAKE_PRIVATE_KEY_PATH=/nonexistent/key.p8"));
+        assert!(e(None, Some("not a key")).contains("key-pair authentication: private key: no PEM block"));
+        assert!(e(Some("a"), Some("b")).contains("keep one"));
     }
 }

@@ -2,9 +2,9 @@
 //! connectors use (`/session/v1/login-request`, `/queries/v1/query-request`),
 //! so it works against a Snowflake account and, locally, the fakesnow server.
 //!
-//! - [`Client::connect`] logs in with a password and keeps the session token.
-//!   (Key-pair JWT authentication is not implemented yet: see the crate's
-//!   issue.) The warehouse, role, database and schema are session settings.
+//! - [`Client::connect`] logs in with a password or a key pair (a JWT signed
+//!   with the user's RSA key, see [`keypair`]) and keeps the session token.
+//!   The warehouse, role, database and schema are session settings.
 //! - [`Client::query`] runs one statement with positional `?` bindings, sent
 //!   as bound values, never pasted into the SQL text; [`quote_ident`] quotes
 //!   identifiers. Results come back as JSON (`rowset`) or as Arrow IPC
@@ -19,6 +19,7 @@
 //! are refused with a clear error: the sink reads small results only.
 
 mod arrow;
+pub mod keypair;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -33,7 +34,7 @@ pub struct SnowflakeConfig {
     pub url: String,
     pub account: String,
     pub user: String,
-    pub password: String,
+    pub auth: Auth,
     pub warehouse: Option<String>,
     pub role: Option<String>,
     pub database: Option<String>,
@@ -46,12 +47,29 @@ impl std::fmt::Debug for SnowflakeConfig {
             .field("url", &self.url)
             .field("account", &self.account)
             .field("user", &self.user)
-            .field("password", &"<redacted>")
+            .field("auth", &self.auth)
             .field("warehouse", &self.warehouse)
             .field("role", &self.role)
             .field("database", &self.database)
             .field("schema", &self.schema)
             .finish()
+    }
+}
+
+/// How the client proves who it is.
+#[derive(Clone)]
+pub enum Auth {
+    Password(String),
+    /// Key-pair authentication (`SNOWFLAKE_JWT`).
+    KeyPair(std::sync::Arc<keypair::KeyPair>),
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Auth::Password(_) => f.write_str("Password(<redacted>)"),
+            Auth::KeyPair(k) => write!(f, "KeyPair({})", k.fingerprint()),
+        }
     }
 }
 
@@ -206,14 +224,30 @@ impl Client {
                 }
             }
         }
-        let body = json!({"data": {
+        let mut body = json!({"data": {
             "CLIENT_APP_ID": "Contrail",
             "CLIENT_APP_VERSION": env!("CARGO_PKG_VERSION"),
             "ACCOUNT_NAME": self.cfg.account,
             "LOGIN_NAME": self.cfg.user,
-            "PASSWORD": self.cfg.password,
             "SESSION_PARAMETERS": {"AUTOCOMMIT": true, "TIMEZONE": "UTC"},
         }});
+        match &self.cfg.auth {
+            Auth::Password(p) => body["data"]["PASSWORD"] = json!(p),
+            Auth::KeyPair(k) => {
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default();
+                let token = k
+                    .token(&self.cfg.account, &self.cfg.user, now)
+                    .map_err(|e| SnowflakeError::Login {
+                        code: "key-pair".into(),
+                        message: e.to_string(),
+                    })?;
+                body["data"]["AUTHENTICATOR"] = json!("SNOWFLAKE_JWT");
+                body["data"]["TOKEN"] = json!(token);
+            }
+        }
         let answer = self.post(url.as_str(), &body, None).await?;
         if answer["success"] != true {
             return Err(SnowflakeError::Login {
@@ -415,7 +449,7 @@ mod tests {
             url: "u".into(),
             account: "a".into(),
             user: "u".into(),
-            password: "hunter2".into(),
+            auth: Auth::Password("hunter2".into()),
             warehouse: None,
             role: None,
             database: None,

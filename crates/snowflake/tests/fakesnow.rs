@@ -4,9 +4,14 @@
 
 use std::path::Path;
 
-use snowflake::{Bind, Client, SnowflakeConfig, SnowflakeError};
+use snowflake::{Auth, Bind, Client, SnowflakeConfig, SnowflakeError};
 
 async fn client(database: &str) -> Client {
+    client_with(database, None).await
+}
+
+/// A session as `auth`, or as the stack's URL says.
+async fn client_with(database: &str, auth: Option<Auth>) -> Client {
     let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let url = cfg.env().into_iter().find(|(k, _)| *k == "SNOWFLAKE_URL").unwrap().1;
     let parsed = reqwest::Url::parse(&url).unwrap();
@@ -19,7 +24,7 @@ async fn client(database: &str) -> Client {
         ),
         account: "local".into(),
         user: parsed.username().into(),
-        password: parsed.password().unwrap_or_default().into(),
+        auth: auth.unwrap_or_else(|| Auth::Password(parsed.password().unwrap_or_default().into())),
         warehouse: None,
         role: None,
         database: Some(database.into()),
@@ -106,4 +111,31 @@ async fn a_sql_error_is_not_transient_and_names_the_statement() {
     assert!(!e.is_transient());
     let text = e.to_string();
     assert!(text.contains("NO_SUCH_TABLE") && text.contains("in: SELECT"), "{text}");
+}
+
+/// fakesnow does not check credentials; this shows the key-pair login
+/// request (AUTHENTICATOR = SNOWFLAKE_JWT, TOKEN) is one a Snowflake server
+/// accepts in form. The token itself is checked by OpenSSL in `keypair.rs`.
+#[tokio::test]
+async fn a_key_pair_login_opens_a_session() {
+    let dir = std::env::temp_dir().join(format!("contrail-fakesnow-key-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let key = dir.join("rsa_key.p8");
+    let ok = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl genrsa 2048 2>/dev/null | openssl pkcs8 -topk8 -nocrypt -out {}",
+            key.display()
+        ))
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let pair = snowflake::keypair::KeyPair::from_pem(&std::fs::read_to_string(&key).unwrap()).unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+    let c = client_with("KEYPAIR_LOGIN", Some(Auth::KeyPair(std::sync::Arc::new(pair)))).await;
+    let r = c
+        .query("SELECT ? AS X", &[Bind::Text("signed in".into())])
+        .await
+        .unwrap();
+    assert_eq!(r.get(0, "X"), Some("signed in"));
 }
