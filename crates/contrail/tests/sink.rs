@@ -329,3 +329,148 @@ async fn every_postgres_type_reaches_a_typed_snowflake_column() {
     assert_eq!(values.rows, vec![expected]);
     db.finish(cdc).await;
 }
+
+/// The view `T` as text, sorted, against the source's columns as text.
+async fn assert_view_equals(sf: &Snowflake, db: &TestDb, view: &str, columns: &[&str]) {
+    let pg_cols: Vec<String> = columns.iter().map(|c| format!("{c}::text")).collect();
+    let source = db
+        .client
+        .query(&format!("SELECT {} FROM t", pg_cols.join(", ")), &[])
+        .await
+        .unwrap();
+    let mut expected: Vec<Vec<Option<String>>> = source
+        .iter()
+        .map(|r| (0..columns.len()).map(|i| r.get::<_, Option<String>>(i)).collect())
+        .collect();
+    expected.sort();
+    let sf_cols: Vec<String> = columns
+        .iter()
+        .map(|c| format!("TO_VARCHAR(\"{}\")", c.to_uppercase()))
+        .collect();
+    let actual = rows(sf, &format!("SELECT {} FROM {view}", sf_cols.join(", "))).await;
+    assert_eq!(actual, expected, "the view {view} differs from the source table");
+}
+
+#[tokio::test]
+async fn schema_versions_widen_the_tables_or_start_a_new_generation() {
+    let db = TestDb::create("sink_evolve").await;
+    db.client
+        .batch_execute(
+            "CREATE TABLE t (id int PRIMARY KEY, code text, note text);
+             ALTER TABLE t REPLICA IDENTITY FULL;
+             INSERT INTO t SELECT g, CASE WHEN g = 5 THEN 'x5' ELSE (g * 10)::text END, 'before' FROM generate_series(1, 20) g;",
+        )
+        .await
+        .unwrap();
+    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut cdc).await;
+    let database = db.name.to_uppercase();
+    let topic = format!("{}.public.t", db.name);
+    let view = format!("{database}.CDC.T");
+    let sf = warehouse(&database).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+
+    // Compatible: a nullable column added widens generation 1.
+    db.client
+        .batch_execute("ALTER TABLE t ADD COLUMN extra int; UPDATE t SET extra = id WHERE id <= 4; INSERT INTO t VALUES (21, '210', 'new', 21);")
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+    assert_view_equals(&sf, &db, &view, &["id", "code", "note", "extra"]).await;
+
+    // Incompatible (the subject allows it): code becomes an integer. The
+    // source rewrites every row, but only changed rows are replicated.
+    ureq::put(&format!("{}/config/{topic}-value", stack_env("SCHEMA_REGISTRY_URL")))
+        .header("Content-Type", "application/vnd.schemaregistry.v1+json")
+        .send(r#"{"compatibility": "NONE"}"#)
+        .unwrap();
+    db.client
+        .batch_execute(
+            "ALTER TABLE t ALTER COLUMN code TYPE integer USING CASE WHEN code ~ '^[0-9]+$' THEN code::int END;
+             UPDATE t SET note = 'after' WHERE id IN (1, 2);
+             DELETE FROM t WHERE id = 3;
+             INSERT INTO t VALUES (22, 220, 'newest', NULL);",
+        )
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+    assert_view_equals(&sf, &db, &view, &["id", "code", "note", "extra"]).await;
+
+    let history = rows(
+        &sf,
+        &format!(
+            "SELECT TO_VARCHAR(\"SEQ\"), TO_VARCHAR(\"VERSION\"), TO_VARCHAR(\"GENERATION\"), \"TABLE_NAME\", \"CHANGE\" \
+             FROM {database}.CDC.\"_CONTRAIL_SCHEMA_HISTORY\" WHERE \"TOPIC\" = '{topic}'"
+        ),
+    )
+    .await;
+    let t = |n: &str| Some(format!("\"{database}\".\"CDC\".\"{n}\""));
+    let s = |v: &str| Some(v.to_string());
+    assert_eq!(
+        history,
+        [
+            vec![s("1"), s("1"), s("1"), t("T_V1"), s("create")],
+            vec![s("2"), s("2"), s("1"), t("T_V1"), s("add columns EXTRA")],
+            vec![
+                s("3"),
+                s("3"),
+                s("2"),
+                t("T_V2"),
+                s("new generation: column CODE changed type from TEXT to NUMBER(38,0)")
+            ],
+        ]
+    );
+    let ddl = rows(
+        &sf,
+        &format!("SELECT \"DDL\" FROM {database}.CDC.\"_CONTRAIL_SCHEMA_HISTORY\" WHERE \"VERSION\" = 2"),
+    )
+    .await;
+    assert!(
+        ddl[0][0].as_deref().unwrap().contains(&format!(
+            "ALTER TABLE \"{database}\".\"CDC\".\"T_V1\" ADD COLUMN IF NOT EXISTS \"EXTRA\" NUMBER(38,0)"
+        )),
+        "{ddl:?}"
+    );
+    // Generation 2 holds only what changed since; the old generation keeps its rows.
+    let v2 = rows(
+        &sf,
+        &format!("SELECT TO_VARCHAR(\"ID\"), \"_OP\" FROM {database}.CDC.T_V2"),
+    )
+    .await;
+    let s2 = |id: &str, op: &str| vec![s(id), s(op)];
+    assert_eq!(v2, [s2("1", "u"), s2("2", "u"), s2("22", "c"), s2("3", "d")]);
+
+    // A restart reads the generations back from the history: the next
+    // change lands in generation 2, and nothing is placed again.
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    db.client
+        .batch_execute("UPDATE t SET code = 999, extra = 9 WHERE id = 6;")
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_loaded(&sf, &database, &topic, &mut sink).await;
+    assert_view_equals(&sf, &db, &view, &["id", "code", "note", "extra"]).await;
+    let placed = rows(
+        &sf,
+        &format!("SELECT COUNT(*) FROM {database}.CDC.\"_CONTRAIL_SCHEMA_HISTORY\" WHERE \"TOPIC\" = '{topic}'"),
+    )
+    .await;
+    assert_eq!(placed, [vec![s("3")]]);
+    let changelog = rows(
+        &sf,
+        &format!("SELECT \"_OP\", TO_VARCHAR(\"CODE\"), TO_VARCHAR(\"_SCHEMA_VERSION\") FROM {database}.CDC.T_CHANGELOG WHERE \"ID\" = 6"),
+    )
+    .await;
+    assert_eq!(
+        changelog,
+        [vec![s("r"), s("60"), s("1")], vec![s("u"), s("999"), s("3")]]
+    );
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    db.finish(cdc).await;
+}

@@ -8,7 +8,9 @@
 //!   │ bad bytes, unknown id → dead-letter topic, the partition moves on
 //!   ▼
 //! per topic: changelog rows (each change once), current rows (newest per key)
-//!   │ new schema id → tables created / columns added (see `tables`)
+//!   │ new schema version → placed in a table generation: tables created,
+//!   │ widened or a new generation started, recorded in the schema history
+//!   │ (see `generations` and `tables`)
 //!   ▼
 //! Snowflake: stage (bound JSON, FLATTEN) → MERGE changelog, MERGE current
 //!   ▼
@@ -28,6 +30,7 @@
 //! transient one is retried by the client.
 
 pub mod config;
+mod generations;
 pub mod metrics;
 pub mod tables;
 
@@ -43,6 +46,7 @@ use snowflake::{Bind, Client};
 use tokio::sync::watch;
 
 pub use config::{ServiceDefaults, SinkConfig};
+use generations::{Schemas, Services, TopicTables};
 use tables::Layout;
 
 /// What can stop the sink, classified.
@@ -89,27 +93,6 @@ pub struct Summary {
 
 const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
 
-/// Decoded schemas by id, and their subject versions.
-#[derive(Default)]
-struct Schemas {
-    by_id: HashMap<u32, Arc<schema::Schema>>,
-}
-
-impl Schemas {
-    async fn get(&mut self, registry: &RegistryClient, id: u32) -> Result<Arc<schema::Schema>, String> {
-        if let Some(s) = self.by_id.get(&id) {
-            return Ok(s.clone());
-        }
-        let text = registry
-            .schema_by_id(id)
-            .await
-            .map_err(|e| format!("schema id {id}: {e}"))?;
-        let parsed = Arc::new(schema::Schema::parse_str(&text).map_err(|e| format!("schema id {id}: {e}"))?);
-        self.by_id.insert(id, parsed.clone());
-        Ok(parsed)
-    }
-}
-
 struct Decoded {
     key: Value,
     envelope: Value,
@@ -130,17 +113,6 @@ async fn decode(schemas: &mut Schemas, registry: &RegistryClient, rec: &Consumed
         key_id: fk.schema_id,
         value_id: fv.schema_id,
     }))
-}
-
-/// The source table's name from `<prefix>.<schema>.<table>`.
-fn base_name(topic: &str) -> &str {
-    topic.rsplit('.').next().unwrap_or(topic)
-}
-
-struct TopicState {
-    layout: Option<Layout>,
-    seen_value_ids: Vec<u32>,
-    versions: HashMap<u32, i64>,
 }
 
 /// Runs until `shutdown` turns true or a fatal error occurs.
@@ -175,6 +147,7 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
         &[],
     )
     .await?;
+    sf.query(&generations::history_ddl(&qualifier), &[]).await?;
     let registry = RegistryClient::new(&cfg.registry_url, cfg.registry_auth.as_deref()).map_err(SinkError::Registry)?;
     let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
     let producer = kafka::Producer::new(&cfg.kafka, Duration::from_millis(5))?;
@@ -215,7 +188,7 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
     consumer.assign(&positions)?;
 
     let mut schemas = Schemas::default();
-    let mut topics: HashMap<String, TopicState> = HashMap::new();
+    let mut topics: HashMap<String, TopicTables> = HashMap::new();
     let mut summary = Summary::default();
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
@@ -263,13 +236,17 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
         // Dead letters are in Kafka before the positions move past them.
         producer.flush(Duration::from_secs(60))?;
         for (topic, records) in by_topic {
-            let state = topics.entry(topic.clone()).or_insert_with(|| TopicState {
-                layout: None,
-                seen_value_ids: Vec::new(),
-                versions: HashMap::new(),
-            });
-            let (changes, newest_commit_us) =
-                load_topic(&sf, &registry, &mut schemas, &qualifier, &topic, state, &records).await?;
+            let mut services = Services {
+                sf: &sf,
+                registry: &registry,
+                schemas: &mut schemas,
+            };
+            if !topics.contains_key(&topic) {
+                let opened = TopicTables::open(&mut services, &qualifier, &topic).await?;
+                topics.insert(topic.clone(), opened);
+            }
+            let Some(tables) = topics.get_mut(&topic) else { continue };
+            let (changes, newest_commit_us) = load_topic(&mut services, tables, &records).await?;
             summary.changes += changes;
             metrics
                 .changes
@@ -349,68 +326,47 @@ async fn serve_metrics(
         .map_err(|source| SinkError::Metrics { addr, source })
 }
 
-/// Loads one topic's part of a batch; returns the changes it held and the
-/// newest commit time among them (Unix µs).
+/// Loads one topic's part of a batch, each record into the generation its
+/// schema version is placed in; returns the changes it held and the newest
+/// commit time among them (Unix µs).
 async fn load_topic(
-    sf: &Client,
-    registry: &RegistryClient,
-    schemas: &mut Schemas,
-    qualifier: &str,
-    topic: &str,
-    state: &mut TopicState,
+    s: &mut Services<'_>,
+    tables: &mut TopicTables,
     records: &[(Consumed, Decoded)],
 ) -> Result<(u64, Option<i64>), SinkError> {
-    // A schema version not seen yet: (re)build the layout, create or widen the tables.
-    for (_, d) in records {
-        if state.seen_value_ids.contains(&d.value_id) {
-            continue;
-        }
-        let layout_err = |message: String| SinkError::Layout {
-            topic: topic.to_string(),
-            message,
+    let pairs: Vec<(u32, u32)> = records.iter().map(|(_, d)| (d.value_id, d.key_id)).collect();
+    tables.place(s, &pairs).await?;
+    let mut by_generation: BTreeMap<usize, Vec<(&Consumed, &Decoded, i64)>> = BTreeMap::new();
+    for (rec, d) in records {
+        let Some(p) = tables.placement(d.value_id, d.key_id) else {
+            return Err(SinkError::Layout {
+                topic: rec.topic.clone(),
+                message: format!("schema ids {}/{} were not placed", d.value_id, d.key_id),
+            });
         };
-        let value = schemas.get(registry, d.value_id).await.map_err(layout_err)?;
-        let key = schemas.get(registry, d.key_id).await.map_err(layout_err)?;
-        let mut layout = Layout::new(qualifier, base_name(topic), &value, &key).map_err(|e| SinkError::Layout {
-            topic: topic.to_string(),
-            message: e.0,
-        })?;
-        if let Some(old) = &state.layout {
-            // Keep columns older versions had.
-            for c in &old.row {
-                if !layout.row.iter().any(|n| n.name == c.name) {
-                    layout.row.push(c.clone());
-                }
-            }
-        }
-        for stmt in layout.ensure() {
-            sf.query(&stmt, &[]).await?;
-        }
-        let version = registry
-            .versions(&format!("{topic}-value"))
-            .await
-            .map_err(SinkError::Registry)?
-            .iter()
-            .find(|v| v.id == d.value_id)
-            .map_or(0, |v| i64::from(v.version));
-        tracing::info!(
-            topic,
-            schema_id = d.value_id,
-            version,
-            "tables ready for this schema version"
-        );
-        state.versions.insert(d.value_id, version);
-        state.seen_value_ids.push(d.value_id);
-        state.layout = Some(layout);
+        by_generation.entry(p.generation).or_default().push((rec, d, p.version));
     }
-    let Some(layout) = &state.layout else {
-        return Ok((0, None));
-    };
+    let mut changes = 0;
+    let mut newest_commit_us: Option<i64> = None;
+    for (generation, records) in by_generation {
+        let (n, newest) = load_generation(s.sf, &tables.generations[generation], &records).await?;
+        changes += n;
+        newest_commit_us = newest_commit_us.max(newest);
+    }
+    Ok((changes, newest_commit_us))
+}
+
+/// Loads records of one generation.
+async fn load_generation(
+    sf: &Client,
+    layout: &Layout,
+    records: &[(&Consumed, &Decoded, i64)],
+) -> Result<(u64, Option<i64>), SinkError> {
     let mut newest_commit_us: Option<i64> = None;
 
     let mut changelog: BTreeMap<String, Value> = BTreeMap::new();
     let mut current: BTreeMap<String, (i64, i64, Value)> = BTreeMap::new();
-    for (rec, d) in records {
+    for (rec, d, version) in records {
         let env = &d.envelope;
         let op = env["op"].as_str().unwrap_or_default();
         let row = if op == "d" { &env["before"] } else { &env["after"] };
@@ -430,10 +386,7 @@ async fn load_topic(
             ("_txid", src["txid"].clone()),
             ("_commit_ts", src["ts_us"].clone()),
             ("_schema_id", json!(d.value_id)),
-            (
-                "_schema_version",
-                json!(state.versions.get(&d.value_id).copied().unwrap_or(0)),
-            ),
+            ("_schema_version", json!(version)),
             ("_kafka_partition", json!(rec.partition)),
             ("_kafka_offset", json!(rec.offset)),
             ("_deleted", json!(op == "d")),
@@ -473,6 +426,5 @@ mod tests {
         assert_eq!(iso_micros("1970-01-01T00:00:00.000001Z"), Some(1));
         assert_eq!(iso_micros("2024-02-29T10:34:56.789012Z"), Some(1_709_202_896_789_012));
         assert_eq!(iso_micros("2024-02-29T10:34:56"), None);
-        assert_eq!(base_name("p.public.flight_state"), "flight_state");
     }
 }

@@ -1,22 +1,36 @@
 //! Warehouse tables for one CDC topic, derived from its registered key and
 //! value schemas, and the SQL that keeps them. Pure: builds text only.
 //!
-//! For a source table `T` (topic `<prefix>.<schema>.t`):
+//! For a source table `T` (topic `<prefix>.<schema>.t`), generation `n`
+//! (1 at first; see below):
 //!
-//! - `T_CHANGELOG`: every change once, the row's columns plus `_OP`, `_LSN`,
-//!   `_COMMIT_LSN`, `_TXID`, `_COMMIT_TS`, `_SCHEMA_ID`, `_SCHEMA_VERSION`,
-//!   `_KAFKA_PARTITION`, `_KAFKA_OFFSET`, `_INGESTED_AT`. A change is
-//!   identified by (commit LSN, LSN, op, key): a replayed one matches and is
-//!   not inserted again.
-//! - `T_V1`: the current state, merged by primary key. A delete keeps the
+//! - `T_CHANGELOG_V<n>`: every change once, the row's columns plus `_OP`,
+//!   `_LSN`, `_COMMIT_LSN`, `_TXID`, `_COMMIT_TS`, `_SCHEMA_ID`,
+//!   `_SCHEMA_VERSION`, `_KAFKA_PARTITION`, `_KAFKA_OFFSET`, `_INGESTED_AT`.
+//!   A change is identified by (commit LSN, LSN, op, key): a replayed one
+//!   matches and is not inserted again.
+//! - `T_V<n>`: the current state, merged by primary key. A delete keeps the
 //!   row with `_DELETED = TRUE` and its position, so an older change
 //!   replayed later (lower `(_COMMIT_LSN, _LSN)`) can neither overwrite a
 //!   newer one nor resurrect a deleted row.
-//! - `T`: a view of the live rows of `T_V1`, the name analysts query.
+//! - Views, the names analysts query: `T`, the live rows, and
+//!   `T_CHANGELOG`, every change, both in the newest generation's columns.
 //!
-//! Batches arrive through two staging tables (bound as one JSON array and
-//! flattened), then MERGE: statements that are idempotent on their own, so
-//! no multi-statement transaction is needed.
+//! **Generations.** A new schema version whose columns keep their Snowflake
+//! types and whose key is unchanged widens the generation's tables (ADD
+//! COLUMN; a dropped field's column stays, NULL from then on). A version
+//! that changes a column's Snowflake type or the key cannot share the
+//! tables: it starts generation `n + 1` and the views are repointed. As a
+//! source table's rewrite (ALTER COLUMN TYPE) is not replicated row by
+//! row, the view `T` reads each key from the newest generation that holds
+//! it, older generations' values converted to the newest types (`TRY_CAST`,
+//! NULL when a value does not convert), so it keeps equalling the source.
+//! `T_CHANGELOG` is the union of all generations' changelogs, converted the
+//! same way; each generation's tables stay queryable by their own names.
+//!
+//! Batches arrive through two staging tables per generation (bound as one
+//! JSON array and flattened), then MERGE: statements that are idempotent on
+//! their own, so no multi-statement transaction is needed.
 //!
 //! Avro to Snowflake: `int`/`long` → `NUMBER(38,0)`, `float`/`double` →
 //! `FLOAT`, `boolean` → `BOOLEAN`, `string` (and `uuid`, enums) → `TEXT`,
@@ -117,15 +131,29 @@ const META: [(&str, &str); 10] = [
 #[error("{0}")]
 pub struct LayoutError(pub String);
 
-/// The tables of one topic.
+/// What a new schema version does to a generation's tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Evolution {
+    /// Same columns, same types (a doc or a rule changed, a field was dropped).
+    Unchanged,
+    /// New columns, every other one keeps its type.
+    AddColumns(Vec<Column>),
+    /// The tables cannot hold both versions; why.
+    NewGeneration(String),
+}
+
+/// The tables of one topic's generation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Layout {
-    /// `"DB"."SCHEMA"` prefix.
+    /// `"DB"."SCHEMA"` prefix, or empty for unqualified names.
     pub qualifier: String,
     /// The source table's name, upper case.
     pub base: String,
+    /// 1, 2, …: bumped by a version the tables cannot hold.
+    pub generation: u32,
     pub key: Vec<Column>,
-    /// Every row column, the key's included, in schema order.
+    /// Every row column, the key's included, in schema order (columns of
+    /// earlier versions of the generation kept at the end).
     pub row: Vec<Column>,
 }
 
@@ -143,67 +171,92 @@ impl Layout {
         let Some(Type::Named(row_name)) = after.ty.nullable_inner() else {
             return Err(LayoutError(format!("{base}: `after` is not a nullable record")));
         };
-        let Some(Named::Record(row)) = envelope.lookup(row_name) else {
-            return Err(LayoutError(format!("{base}: `after` is not a record")));
-        };
         let key_rec = key
             .root_record()
             .ok_or_else(|| LayoutError(format!("{base}: the key schema is not a record")))?;
+        let key_fields: Vec<&str> = key_rec.fields.iter().map(|f| f.name.as_str()).collect();
+        Layout::for_row(qualifier, base, envelope, row_name, &key_fields)
+    }
+
+    /// From a row record of `schema` and the names of its key fields: what
+    /// `contrail schema ddl` generates from `schemas/`.
+    pub fn for_row(
+        qualifier: &str,
+        base: &str,
+        schema: &Schema,
+        row_name: &str,
+        key_fields: &[&str],
+    ) -> Result<Layout, LayoutError> {
+        let Some(Named::Record(row)) = schema.lookup(row_name) else {
+            return Err(LayoutError(format!("{base}: {row_name} is not a record")));
+        };
         let row_cols: Vec<Column> = row
             .fields
             .iter()
-            .map(|f| Column::new(&f.name, &sql_type(envelope, &f.ty)))
+            .map(|f| Column::new(&f.name, &sql_type(schema, &f.ty)))
             .collect();
         if let Some(f) = row_cols
             .iter()
-            .find(|c| c.field.starts_with('_') && META.iter().any(|(m, _)| *m == c.field))
+            .find(|c| META.iter().any(|(m, _)| *m == c.field) || c.field == "_ingested_at")
         {
             return Err(LayoutError(format!(
                 "{base}: column {} clashes with the sink's metadata",
                 f.name
             )));
         }
-        let key_cols = key_rec
-            .fields
+        if key_fields.is_empty() {
+            return Err(LayoutError(format!("{base}: the key has no field")));
+        }
+        let key_cols = key_fields
             .iter()
             .map(|f| {
                 row_cols
                     .iter()
-                    .find(|c| c.field == f.name)
+                    .find(|c| c.field == *f)
                     .cloned()
-                    .ok_or_else(|| LayoutError(format!("{base}: key field {} is not a row field", f.name)))
+                    .ok_or_else(|| LayoutError(format!("{base}: key field {f} is not a row field")))
             })
             .collect::<Result<Vec<_>, _>>()?;
         Ok(Layout {
             qualifier: qualifier.to_string(),
             base: base.to_uppercase(),
+            generation: 1,
             key: key_cols,
             row: row_cols,
         })
     }
 
-    fn table(&self, suffix: &str) -> String {
-        format!(
-            "{}.{}",
-            self.qualifier,
-            snowflake::quote_ident(&format!("{}{suffix}", self.base))
-        )
+    fn table(&self, name: &str) -> String {
+        let name = snowflake::quote_ident(name);
+        if self.qualifier.is_empty() {
+            name
+        } else {
+            format!("{}.{name}", self.qualifier)
+        }
     }
 
+    /// `T_CHANGELOG_V<n>`.
     pub fn changelog(&self) -> String {
-        self.table("_CHANGELOG")
+        self.table(&format!("{}_CHANGELOG_V{}", self.base, self.generation))
     }
 
+    /// `T_V<n>`, the current state.
     pub fn current(&self) -> String {
-        self.table("_V1")
+        self.table(&format!("{}_V{}", self.base, self.generation))
     }
 
+    /// `T`, the live rows of the newest generation.
     pub fn view(&self) -> String {
-        self.table("")
+        self.table(&self.base)
+    }
+
+    /// `T_CHANGELOG`, every generation's changes.
+    pub fn changelog_view(&self) -> String {
+        self.table(&format!("{}_CHANGELOG", self.base))
     }
 
     fn stage(&self, which: &str) -> String {
-        self.table(&format!("_STAGE_{which}"))
+        self.table(&format!("{}_STAGE_{which}_V{}", self.base, self.generation))
     }
 
     /// Row columns then metadata.
@@ -223,10 +276,50 @@ impl Layout {
             .join(", ")
     }
 
-    /// Creates the tables and the view when missing, and adds columns a
-    /// newer schema version brought.
-    pub fn ensure(&self) -> Vec<String> {
-        let mut out = vec![
+    /// What `new` (a later schema version) does to these tables.
+    pub fn evolve(&self, new: &Layout) -> Evolution {
+        let key = |l: &Layout| {
+            l.key
+                .iter()
+                .map(|c| (c.name.clone(), c.sql_type.clone()))
+                .collect::<Vec<_>>()
+        };
+        if key(self) != key(new) {
+            let names = |l: &Layout| {
+                l.key
+                    .iter()
+                    .map(|c| format!("{} {}", c.name, c.sql_type))
+                    .collect::<Vec<_>>()
+            };
+            return Evolution::NewGeneration(format!(
+                "the key changed from ({}) to ({})",
+                names(self).join(", "),
+                names(new).join(", ")
+            ));
+        }
+        let mut added = Vec::new();
+        for c in &new.row {
+            match self.row.iter().find(|o| o.name == c.name) {
+                Some(o) if o.sql_type != c.sql_type => {
+                    return Evolution::NewGeneration(format!(
+                        "column {} changed type from {} to {}",
+                        c.name, o.sql_type, c.sql_type
+                    ))
+                }
+                Some(_) => {}
+                None => added.push(c.clone()),
+            }
+        }
+        if added.is_empty() {
+            Evolution::Unchanged
+        } else {
+            Evolution::AddColumns(added)
+        }
+    }
+
+    /// Creates the generation's tables when missing.
+    pub fn create(&self) -> Vec<String> {
+        vec![
             format!(
                 "CREATE TABLE IF NOT EXISTS {} ({}, \"_INGESTED_AT\" TIMESTAMP_TZ DEFAULT CURRENT_TIMESTAMP())",
                 self.changelog(),
@@ -243,9 +336,14 @@ impl Layout {
                 self.stage("CUR"),
                 self.column_defs()
             ),
-        ];
+        ]
+    }
+
+    /// Adds `columns` to the generation's tables (idempotent).
+    pub fn add_columns(&self, columns: &[Column]) -> Vec<String> {
+        let mut out = Vec::new();
         for t in [self.changelog(), self.current(), self.stage("CL"), self.stage("CUR")] {
-            for c in &self.row {
+            for c in columns {
                 out.push(format!(
                     "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {}",
                     c.quoted(),
@@ -253,14 +351,14 @@ impl Layout {
                 ));
             }
         }
-        let cols: Vec<String> = self.row.iter().map(Column::quoted).collect();
-        out.push(format!(
-            "CREATE OR REPLACE VIEW {} AS SELECT {} FROM {} WHERE NOT \"_DELETED\"",
-            self.view(),
-            cols.join(", "),
-            self.current()
-        ));
         out
+    }
+
+    /// This generation with `columns` added.
+    pub fn widened(&self, columns: &[Column]) -> Layout {
+        let mut l = self.clone();
+        l.row.extend(columns.iter().cloned());
+        l
     }
 
     /// Statements for one batch: `changelog_json` (every change, once) and
@@ -310,6 +408,103 @@ impl Layout {
     }
 }
 
+/// `column` of `from` (None: `from` lacks it) read as `to`'s type.
+fn converted(alias: &str, from: Option<&Column>, to: &Column) -> String {
+    match from {
+        None => format!("CAST(NULL AS {})", to.sql_type),
+        Some(f) if f.sql_type == to.sql_type => format!("{alias}.{}", f.quoted()),
+        Some(f) => {
+            let v = format!("TO_VARCHAR({alias}.{})", f.quoted());
+            match to.sql_type.as_str() {
+                "VARIANT" => format!("TO_VARIANT({alias}.{})", f.quoted()),
+                "BINARY" => format!("TRY_TO_BINARY({v}, 'HEX')"),
+                t => format!("TRY_CAST({v} AS {t})"),
+            }
+        }
+    }
+}
+
+/// The views `T` and `T_CHANGELOG` over `generations` (oldest first, the
+/// last one the newest).
+pub fn views(generations: &[Layout]) -> Vec<String> {
+    let Some(newest) = generations.last() else {
+        return Vec::new();
+    };
+    let select = |g: &Layout, alias: &str, cols: &[Column]| -> Vec<String> {
+        cols.iter()
+            .map(|c| {
+                let from = g.all().into_iter().find(|o| o.name == c.name);
+                format!("{} AS {}", converted(alias, from.as_ref(), c), c.quoted())
+            })
+            .collect()
+    };
+    // Live rows: each key from the newest generation that holds it. Older
+    // generations whose key differs cannot be matched and are left out.
+    let mut live = vec![format!(
+        "SELECT {} FROM {} o WHERE NOT o.\"_DELETED\"",
+        select(newest, "o", &newest.row).join(", "),
+        newest.current()
+    )];
+    let comparable: Vec<&Layout> = generations
+        .iter()
+        .rev()
+        .take_while(|g| g.key.iter().map(|c| &c.name).eq(newest.key.iter().map(|c| &c.name)))
+        .collect();
+    for (i, g) in comparable.iter().enumerate().skip(1) {
+        let newer: Vec<String> = comparable[..i]
+            .iter()
+            .map(|n| {
+                let on: Vec<String> = n
+                    .key
+                    .iter()
+                    .map(|k| {
+                        let from = g.key.iter().find(|o| o.name == k.name);
+                        format!("n.{} = {}", k.quoted(), converted("o", from, k))
+                    })
+                    .collect();
+                format!(
+                    " AND NOT EXISTS (SELECT 1 FROM {} n WHERE {})",
+                    n.current(),
+                    on.join(" AND ")
+                )
+            })
+            .collect();
+        live.push(format!(
+            "SELECT {} FROM {} o WHERE NOT o.\"_DELETED\"{}",
+            select(g, "o", &newest.row).join(", "),
+            g.current(),
+            newer.concat()
+        ));
+    }
+    let mut changelog_cols = newest.all();
+    changelog_cols.push(Column::new("_ingested_at", "TIMESTAMP_TZ"));
+    let changes: Vec<String> = generations
+        .iter()
+        .rev()
+        .map(|g| {
+            let mut with_ingested = g.clone();
+            with_ingested.row.push(Column::new("_ingested_at", "TIMESTAMP_TZ"));
+            format!(
+                "SELECT {} FROM {} o",
+                select(&with_ingested, "o", &changelog_cols).join(", "),
+                g.changelog()
+            )
+        })
+        .collect();
+    vec![
+        format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            newest.view(),
+            live.join(" UNION ALL ")
+        ),
+        format!(
+            "CREATE OR REPLACE VIEW {} AS {}",
+            newest.changelog_view(),
+            changes.join(" UNION ALL ")
+        ),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -337,16 +532,84 @@ mod tests {
         let l = Layout::new("\"DB\".\"S\"", "t", &v, &k).unwrap();
         let types: Vec<&str> = l.row.iter().map(|c| c.sql_type.as_str()).collect();
         assert_eq!(types, ["NUMBER(38,0)", "NUMBER(12,3)", "TIMESTAMP_TZ", "VARIANT"]);
-        assert_eq!(l.changelog(), "\"DB\".\"S\".\"T_CHANGELOG\"");
-        let ddl = l.ensure();
-        assert!(ddl
-            .last()
-            .unwrap()
-            .starts_with("CREATE OR REPLACE VIEW \"DB\".\"S\".\"T\" AS SELECT \"ID\", \"AMOUNT\""));
+        assert_eq!(l.changelog(), "\"DB\".\"S\".\"T_CHANGELOG_V1\"");
+        assert_eq!(l.current(), "\"DB\".\"S\".\"T_V1\"");
+        let views = views(std::slice::from_ref(&l));
+        assert_eq!(
+            views[0],
+            "CREATE OR REPLACE VIEW \"DB\".\"S\".\"T\" AS SELECT o.\"ID\" AS \"ID\", o.\"AMOUNT\" AS \"AMOUNT\", \
+             o.\"AT\" AS \"AT\", o.\"TAGS\" AS \"TAGS\" FROM \"DB\".\"S\".\"T_V1\" o WHERE NOT o.\"_DELETED\""
+        );
+        assert!(
+            views[1].starts_with("CREATE OR REPLACE VIEW \"DB\".\"S\".\"T_CHANGELOG\" AS SELECT o.\"ID\" AS \"ID\"")
+        );
+        assert!(views[1].ends_with("o.\"_INGESTED_AT\" AS \"_INGESTED_AT\" FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" o"));
         let load = l.load();
         assert!(load[2].contains("value['amount']::NUMBER(12,3)") && load[2].contains("PARSE_JSON(?)"));
         assert!(load[5].contains("WHEN MATCHED AND (s.\"_COMMIT_LSN\" > t.\"_COMMIT_LSN\""));
         assert!(load[4].contains("t.\"ID\" = s.\"ID\""));
+    }
+
+    fn layout(cols: &[(&str, &str)], key: &[&str]) -> Layout {
+        let row: Vec<Column> = cols.iter().map(|(f, t)| Column::new(f, t)).collect();
+        Layout {
+            qualifier: String::new(),
+            base: "T".into(),
+            generation: 1,
+            key: row
+                .iter()
+                .filter(|c| key.contains(&c.field.as_str()))
+                .cloned()
+                .collect(),
+            row,
+        }
+    }
+
+    #[test]
+    fn versions_widen_a_generation_or_start_the_next() {
+        let v1 = layout(&[("id", "NUMBER(38,0)"), ("code", "TEXT")], &["id"]);
+        let same = layout(&[("id", "NUMBER(38,0)")], &["id"]);
+        assert_eq!(v1.evolve(&same), Evolution::Unchanged);
+        let added = layout(&[("id", "NUMBER(38,0)"), ("code", "TEXT"), ("n", "FLOAT")], &["id"]);
+        assert_eq!(
+            v1.evolve(&added),
+            Evolution::AddColumns(vec![Column::new("n", "FLOAT")])
+        );
+        assert_eq!(
+            v1.add_columns(&[Column::new("n", "FLOAT")])[0],
+            "ALTER TABLE \"T_CHANGELOG_V1\" ADD COLUMN IF NOT EXISTS \"N\" FLOAT"
+        );
+        let retyped = layout(&[("id", "NUMBER(38,0)"), ("code", "NUMBER(38,0)")], &["id"]);
+        assert_eq!(
+            v1.evolve(&retyped),
+            Evolution::NewGeneration("column CODE changed type from TEXT to NUMBER(38,0)".into())
+        );
+        let rekeyed = layout(&[("id", "NUMBER(38,0)"), ("code", "TEXT")], &["id", "code"]);
+        assert_eq!(
+            v1.evolve(&rekeyed),
+            Evolution::NewGeneration("the key changed from (ID NUMBER(38,0)) to (ID NUMBER(38,0), CODE TEXT)".into())
+        );
+    }
+
+    #[test]
+    fn views_read_each_key_from_the_newest_generation_that_holds_it() {
+        let g1 = layout(&[("id", "NUMBER(38,0)"), ("code", "TEXT"), ("gone", "TEXT")], &["id"]);
+        let mut g2 = layout(
+            &[("id", "NUMBER(38,0)"), ("code", "NUMBER(38,0)"), ("tags", "VARIANT")],
+            &["id"],
+        );
+        g2.generation = 2;
+        let v = views(&[g1, g2]);
+        assert_eq!(
+            v[0],
+            "CREATE OR REPLACE VIEW \"T\" AS \
+             SELECT o.\"ID\" AS \"ID\", o.\"CODE\" AS \"CODE\", o.\"TAGS\" AS \"TAGS\" FROM \"T_V2\" o WHERE NOT o.\"_DELETED\" \
+             UNION ALL SELECT o.\"ID\" AS \"ID\", TRY_CAST(TO_VARCHAR(o.\"CODE\") AS NUMBER(38,0)) AS \"CODE\", \
+             CAST(NULL AS VARIANT) AS \"TAGS\" FROM \"T_V1\" o WHERE NOT o.\"_DELETED\" \
+             AND NOT EXISTS (SELECT 1 FROM \"T_V2\" n WHERE n.\"ID\" = o.\"ID\")"
+        );
+        assert!(v[1].contains("FROM \"T_CHANGELOG_V2\" o UNION ALL SELECT"));
+        assert!(v[1].ends_with("FROM \"T_CHANGELOG_V1\" o"));
     }
 
     #[test]
