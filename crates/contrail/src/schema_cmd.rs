@@ -1,4 +1,4 @@
-//! `contrail schema …`: lint, compile, check and codegen over `schemas/`.
+//! `contrail schema …`: lint, compile, check, codegen and Snowflake DDL over `schemas/`.
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -17,6 +17,9 @@ const GENERATED_RS: &str = "crates/flight-types/src/generated.rs";
 /// Where compiled per-subject schemas go.
 const SUBJECT_SCHEMAS: &str = "registry/schemas";
 const SUBJECTS_TOML: &str = "registry/subjects.toml";
+/// Which warehouse tables follow which record, and where their DDL goes.
+const SNOWFLAKE_TABLES_TOML: &str = "snowflake/tables.toml";
+const SNOWFLAKE_TABLES_DIR: &str = "snowflake/tables";
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum SchemaCommand {
@@ -46,6 +49,13 @@ pub(crate) enum SchemaCommand {
         #[arg(long)]
         check: bool,
     },
+    /// Generate the Snowflake table DDL of snowflake/tables.toml into
+    /// snowflake/tables/<table>/v<N>.sql, a new version when a record changed.
+    Ddl {
+        /// Fail (exit 1) if a committed file differs or a version is missing.
+        #[arg(long)]
+        check: bool,
+    },
 }
 
 pub(crate) fn run(dir: &Path, command: SchemaCommand) -> anyhow::Result<Outcome> {
@@ -55,6 +65,7 @@ pub(crate) fn run(dir: &Path, command: SchemaCommand) -> anyhow::Result<Outcome>
         SchemaCommand::Compile { check } => compile(dir, &compiled, check),
         SchemaCommand::Check { against, level } => check_against(dir, &compiled, &against, level),
         SchemaCommand::Codegen { check } => codegen(dir, &compiled, check),
+        SchemaCommand::Ddl { check } => ddl(dir, &compiled, check),
     }
 }
 
@@ -107,10 +118,10 @@ fn write_or_check(dir: &Path, path: &Path, content: &str, check: bool) -> anyhow
         println!(
             "{} is out of date: regenerate it with `contrail schema {}` and commit the result",
             relative(dir, path).display(),
-            if path.extension().is_some_and(|e| e == "rs") {
-                "codegen"
-            } else {
-                "compile"
+            match path.extension().and_then(|e| e.to_str()) {
+                Some("rs") => "codegen",
+                Some("sql") => "ddl",
+                _ => "compile",
             }
         );
         return Ok(false);
@@ -313,6 +324,49 @@ fn codegen(dir: &Path, compiled: &Compiled, check: bool) -> anyhow::Result<Outco
     let clean = write_or_check(dir, &dir.join(GENERATED_RS), &code, check)?;
     if check && clean {
         println!("{GENERATED_RS} is up to date");
+    }
+    Ok(if clean { Outcome::Ok } else { Outcome::CheckFailed })
+}
+
+fn ddl(dir: &Path, compiled: &Compiled, check: bool) -> anyhow::Result<Outcome> {
+    let path = dir.join(SNOWFLAKE_TABLES_TOML);
+    let text = std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let spec = sink::ddl::TablesFile::parse(&text)?;
+    let mut clean = true;
+    let mut count = 0;
+    for table in &spec.tables {
+        let record = compiled.get(&table.record).with_context(|| {
+            format!(
+                "{SNOWFLAKE_TABLES_TOML}: table {}: no record {} in schemas/",
+                table.name, table.record
+            )
+        })?;
+        let key: Vec<&str> = table.key.iter().map(String::as_str).collect();
+        let layout = sink::tables::Layout::for_row("", &table.name, &record.schema, &table.record, &key)
+            .map_err(|e| anyhow::anyhow!("{SNOWFLAKE_TABLES_TOML}: table {}: {e}", table.name))?;
+        let table_dir = dir.join(SNOWFLAKE_TABLES_DIR).join(&table.name);
+        let mut committed = Vec::new();
+        if let Ok(entries) = std::fs::read_dir(&table_dir) {
+            for e in entries.filter_map(Result::ok) {
+                let name = e.file_name().to_string_lossy().to_string();
+                let Some(number) = name
+                    .strip_prefix('v')
+                    .and_then(|n| n.strip_suffix(".sql"))
+                    .and_then(|n| n.parse().ok())
+                else {
+                    bail!("{}: not a version file (v<N>.sql)", relative(dir, &e.path()).display());
+                };
+                let text = std::fs::read_to_string(e.path())?;
+                committed.push(sink::ddl::Version { number, text });
+            }
+        }
+        for v in sink::ddl::versions(table, &layout, &committed)? {
+            clean &= write_or_check(dir, &table_dir.join(format!("v{}.sql", v.number)), &v.text, check)?;
+            count += 1;
+        }
+    }
+    if check && clean {
+        println!("{count} Snowflake table DDL versions are up to date");
     }
     Ok(if clean { Outcome::Ok } else { Outcome::CheckFailed })
 }

@@ -28,13 +28,20 @@ fn stdout(o: &Output) -> String {
 fn scratch_project() -> tempfile::TempDir {
     let root = project_root();
     let dir = tempfile::tempdir().unwrap();
-    for sub in ["schemas", "registry", "registry/schemas"] {
+    for sub in [
+        "schemas",
+        "registry",
+        "registry/schemas",
+        "snowflake/tables/flight_state",
+    ] {
         std::fs::create_dir_all(dir.path().join(sub)).unwrap();
     }
     for file in [
         "schemas/flight.avdl",
         "registry/subjects.toml",
         "registry/schemas/flights.state-value.avsc",
+        "snowflake/tables.toml",
+        "snowflake/tables/flight_state/v1.sql",
         "rustfmt.toml",
     ] {
         std::fs::copy(root.join(file), dir.path().join(file)).unwrap();
@@ -52,6 +59,69 @@ fn generated_rust_matches_the_idl() {
 fn compiled_avsc_matches_the_idl() {
     let out = contrail(&project_root(), &["schema", "compile", "--check"]);
     assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn snowflake_ddl_matches_the_idl() {
+    let out = contrail(&project_root(), &["schema", "ddl", "--check"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+}
+
+#[test]
+fn a_changed_record_gets_a_new_ddl_version_and_check_says_so() {
+    let dir = scratch_project();
+    let idl = dir.path().join("schemas/flight.avdl");
+    let text = std::fs::read_to_string(&idl).unwrap();
+    let v2 = dir.path().join("snowflake/tables/flight_state/v2.sql");
+
+    // A hand edit is drift.
+    let v1 = dir.path().join("snowflake/tables/flight_state/v1.sql");
+    let committed = std::fs::read_to_string(&v1).unwrap();
+    std::fs::write(&v1, committed.replace("\"SQUAWK\" TEXT", "\"SQUAWK\" NUMBER(4,0)")).unwrap();
+    let out = contrail(dir.path(), &["schema", "ddl", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(stdout(&out).contains("snowflake/tables/flight_state/v1.sql is out of date"));
+    std::fs::write(&v1, &committed).unwrap();
+
+    // An optional field: version 2 adds the column to generation 1.
+    let added = text.replace(
+        "    /** Aircraft category. */",
+        "    /** Registration mark, when known. */\n    union { null, string } registration = null;\n\n    /** Aircraft category. */",
+    );
+    std::fs::write(&idl, &added).unwrap();
+    let out = contrail(dir.path(), &["schema", "ddl", "--check"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("snowflake/tables/flight_state/v2.sql is out of date"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(!v2.exists());
+    let out = contrail(dir.path(), &["schema", "ddl"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let ddl = std::fs::read_to_string(&v2).unwrap();
+    assert!(ddl.contains("-- Change: add columns REGISTRATION\n"), "{ddl}");
+    assert!(ddl.contains("ALTER TABLE \"FLIGHT_STATE_V1\" ADD COLUMN IF NOT EXISTS \"REGISTRATION\" TEXT;"));
+    assert_eq!(std::fs::read_to_string(&v1).unwrap(), committed);
+    assert!(contrail(dir.path(), &["schema", "ddl", "--check"]).status.success());
+
+    // A type change: version 3 starts generation 2.
+    std::fs::write(
+        &idl,
+        added.replace(
+            "union { null, string } @pattern(\"^[0-7]{4}$\") squawk",
+            "union { null, int } squawk",
+        ),
+    )
+    .unwrap();
+    let out = contrail(dir.path(), &["schema", "ddl"]);
+    assert!(out.status.success(), "{}", stdout(&out));
+    let ddl = std::fs::read_to_string(dir.path().join("snowflake/tables/flight_state/v3.sql")).unwrap();
+    assert!(
+        ddl.contains("-- Change: new generation: column SQUAWK changed type from TEXT to NUMBER(38,0)"),
+        "{ddl}"
+    );
+    assert!(ddl.contains("CREATE TABLE IF NOT EXISTS \"FLIGHT_STATE_V2\""));
 }
 
 #[test]

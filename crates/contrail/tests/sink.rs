@@ -474,3 +474,54 @@ async fn schema_versions_widen_the_tables_or_start_a_new_generation() {
     assert!(ok, "{log}");
     db.finish(cdc).await;
 }
+
+/// The tables the sink creates for the producer's `flight_state` (through
+/// the CDC stage, from the registry's schema) are exactly the committed
+/// `snowflake/tables/flight_state/v1.sql`, generated from `schemas/`.
+#[tokio::test]
+async fn the_sink_creates_the_committed_snowflake_ddl() {
+    let db = TestDb::create("sink_ddl").await;
+    db.client
+        .batch_execute(include_str!("../../flight-db/migrations/0001_flight_state.sql"))
+        .await
+        .unwrap();
+    db.client
+        .batch_execute("INSERT INTO flight_state (icao24, origin_country, last_contact, on_ground) VALUES ('abc123', 'Iceland', now(), false)")
+        .await
+        .unwrap();
+    let cdc = Stage::start(&db, &config(&db, &["public.flight_state"], ""));
+    let database = db.name.to_uppercase();
+    let topic = format!("{}.public.flight_state", db.name);
+    let sf = warehouse(&database).await;
+    let cfg = sink_config(&db).replace(".public.t\"]", ".public.flight_state\"]");
+    let mut sink = Stage::command(&db, "sink", &cfg);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let applied = loop {
+        let r = sf
+            .query(
+                &format!("SELECT \"DDL\" FROM {database}.CDC.\"_CONTRAIL_SCHEMA_HISTORY\" WHERE \"TOPIC\" = ?"),
+                &[snowflake::Bind::Text(topic.clone())],
+            )
+            .await;
+        if let Some(ddl) = r.ok().and_then(|r| r.rows.first().and_then(|row| row[0].clone())) {
+            break ddl;
+        }
+        sink.assert_running();
+        assert!(Instant::now() < deadline, "no table created:\n{}", sink.log());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let committed = std::fs::read_to_string(project().join("snowflake/tables/flight_state/v1.sql")).unwrap();
+    let statements: Vec<&str> = committed
+        .lines()
+        .filter(|l| !l.starts_with("--") && !l.is_empty())
+        .map(|l| l.trim_end_matches(';'))
+        .collect();
+    assert_eq!(
+        applied.replace(&format!("\"{database}\".\"CDC\"."), ""),
+        statements.join(";\n"),
+        "the sink's tables drifted from snowflake/tables/flight_state/v1.sql"
+    );
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    db.finish(cdc).await;
+}

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use registry_client::RegistryClient;
 use snowflake::{Bind, Client};
 
-use crate::tables::{views, Evolution, Layout};
+use crate::tables::{place, Evolution, Layout};
 use crate::SinkError;
 
 pub(crate) const HISTORY_TABLE: &str = "_CONTRAIL_SCHEMA_HISTORY";
@@ -203,32 +203,8 @@ impl TopicTables {
         value_id: u32,
         key_id: u32,
     ) -> Result<(), SinkError> {
-        let mut layout = self.layout(s, value_id, key_id).await?;
-        let (change, mut ddl) = match self.generations.last_mut() {
-            None => {
-                let ddl = layout.create();
-                self.generations.push(layout);
-                ("create".to_string(), ddl)
-            }
-            Some(newest) => match newest.evolve(&layout) {
-                Evolution::Unchanged => ("unchanged".to_string(), Vec::new()),
-                Evolution::AddColumns(cols) => {
-                    let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-                    let ddl = newest.add_columns(&cols);
-                    *newest = newest.widened(&cols);
-                    (format!("add columns {}", names.join(", ")), ddl)
-                }
-                Evolution::NewGeneration(why) => {
-                    layout.generation = newest.generation + 1;
-                    let ddl = layout.create();
-                    self.generations.push(layout);
-                    (format!("new generation: {why}"), ddl)
-                }
-            },
-        };
-        if !ddl.is_empty() {
-            ddl.extend(views(&self.generations));
-        }
+        let layout = self.layout(s, value_id, key_id).await?;
+        let (change, ddl) = place(&mut self.generations, layout);
         for stmt in &ddl {
             s.sf.query(stmt, &[]).await?;
         }

@@ -30,6 +30,7 @@
 //! transient one is retried by the client.
 
 pub mod config;
+pub mod ddl;
 mod generations;
 pub mod metrics;
 pub mod tables;

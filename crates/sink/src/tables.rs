@@ -41,7 +41,8 @@
 use schema::{LogicalType, Named, Primitive, Schema, Type};
 
 /// A warehouse column fed from a JSON field.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Column {
     /// The JSON field (the Avro field name, or a `_meta` name).
     pub field: String,
@@ -143,7 +144,8 @@ pub enum Evolution {
 }
 
 /// The tables of one topic's generation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Layout {
     /// `"DB"."SCHEMA"` prefix, or empty for unqualified names.
     pub qualifier: String,
@@ -406,6 +408,37 @@ impl Layout {
             current_merge,
         ]
     }
+}
+
+/// Places `layout` (a new version) after `generations`: widens the newest
+/// generation or starts the next. Returns what changed and the DDL that
+/// does it (views included), empty when nothing did.
+pub fn place(generations: &mut Vec<Layout>, mut layout: Layout) -> (String, Vec<String>) {
+    let (change, mut ddl) = match generations.last_mut() {
+        None => {
+            layout.generation = 1;
+            let ddl = layout.create();
+            generations.push(layout);
+            ("create".to_string(), ddl)
+        }
+        Some(newest) => match newest.evolve(&layout) {
+            Evolution::Unchanged => return ("unchanged".to_string(), Vec::new()),
+            Evolution::AddColumns(cols) => {
+                let names: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
+                let ddl = newest.add_columns(&cols);
+                *newest = newest.widened(&cols);
+                (format!("add columns {}", names.join(", ")), ddl)
+            }
+            Evolution::NewGeneration(why) => {
+                layout.generation = newest.generation + 1;
+                let ddl = layout.create();
+                generations.push(layout);
+                (format!("new generation: {why}"), ddl)
+            }
+        },
+    };
+    ddl.extend(views(generations));
+    (change, ddl)
 }
 
 /// `column` of `from` (None: `from` lacks it) read as `to`'s type.
