@@ -12,9 +12,10 @@
 //!   │ widened or a new generation started, recorded in the schema history
 //!   │ (see `generations` and `tables`)
 //!   ▼
-//! Snowflake: stage (bound JSON, FLATTEN) → MERGE changelog, MERGE current
+//! Snowflake: stage (bound JSON, FLATTEN) → changelog (anti-join insert),
+//!   │ current state (MERGE, newest per key)
 //!   ▼
-//! positions MERGEd into _CONTRAIL_SINK_OFFSETS, then committed to Kafka
+//! positions updated in _CONTRAIL_SINK_OFFSETS, then committed to Kafka
 //! ```
 //!
 //! **Exactly once, in effect.** The positions live in the warehouse and are
@@ -35,14 +36,15 @@ mod generations;
 pub mod metrics;
 pub mod tables;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kafka::{dlq, Consumed};
 use registry_client::RegistryClient;
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 use snowflake::{Bind, Client};
 use tokio::sync::watch;
 
@@ -181,45 +183,147 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
                 ))
             })
             .collect();
+        let mut missing = Vec::new();
         for p in consumer.partitions(topic)? {
+            if !stored.contains_key(&p) {
+                missing.push(p);
+            }
             positions.push((topic.clone(), p, stored.get(&p).copied().unwrap_or(0)));
+        }
+        if !missing.is_empty() {
+            // A row per partition up front, so each batch only updates.
+            let rows: Vec<&str> = missing
+                .iter()
+                .map(|_| "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\"")
+                .collect();
+            let binds: Vec<Bind> = missing
+                .iter()
+                .flat_map(|p| [Bind::Text(topic.clone()), Bind::Text(p.to_string())])
+                .collect();
+            sf.query(
+                &format!(
+                    "MERGE INTO {offsets} t USING ({}) s ON t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" \
+                     WHEN NOT MATCHED THEN INSERT (\"TOPIC\", \"PART\", \"NEXT_OFFSET\") VALUES (s.\"TOPIC\", s.\"PART\", 0)",
+                    rows.join(" UNION ALL ")
+                ),
+                &binds,
+            )
+            .await?;
         }
     }
     tracing::info!(?positions, "resuming from the positions stored in Snowflake");
     consumer.assign(&positions)?;
 
-    let mut schemas = Schemas::default();
+    let reader = Reader {
+        consumer: &consumer,
+        producer: &producer,
+        registry: &registry,
+        metrics: &metrics,
+        cfg: &cfg,
+    };
+    let writer = Writer {
+        sf: &sf,
+        consumer: &consumer,
+        registry: &registry,
+        metrics: &metrics,
+        qualifier: &qualifier,
+        offsets: &offsets,
+    };
+    // The read side (poll, decode, dead letters) and the write side
+    // (placement, SQL, positions) keep their own schema caches.
+    //
+    // Caught up, they take turns: records that arrive while a batch is
+    // written form the next one, so a batch grows with the load and a
+    // record waits about one and a half writes. (Reading ahead there would
+    // close the next batch on the first records of each write and double
+    // the latency.) Behind, a full batch means more are queued: the next
+    // one is read and decoded while this one is written.
+    let mut read_schemas = Schemas::default();
+    let mut write_schemas = Schemas::default();
     let mut topics: HashMap<String, TopicTables> = HashMap::new();
     let mut summary = Summary::default();
+    let mut ahead: Option<Prepared> = None;
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
-        if *shutdown.borrow() {
-            break;
-        }
+        let stopping = *shutdown.borrow();
+        let batch = match ahead.take() {
+            Some(b) => b,
+            None if stopping => break,
+            None => match reader.read(&mut read_schemas, &mut shutdown).await? {
+                Some(b) => b,
+                None => continue,
+            },
+        };
+        summary.records += batch.records as u64;
+        summary.dead_lettered += batch.dead_lettered;
+        let written = if batch.records >= cfg.max_rows && !stopping {
+            let (written, next) = tokio::join!(
+                writer.write(&mut topics, &mut write_schemas, batch),
+                reader.read(&mut read_schemas, &mut shutdown)
+            );
+            ahead = next?;
+            written?
+        } else {
+            writer.write(&mut topics, &mut write_schemas, batch).await?
+        };
+        summary.changes += written;
+        summary.batches += 1;
+    }
+    Ok(summary)
+}
+
+/// A polled batch, decoded, its dead letters in Kafka: ready to write.
+struct Prepared {
+    by_topic: BTreeMap<String, Vec<(Consumed, Decoded)>>,
+    /// Next offset per (topic, partition), for the positions.
+    next: BTreeMap<(String, i32), i64>,
+    records: usize,
+    dead_lettered: u64,
+    polled: Instant,
+}
+
+struct Reader<'a> {
+    consumer: &'a kafka::Consumer,
+    producer: &'a kafka::Producer,
+    registry: &'a RegistryClient,
+    metrics: &'a metrics::Metrics,
+    cfg: &'a SinkConfig,
+}
+
+impl Reader<'_> {
+    /// The next batch, decoded; `None` when none came or the sink stops.
+    async fn read(
+        &self,
+        schemas: &mut Schemas,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Result<Option<Prepared>, SinkError> {
         let batch = tokio::select! {
-            b = consumer.poll_batch(cfg.max_rows, cfg.max_wait) => b?,
-            _ = shutdown.changed() => continue,
+            b = self.consumer.poll_batch(self.cfg.max_rows, self.cfg.max_wait) => b?,
+            _ = shutdown.changed() => return Ok(None),
         };
         if batch.is_empty() {
-            continue;
+            return Ok(None);
         }
-        summary.records += batch.len() as u64;
-        metrics.records.inc_by(batch.len() as u64);
-        let started = Instant::now();
-        let mut next: BTreeMap<(String, i32), i64> = BTreeMap::new();
-        let mut by_topic: BTreeMap<String, Vec<(Consumed, Decoded)>> = BTreeMap::new();
+        self.metrics.records.inc_by(batch.len() as u64);
+        let mut p = Prepared {
+            by_topic: BTreeMap::new(),
+            next: BTreeMap::new(),
+            records: batch.len(),
+            dead_lettered: 0,
+            polled: Instant::now(),
+        };
         for rec in batch {
-            let pos = next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
+            let pos = p.next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
             *pos = (*pos).max(rec.offset + 1);
-            match decode(&mut schemas, &registry, &rec).await {
-                Ok(Some(d)) => by_topic.entry(rec.topic.clone()).or_default().push((rec, d)),
+            match decode(schemas, self.registry, &rec).await {
+                Ok(Some(d)) => p.by_topic.entry(rec.topic.clone()).or_default().push((rec, d)),
                 Ok(None) => {} // a tombstone: for compaction only
                 Err(reason) => {
                     tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, %reason, "dead-lettered");
                     let reasons = serde_json::to_string(&[&reason]).unwrap_or_default();
                     let source = format!("{}/{}/{}", rec.topic, rec.partition, rec.offset);
-                    producer.send(kafka::Record {
-                        topic: &cfg.dead_letter_topic,
+                    self.producer.send(kafka::Record {
+                        topic: &self.cfg.dead_letter_topic,
                         key: rec.key.as_deref().unwrap_or_default(),
                         value: rec.value.as_deref(),
                         headers: &[
@@ -229,59 +333,98 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
                             ("contrail.dlq.source", source.as_bytes()),
                         ],
                     })?;
-                    summary.dead_lettered += 1;
-                    metrics.dead_lettered.inc();
+                    p.dead_lettered += 1;
+                    self.metrics.dead_lettered.inc();
                 }
             }
         }
         // Dead letters are in Kafka before the positions move past them.
-        producer.flush(Duration::from_secs(60))?;
-        for (topic, records) in by_topic {
+        if p.dead_lettered > 0 {
+            self.producer.flush(Duration::from_secs(60))?;
+        }
+        Ok(Some(p))
+    }
+}
+
+struct Writer<'a> {
+    sf: &'a Client,
+    consumer: &'a kafka::Consumer,
+    registry: &'a RegistryClient,
+    metrics: &'a metrics::Metrics,
+    qualifier: &'a str,
+    offsets: &'a str,
+}
+
+impl Writer<'_> {
+    /// Loads a batch, then stores its positions; returns its changes.
+    async fn write(
+        &self,
+        topics: &mut HashMap<String, TopicTables>,
+        schemas: &mut Schemas,
+        p: Prepared,
+    ) -> Result<u64, SinkError> {
+        let mut changes = 0;
+        for (topic, records) in p.by_topic {
             let mut services = Services {
-                sf: &sf,
-                registry: &registry,
-                schemas: &mut schemas,
+                sf: self.sf,
+                registry: self.registry,
+                schemas: &mut *schemas,
             };
             if !topics.contains_key(&topic) {
-                let opened = TopicTables::open(&mut services, &qualifier, &topic).await?;
+                let opened = TopicTables::open(&mut services, self.qualifier, &topic).await?;
                 topics.insert(topic.clone(), opened);
             }
             let Some(tables) = topics.get_mut(&topic) else { continue };
-            let (changes, newest_commit_us) = load_topic(&mut services, tables, &records).await?;
-            summary.changes += changes;
-            metrics
+            let (n, newest_commit_us) = load_topic(&mut services, tables, &records).await?;
+            changes += n;
+            self.metrics
                 .changes
                 .get_or_create(&metrics::TopicLabels { topic: topic.clone() })
-                .inc_by(changes);
+                .inc_by(n);
             if let Some(ts) = newest_commit_us {
-                metrics
+                self.metrics
                     .commit_to_visible
                     .observe((unix_micros() - ts).max(0) as f64 / 1e6);
             }
         }
-        // Positions after the data: a crash before this line replays the
-        // batch, which the MERGEs absorb.
-        for ((topic, part), next_offset) in &next {
-            sf.query(
+        // Positions after the data: a crash before this statement replays
+        // the batch, which the idempotent statements absorb. One statement
+        // for every partition of the batch; positions only move forward.
+        let rows: Vec<&str> = p
+            .next
+            .keys()
+            .map(|_| "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\", CAST(? AS NUMBER(38,0)) AS \"NEXT_OFFSET\"")
+            .collect();
+        let binds: Vec<Bind> = p
+            .next
+            .iter()
+            .flat_map(|((topic, part), offset)| {
+                [
+                    Bind::Text(topic.clone()),
+                    Bind::Text(part.to_string()),
+                    Bind::Text(offset.to_string()),
+                ]
+            })
+            .collect();
+        self.sf
+            .query(
                 &format!(
-                    "MERGE INTO {offsets} t USING (SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\", \
-                     CAST(? AS NUMBER(38,0)) AS \"NEXT_OFFSET\") s ON t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" \
-                     WHEN MATCHED AND s.\"NEXT_OFFSET\" > t.\"NEXT_OFFSET\" THEN UPDATE SET \"NEXT_OFFSET\" = s.\"NEXT_OFFSET\" \
-                     WHEN NOT MATCHED THEN INSERT (\"TOPIC\", \"PART\", \"NEXT_OFFSET\") VALUES (s.\"TOPIC\", s.\"PART\", s.\"NEXT_OFFSET\")"
+                    "UPDATE {} t SET \"NEXT_OFFSET\" = s.\"NEXT_OFFSET\" FROM ({}) s \
+                     WHERE t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" AND s.\"NEXT_OFFSET\" > t.\"NEXT_OFFSET\"",
+                    self.offsets,
+                    rows.join(" UNION ALL ")
                 ),
-                &[Bind::Text(topic.clone()), Bind::Text(part.to_string()), Bind::Text(next_offset.to_string())],
+                &binds,
             )
             .await?;
-        }
-        let committed: Vec<(String, i32, i64)> = next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
-        if let Err(e) = consumer.commit(&committed) {
+        let committed: Vec<(String, i32, i64)> = p.next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        if let Err(e) = self.consumer.commit(&committed) {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
             tracing::debug!(error = %e, "committing group offsets failed");
         }
-        summary.batches += 1;
-        metrics.batch_seconds.observe(started.elapsed().as_secs_f64());
+        self.metrics.batch_seconds.observe(p.polled.elapsed().as_secs_f64());
+        Ok(changes)
     }
-    Ok(summary)
 }
 
 fn unix_micros() -> i64 {
@@ -358,15 +501,16 @@ async fn load_topic(
 }
 
 /// Loads records of one generation.
-async fn load_generation(
-    sf: &Client,
-    layout: &Layout,
-    records: &[(&Consumed, &Decoded, i64)],
-) -> Result<(u64, Option<i64>), SinkError> {
+/// The batch's JSON array, written straight from the decoded rows: each
+/// change once (a redelivered one has the same commit LSN, LSN, op and
+/// key), the row's fields then the metadata columns. Returns it, the
+/// number of changes and the newest commit time (Unix µs).
+fn staged_json(records: &[(&Consumed, &Decoded, i64)]) -> (String, u64, Option<i64>) {
     let mut newest_commit_us: Option<i64> = None;
-
-    let mut changelog: BTreeMap<String, Value> = BTreeMap::new();
-    let mut current: BTreeMap<String, (i64, i64, Value)> = BTreeMap::new();
+    let mut seen: HashSet<String> = HashSet::with_capacity(records.len());
+    let mut batch = String::with_capacity(records.len() * 256 + 2);
+    batch.push('[');
+    let mut changes = 0u64;
     for (rec, d, version) in records {
         let env = &d.envelope;
         let op = env["op"].as_str().unwrap_or_default();
@@ -376,51 +520,99 @@ async fn load_generation(
             src["commit_lsn"].as_i64().unwrap_or(0),
             src["lsn"].as_i64().unwrap_or(0),
         );
+        if !seen.insert(format!("{commit_lsn}/{lsn}/{op}/{}", d.key)) {
+            continue;
+        }
         if let Some(ts) = src["ts_us"].as_str().and_then(iso_micros) {
             newest_commit_us = Some(newest_commit_us.map_or(ts, |n| n.max(ts)));
         }
-        let mut obj: Map<String, Value> = row.as_object().cloned().unwrap_or_default();
-        for (k, v) in [
-            ("_op", json!(op)),
-            ("_lsn", json!(lsn)),
-            ("_commit_lsn", json!(commit_lsn)),
-            ("_txid", src["txid"].clone()),
-            ("_commit_ts", src["ts_us"].clone()),
-            ("_schema_id", json!(d.value_id)),
-            ("_schema_version", json!(version)),
-            ("_kafka_partition", json!(rec.partition)),
-            ("_kafka_offset", json!(rec.offset)),
-            ("_deleted", json!(op == "d")),
-        ] {
-            obj.insert(k.to_string(), v);
+        if changes > 0 {
+            batch.push(',');
         }
-        let key = d.key.to_string();
-        let identity = format!("{commit_lsn}/{lsn}/{op}/{key}");
-        let obj = Value::Object(obj);
-        changelog.entry(identity).or_insert_with(|| obj.clone());
-        match current.get(&key) {
-            Some((c, l, _)) if (*c, *l) >= (commit_lsn, lsn) => {}
-            _ => {
-                current.insert(key, (commit_lsn, lsn, obj));
+        changes += 1;
+        match row {
+            Value::Object(fields) if !fields.is_empty() => {
+                let text = row.to_string();
+                // `{…}` without its closing brace, then the metadata.
+                batch.push_str(&text[..text.len() - 1]);
+                batch.push(',');
             }
+            _ => batch.push('{'),
         }
+        let _ = write!(
+            batch,
+            "\"_op\":{},\"_lsn\":{lsn},\"_commit_lsn\":{commit_lsn},\"_txid\":{},\"_commit_ts\":{},\
+             \"_schema_id\":{},\"_schema_version\":{version},\"_kafka_partition\":{},\"_kafka_offset\":{},\"_deleted\":{}}}",
+            Value::from(op),
+            src["txid"],
+            src["ts_us"],
+            d.value_id,
+            rec.partition,
+            rec.offset,
+            op == "d"
+        );
     }
-    let changes = changelog.len() as u64;
-    let cl = Value::Array(changelog.into_values().collect()).to_string();
-    let cur = Value::Array(current.into_values().map(|(_, _, v)| v).collect()).to_string();
-    let [clear_cl, clear_cur, stage_cl, stage_cur, merge_cl, merge_cur] = layout.load();
-    sf.query(&clear_cl, &[]).await?;
-    sf.query(&clear_cur, &[]).await?;
-    sf.query(&stage_cl, &[Bind::Text(cl)]).await?;
-    sf.query(&stage_cur, &[Bind::Text(cur)]).await?;
-    sf.query(&merge_cl, &[]).await?;
-    sf.query(&merge_cur, &[]).await?;
+    batch.push(']');
+    (batch, changes, newest_commit_us)
+}
+
+async fn load_generation(
+    sf: &Client,
+    layout: &Layout,
+    records: &[(&Consumed, &Decoded, i64)],
+) -> Result<(u64, Option<i64>), SinkError> {
+    let (batch, changes, newest_commit_us) = staged_json(records);
+    let [stage, insert_changelog, merge_current] = layout.load();
+    sf.query(&stage, &[Bind::Text(batch)]).await?;
+    sf.query(&insert_changelog, &[]).await?;
+    sf.query(&merge_current, &[]).await?;
     Ok((changes, newest_commit_us))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn staged_rows_carry_each_change_once_with_its_metadata() {
+        let rec = |offset: i64| Consumed {
+            topic: "p.public.t".into(),
+            partition: 2,
+            offset,
+            key: None,
+            value: None,
+        };
+        let change = |op: &str, lsn: i64, row: serde_json::Value| Decoded {
+            key: serde_json::json!({"id": 1}),
+            envelope: serde_json::json!({
+                "op": op,
+                "before": if op == "d" { row.clone() } else { Value::Null },
+                "after": if op == "d" { Value::Null } else { row },
+                "source": {"lsn": lsn, "commit_lsn": lsn + 8, "txid": 7, "ts_us": "2024-02-29T10:34:56.789012Z"},
+            }),
+            key_id: 1,
+            value_id: 9,
+        };
+        let (r0, r1, r2) = (rec(10), rec(11), rec(12));
+        let update = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
+        let again = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
+        let delete = change("d", 200, serde_json::json!({"id": 1, "name": null}));
+        let (json, changes, newest) = staged_json(&[(&r0, &update, 3), (&r1, &again, 3), (&r2, &delete, 3)]);
+        assert_eq!(changes, 2);
+        assert_eq!(newest, Some(1_709_202_896_789_012));
+        let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
+        assert_eq!(
+            rows,
+            serde_json::json!([
+                {"id": 1, "name": "a \"quoted\" name", "_op": "u", "_lsn": 100, "_commit_lsn": 108, "_txid": 7,
+                 "_commit_ts": "2024-02-29T10:34:56.789012Z", "_schema_id": 9, "_schema_version": 3,
+                 "_kafka_partition": 2, "_kafka_offset": 10, "_deleted": false},
+                {"id": 1, "name": null, "_op": "d", "_lsn": 200, "_commit_lsn": 208, "_txid": 7,
+                 "_commit_ts": "2024-02-29T10:34:56.789012Z", "_schema_id": 9, "_schema_version": 3,
+                 "_kafka_partition": 2, "_kafka_offset": 12, "_deleted": true}
+            ])
+        );
+    }
 
     #[test]
     fn avro_json_timestamps_read_back() {

@@ -28,9 +28,10 @@
 //! `T_CHANGELOG` is the union of all generations' changelogs, converted the
 //! same way; each generation's tables stay queryable by their own names.
 //!
-//! Batches arrive through two staging tables per generation (bound as one
-//! JSON array and flattened), then MERGE: statements that are idempotent on
-//! their own, so no multi-statement transaction is needed.
+//! A batch arrives through a staging table per generation (bound as one
+//! JSON array and flattened), then goes into the changelog (an anti-join
+//! insert) and the current state (MERGE): statements that are idempotent
+//! on their own, so no multi-statement transaction is needed.
 //!
 //! Avro to Snowflake: `int`/`long` → `NUMBER(38,0)`, `float`/`double` →
 //! `FLOAT`, `boolean` → `BOOLEAN`, `string` (and `uuid`, enums) → `TEXT`,
@@ -257,8 +258,9 @@ impl Layout {
         self.table(&format!("{}_CHANGELOG", self.base))
     }
 
-    fn stage(&self, which: &str) -> String {
-        self.table(&format!("{}_STAGE_{which}_V{}", self.base, self.generation))
+    /// Where a batch is staged.
+    fn stage(&self) -> String {
+        self.table(&format!("{}_STAGE_V{}", self.base, self.generation))
     }
 
     /// Row columns then metadata.
@@ -328,23 +330,14 @@ impl Layout {
                 self.column_defs()
             ),
             format!("CREATE TABLE IF NOT EXISTS {} ({})", self.current(), self.column_defs()),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} ({})",
-                self.stage("CL"),
-                self.column_defs()
-            ),
-            format!(
-                "CREATE TABLE IF NOT EXISTS {} ({})",
-                self.stage("CUR"),
-                self.column_defs()
-            ),
+            format!("CREATE TABLE IF NOT EXISTS {} ({})", self.stage(), self.column_defs()),
         ]
     }
 
     /// Adds `columns` to the generation's tables (idempotent).
     pub fn add_columns(&self, columns: &[Column]) -> Vec<String> {
         let mut out = Vec::new();
-        for t in [self.changelog(), self.current(), self.stage("CL"), self.stage("CUR")] {
+        for t in [self.changelog(), self.current(), self.stage()] {
             for c in columns {
                 out.push(format!(
                     "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {} {}",
@@ -363,50 +356,55 @@ impl Layout {
         l
     }
 
-    /// Statements for one batch: `changelog_json` (every change, once) and
-    /// `current_json` (the newest change per key) are bound in order.
-    pub fn load(&self) -> [String; 6] {
+    /// Statements for one batch, run in order; the first binds the batch's
+    /// changes (each once) as a JSON array.
+    ///
+    /// 1. `INSERT OVERWRITE` the stage with the flattened array;
+    /// 2. insert into the changelog the staged changes it lacks (an
+    ///    anti-join on commit LSN, LSN, op and key);
+    /// 3. MERGE the newest staged change per key into the current state,
+    ///    only where it is newer in `(commit LSN, LSN)`.
+    ///
+    /// Each is idempotent on its own. (A MERGE for step 2 does the same
+    /// and reads as well, but costs twice as much on fakesnow.)
+    pub fn load(&self) -> [String; 3] {
         let all = self.all();
         let names: Vec<String> = all.iter().map(Column::quoted).collect();
         let reads: Vec<String> = all.iter().map(Column::read_from_json).collect();
-        let stage_insert = |stage: &str| {
-            format!(
-                "INSERT INTO {stage} ({}) SELECT {} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))",
-                names.join(", "),
-                reads.join(", ")
-            )
-        };
+        let stage = format!(
+            "INSERT OVERWRITE INTO {} ({}) SELECT {} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))",
+            self.stage(),
+            names.join(", "),
+            reads.join(", ")
+        );
         let s_cols: Vec<String> = names.iter().map(|n| format!("s.{n}")).collect();
         let key_match: Vec<String> = self.key.iter().map(|k| format!("t.{0} = s.{0}", k.quoted())).collect();
-        let changelog_merge = format!(
-            "MERGE INTO {} t USING {} s ON t.\"_COMMIT_LSN\" = s.\"_COMMIT_LSN\" AND t.\"_LSN\" = s.\"_LSN\" AND t.\"_OP\" = s.\"_OP\" AND {} \
-             WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
+        let changelog_insert = format!(
+            "INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE \
+             t.\"_COMMIT_LSN\" = s.\"_COMMIT_LSN\" AND t.\"_LSN\" = s.\"_LSN\" AND t.\"_OP\" = s.\"_OP\" AND {})",
             self.changelog(),
-            self.stage("CL"),
-            key_match.join(" AND "),
             names.join(", "),
-            s_cols.join(", ")
+            s_cols.join(", "),
+            self.stage(),
+            self.changelog(),
+            key_match.join(" AND ")
         );
+        let key_cols: Vec<String> = self.key.iter().map(Column::quoted).collect();
         let sets: Vec<String> = names.iter().map(|n| format!("{n} = s.{n}")).collect();
         let current_merge = format!(
-            "MERGE INTO {} t USING {} s ON {} \
+            "MERGE INTO {} t USING (SELECT * FROM {} QUALIFY ROW_NUMBER() OVER (PARTITION BY {} \
+             ORDER BY \"_COMMIT_LSN\" DESC, \"_LSN\" DESC) = 1) s ON {} \
              WHEN MATCHED AND (s.\"_COMMIT_LSN\" > t.\"_COMMIT_LSN\" OR (s.\"_COMMIT_LSN\" = t.\"_COMMIT_LSN\" AND s.\"_LSN\" > t.\"_LSN\")) \
              THEN UPDATE SET {} WHEN NOT MATCHED THEN INSERT ({}) VALUES ({})",
             self.current(),
-            self.stage("CUR"),
+            self.stage(),
+            key_cols.join(", "),
             key_match.join(" AND "),
             sets.join(", "),
             names.join(", "),
             s_cols.join(", ")
         );
-        [
-            format!("DELETE FROM {}", self.stage("CL")),
-            format!("DELETE FROM {}", self.stage("CUR")),
-            stage_insert(&self.stage("CL")),
-            stage_insert(&self.stage("CUR")),
-            changelog_merge,
-            current_merge,
-        ]
+        [stage, changelog_insert, current_merge]
     }
 }
 
@@ -577,10 +575,15 @@ mod tests {
             views[1].starts_with("CREATE OR REPLACE VIEW \"DB\".\"S\".\"T_CHANGELOG\" AS SELECT o.\"ID\" AS \"ID\"")
         );
         assert!(views[1].ends_with("o.\"_INGESTED_AT\" AS \"_INGESTED_AT\" FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" o"));
-        let load = l.load();
-        assert!(load[2].contains("value['amount']::NUMBER(12,3)") && load[2].contains("PARSE_JSON(?)"));
-        assert!(load[5].contains("WHEN MATCHED AND (s.\"_COMMIT_LSN\" > t.\"_COMMIT_LSN\""));
-        assert!(load[4].contains("t.\"ID\" = s.\"ID\""));
+        let [stage, changelog, current] = l.load();
+        assert!(stage.starts_with("INSERT OVERWRITE INTO \"DB\".\"S\".\"T_STAGE_V1\""));
+        assert!(stage.contains("value['amount']::NUMBER(12,3)") && stage.contains("PARSE_JSON(?)"));
+        assert!(changelog.contains("WHERE NOT EXISTS (SELECT 1 FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" t WHERE"));
+        assert!(changelog.ends_with("t.\"ID\" = s.\"ID\")"));
+        assert!(current.contains(
+            "QUALIFY ROW_NUMBER() OVER (PARTITION BY \"ID\" ORDER BY \"_COMMIT_LSN\" DESC, \"_LSN\" DESC) = 1"
+        ));
+        assert!(current.contains("WHEN MATCHED AND (s.\"_COMMIT_LSN\" > t.\"_COMMIT_LSN\""));
     }
 
     fn layout(cols: &[(&str, &str)], key: &[&str]) -> Layout {
