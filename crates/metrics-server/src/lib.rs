@@ -8,6 +8,14 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// A Prometheus registry in the text exposition format.
+pub fn render(registry: &prometheus_client::registry::Registry) -> String {
+    let mut out = String::new();
+    // Writing into a String cannot fail.
+    let _ = prometheus_client::encoding::text::encode(&mut out, registry);
+    out
+}
+
 /// The running server; dropping it stops it.
 #[derive(Debug)]
 pub struct Server(tokio::task::JoinHandle<()>);

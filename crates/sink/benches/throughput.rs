@@ -120,6 +120,18 @@ impl Change {
         (key, value)
     }
 
+    fn send(&self, producer: &kafka::Producer, topic: &str, key_id: u32, value_id: u32) {
+        let (k, v) = self.encode(key_id, value_id);
+        producer
+            .send(kafka::Record {
+                topic,
+                key: &k,
+                value: Some(&v),
+                headers: &[],
+            })
+            .unwrap();
+    }
+
     /// The row the sink stages for this change.
     fn staged(&self, value_id: u32) -> Value {
         let secs = self.ts_us.div_euclid(1_000_000);
@@ -236,15 +248,7 @@ fn main() {
         let producer = Arc::new(kafka::Producer::tracked(&kafka, Duration::from_millis(5)).unwrap());
         let changes: Vec<Change> = (0..ROWS).map(|s| Change::new(s, KEYS)).collect();
         for c in &changes {
-            let (k, v) = c.encode(key_id, value_id);
-            producer
-                .send(kafka::Record {
-                    topic: &topic,
-                    key: &k,
-                    value: Some(&v),
-                    headers: &[],
-                })
-                .unwrap();
+            c.send(&producer, &topic, key_id, value_id);
         }
         producer.flush(Duration::from_secs(60)).unwrap();
         println!("{ROWS} changes over {KEYS} keys in {topic}");
@@ -405,16 +409,7 @@ fn main() {
                     }
                     let seq = ROWS + i;
                     let c = Change::new(seq, LATENCY_KEYS);
-                    let c = Change { op: "u", ..c };
-                    let (k, v) = c.encode(key_id, value_id);
-                    producer
-                        .send(kafka::Record {
-                            topic: &topic,
-                            key: &k,
-                            value: Some(&v),
-                            headers: &[],
-                        })
-                        .unwrap();
+                    Change { op: "u", ..c }.send(&producer, &topic, key_id, value_id);
                 }
                 producer.flush(Duration::from_secs(60)).unwrap();
             })

@@ -30,7 +30,7 @@ use std::sync::Arc;
 use registry_client::RegistryClient;
 use snowflake::{Bind, Client};
 
-use crate::tables::{place, Evolution, Layout};
+use crate::tables::{place, Layout};
 use crate::SinkError;
 
 pub(crate) const HISTORY_TABLE: &str = "_CONTRAIL_SCHEMA_HISTORY";
@@ -120,21 +120,17 @@ impl TopicTables {
                     .ok_or_else(|| t.error(format!("the schema history has a malformed row: {r:?}")))
             };
             let (value_id, key_id, version, generation) = (num(0)? as u32, num(1)? as u32, num(2)?, num(3)?);
-            let mut layout = t.layout(s, value_id, key_id).await?;
-            let index = usize::try_from(generation - 1)
-                .map_err(|_| t.error(format!("the schema history names generation {generation}")))?;
-            let known = t.generations.len();
-            match t.generations.get_mut(index) {
-                Some(g) => {
-                    if let Evolution::AddColumns(cols) = g.evolve(&layout) {
-                        *g = g.widened(&cols);
-                    }
-                }
-                None if index == known => {
-                    layout.generation = generation as u32;
-                    t.generations.push(layout);
-                }
-                None => return Err(t.error(format!("the schema history skips to generation {generation}"))),
+            // The same placement the sink made when it wrote this row: the
+            // history keeps which generation, the schemas give the columns.
+            let layout = t.layout(s, value_id, key_id).await?;
+            place(&mut t.generations, layout);
+            let index = t.generations.len() - 1;
+            if i64::from(t.generations[index].generation) != generation {
+                return Err(t.error(format!(
+                    "the schema history puts schema {value_id} in generation {generation}, \
+                     but its versions give generation {}",
+                    t.generations[index].generation
+                )));
             }
             t.placed.insert(
                 (value_id, key_id),

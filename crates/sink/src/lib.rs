@@ -185,26 +185,20 @@ pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result
             .collect();
         let mut missing = Vec::new();
         for p in consumer.partitions(topic)? {
-            if !stored.contains_key(&p) {
-                missing.push(p);
+            let next = stored.get(&p).copied();
+            if next.is_none() {
+                missing.push((topic.clone(), p, 0));
             }
-            positions.push((topic.clone(), p, stored.get(&p).copied().unwrap_or(0)));
+            positions.push((topic.clone(), p, next.unwrap_or(0)));
         }
         if !missing.is_empty() {
             // A row per partition up front, so each batch only updates.
-            let rows: Vec<&str> = missing
-                .iter()
-                .map(|_| "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\"")
-                .collect();
-            let binds: Vec<Bind> = missing
-                .iter()
-                .flat_map(|p| [Bind::Text(topic.clone()), Bind::Text(p.to_string())])
-                .collect();
+            let (source, binds) = positions_source(&missing);
             sf.query(
                 &format!(
-                    "MERGE INTO {offsets} t USING ({}) s ON t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" \
-                     WHEN NOT MATCHED THEN INSERT (\"TOPIC\", \"PART\", \"NEXT_OFFSET\") VALUES (s.\"TOPIC\", s.\"PART\", 0)",
-                    rows.join(" UNION ALL ")
+                    "MERGE INTO {offsets} t USING ({source}) s ON t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" \
+                     WHEN NOT MATCHED THEN INSERT (\"TOPIC\", \"PART\", \"NEXT_OFFSET\") \
+                     VALUES (s.\"TOPIC\", s.\"PART\", s.\"NEXT_OFFSET\")"
                 ),
                 &binds,
             )
@@ -390,34 +384,18 @@ impl Writer<'_> {
         // Positions after the data: a crash before this statement replays
         // the batch, which the idempotent statements absorb. One statement
         // for every partition of the batch; positions only move forward.
-        let rows: Vec<&str> = p
-            .next
-            .keys()
-            .map(|_| "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\", CAST(? AS NUMBER(38,0)) AS \"NEXT_OFFSET\"")
-            .collect();
-        let binds: Vec<Bind> = p
-            .next
-            .iter()
-            .flat_map(|((topic, part), offset)| {
-                [
-                    Bind::Text(topic.clone()),
-                    Bind::Text(part.to_string()),
-                    Bind::Text(offset.to_string()),
-                ]
-            })
-            .collect();
+        let committed: Vec<(String, i32, i64)> = p.next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        let (source, binds) = positions_source(&committed);
         self.sf
             .query(
                 &format!(
-                    "UPDATE {} t SET \"NEXT_OFFSET\" = s.\"NEXT_OFFSET\" FROM ({}) s \
+                    "UPDATE {} t SET \"NEXT_OFFSET\" = s.\"NEXT_OFFSET\" FROM ({source}) s \
                      WHERE t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" AND s.\"NEXT_OFFSET\" > t.\"NEXT_OFFSET\"",
                     self.offsets,
-                    rows.join(" UNION ALL ")
                 ),
                 &binds,
             )
             .await?;
-        let committed: Vec<(String, i32, i64)> = p.next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
         if let Err(e) = self.consumer.commit(&committed) {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
             tracing::debug!(error = %e, "committing group offsets failed");
@@ -425,6 +403,25 @@ impl Writer<'_> {
         self.metrics.batch_seconds.observe(p.polled.elapsed().as_secs_f64());
         Ok(changes)
     }
+}
+
+/// `(topic, partition, next offset)` rows as a bound `SELECT … UNION ALL …`
+/// with columns `TOPIC`, `PART` and `NEXT_OFFSET`, and its bindings.
+fn positions_source(positions: &[(String, i32, i64)]) -> (String, Vec<Bind>) {
+    let select = "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\", \
+                  CAST(? AS NUMBER(38,0)) AS \"NEXT_OFFSET\"";
+    let source = vec![select; positions.len()].join(" UNION ALL ");
+    let binds = positions
+        .iter()
+        .flat_map(|(topic, part, offset)| {
+            [
+                Bind::Text(topic.clone()),
+                Bind::Text(part.to_string()),
+                Bind::Text(offset.to_string()),
+            ]
+        })
+        .collect();
+    (source, binds)
 }
 
 fn unix_micros() -> i64 {

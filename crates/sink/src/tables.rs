@@ -462,10 +462,11 @@ pub fn views(generations: &[Layout]) -> Vec<String> {
         return Vec::new();
     };
     let select = |g: &Layout, alias: &str, cols: &[Column]| -> Vec<String> {
+        let has = g.all();
         cols.iter()
             .map(|c| {
-                let from = g.all().into_iter().find(|o| o.name == c.name);
-                format!("{} AS {}", converted(alias, from.as_ref(), c), c.quoted())
+                let from = has.iter().find(|o| o.name == c.name);
+                format!("{} AS {}", converted(alias, from, c), c.quoted())
             })
             .collect()
     };
