@@ -353,6 +353,7 @@ impl Emitter {
                     .get_or_create(&RuleLabels { rule: (*r).to_string() })
                     .inc();
             }
+            self.metrics.dead_lettered_rows.inc();
             tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
             let rules = rules.join(",");
             let reasons = serde_json::to_string(&reasons).unwrap_or_default();
@@ -438,6 +439,7 @@ impl Emitter {
             .dead_lettered
             .get_or_create(&RuleLabels { rule: "decode".into() })
             .inc();
+        self.metrics.dead_lettered_rows.inc();
         let value = doc.to_string();
         self.last_seq = self.producer.send(kafka::Record {
             topic: &self.cfg.dead_letter_topic,

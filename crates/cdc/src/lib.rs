@@ -49,7 +49,7 @@ pub mod metrics;
 mod stream;
 
 pub use config::{CdcConfig, ServiceDefaults, TableName};
-pub use stream::{run, Summary};
+pub use stream::{run, run_with_metrics, Summary};
 
 /// What can stop the stage, classified.
 #[derive(Debug, thiserror::Error)]

@@ -53,8 +53,17 @@ fn pg_now_micros() -> i64 {
 }
 
 /// Runs the stage until `shutdown` turns true or a fatal error occurs.
-pub async fn run(cfg: CdcConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, CdcError> {
-    let metrics = Arc::new(Metrics::new());
+pub async fn run(cfg: CdcConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, CdcError> {
+    run_with_metrics(cfg, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`], counting into `metrics`: a caller that restarts the stage
+/// keeps its counters across runs, and can read them in process.
+pub async fn run_with_metrics(
+    cfg: CdcConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, CdcError> {
     // When the replication loop last went round (0: not streaming yet).
     let alive = Arc::new(std::sync::atomic::AtomicI64::new(0));
     // Served while this run lasts.

@@ -13,8 +13,10 @@ pub(crate) struct CdcArgs {
     config: Option<PathBuf>,
 }
 
-pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
-    let file = args.config.unwrap_or_else(|| dir.join("connectors/cdc.toml"));
+/// The stage's configuration: `file` (default connectors/cdc.toml), with
+/// the local stack's addresses where the environment gives none.
+pub(crate) fn config(dir: &Path, file: Option<PathBuf>) -> anyhow::Result<cdc::CdcConfig> {
+    let file = file.unwrap_or_else(|| dir.join("connectors/cdc.toml"));
     let local: std::collections::HashMap<&str, String> =
         stack::StackConfig::for_project(dir)?.env().into_iter().collect();
     let defaults = cdc::ServiceDefaults {
@@ -22,7 +24,11 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
         schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
     };
-    let config = cdc::CdcConfig::load(&file, dir, defaults)?;
+    Ok(cdc::CdcConfig::load(&file, dir, defaults)?)
+}
+
+pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
+    let config = config(dir, args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // A lost connection (PostgreSQL, Kafka, the registry) is retried with
     // backoff: nothing unacknowledged was confirmed, so a new run resumes

@@ -9,6 +9,8 @@
 //! - `contrail cdc`: PostgreSQL logical replication to Kafka (see the `cdc`
 //!   crate).
 //! - `contrail sink`: the CDC topics into Snowflake (see the `sink` crate).
+//! - `contrail run`: producer, CDC stage and sink together, with a live
+//!   view and a verified report (see the `pipeline` crate).
 //! - `contrail registry serve`: the Confluent-compatible schema registry
 //!   (see the `registry` crate).
 //!
@@ -18,6 +20,7 @@
 mod cdc_cmd;
 mod produce_cmd;
 mod registry_cmd;
+mod run_cmd;
 mod schema_cmd;
 mod sink_cmd;
 mod stack_cmd;
@@ -55,6 +58,9 @@ enum Command {
     Cdc(cdc_cmd::CdcArgs),
     /// Load the CDC topics into Snowflake (config: connectors/sink.toml).
     Sink(sink_cmd::SinkArgs),
+    /// Run producer, CDC stage and sink together: live progress, end-to-end
+    /// latency, and a check that Snowflake equals PostgreSQL at the end.
+    Run(run_cmd::RunArgs),
     /// The schema registry server.
     Registry {
         #[command(subcommand)]
@@ -107,36 +113,7 @@ where
         shutdown_signal().await;
         let _ = tx.send(true);
     });
-    let mut backoff = std::time::Duration::from_secs(1);
-    loop {
-        match run(rx.clone()).await {
-            Err(e) if transient(&e) && !*rx.borrow() => {
-                tracing::warn!(error = %error_chain(&e), retry_in = ?backoff, "stopped on a transient error; restarting");
-                let mut stop = rx.clone();
-                tokio::select! {
-                    _ = tokio::time::sleep(backoff) => {}
-                    _ = stop.changed() => {}
-                }
-                if *rx.borrow() {
-                    return Err(e);
-                }
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(30));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// An error and its sources, on one line.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
+    pipeline::supervise("stage", run, transient, rx).await
 }
 
 fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
@@ -157,10 +134,16 @@ fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `contrail run` draws a live view: only warnings interrupt it.
+    let default_level = if matches!(cli.command, Command::Run(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -174,6 +157,7 @@ fn main() -> ExitCode {
             Command::Produce(args) => produce_cmd::run(&dir, args),
             Command::Cdc(args) => cdc_cmd::run(&dir, args),
             Command::Sink(args) => sink_cmd::run(&dir, args),
+            Command::Run(args) => run_cmd::run(&dir, args),
         }
     })();
     match result {

@@ -37,8 +37,26 @@ pub(crate) struct ProduceArgs {
     config: Option<PathBuf>,
 }
 
+/// The producer's configuration: `file` (default connectors/producer.toml)
+/// under `overrides`, with the local stack's addresses where the
+/// environment gives none.
+pub(crate) fn config(
+    dir: &Path,
+    file: Option<PathBuf>,
+    overrides: &producer::Overrides,
+) -> anyhow::Result<producer::ProducerConfig> {
+    let file = file.unwrap_or_else(|| dir.join("connectors/producer.toml"));
+    let local: std::collections::HashMap<&str, String> =
+        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
+    let defaults = producer::ServiceDefaults {
+        database_url: local.get("DATABASE_URL").cloned(),
+        kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
+        schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+    };
+    Ok(producer::ProducerConfig::load(Some(&file), overrides, defaults)?)
+}
+
 pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
-    let file = args.config.unwrap_or_else(|| dir.join("connectors/producer.toml"));
     let overrides = producer::Overrides {
         source: args.source,
         target: args.target,
@@ -49,14 +67,7 @@ pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
         seed: args.seed,
         metrics_listen: args.metrics_listen,
     };
-    let local: std::collections::HashMap<&str, String> =
-        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
-    let defaults = producer::ServiceDefaults {
-        database_url: local.get("DATABASE_URL").cloned(),
-        kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
-        schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
-    };
-    let config = producer::ProducerConfig::load(Some(&file), &overrides, defaults)?;
+    let config = config(dir, args.config, &overrides)?;
     let target = config.target.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     let summary = runtime.block_on(async {

@@ -13,8 +13,10 @@ pub(crate) struct SinkArgs {
     config: Option<PathBuf>,
 }
 
-pub(crate) fn run(dir: &Path, args: SinkArgs) -> anyhow::Result<Outcome> {
-    let file = args.config.unwrap_or_else(|| dir.join("connectors/sink.toml"));
+/// The sink's configuration: `file` (default connectors/sink.toml), with
+/// the local stack's addresses where the environment gives none.
+pub(crate) fn config(dir: &Path, file: Option<PathBuf>) -> anyhow::Result<sink::SinkConfig> {
+    let file = file.unwrap_or_else(|| dir.join("connectors/sink.toml"));
     let local: std::collections::HashMap<&str, String> =
         stack::StackConfig::for_project(dir)?.env().into_iter().collect();
     let defaults = sink::ServiceDefaults {
@@ -22,7 +24,11 @@ pub(crate) fn run(dir: &Path, args: SinkArgs) -> anyhow::Result<Outcome> {
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
         schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
     };
-    let config = sink::SinkConfig::load(&file, defaults)?;
+    Ok(sink::SinkConfig::load(&file, defaults)?)
+}
+
+pub(crate) fn run(dir: &Path, args: SinkArgs) -> anyhow::Result<Outcome> {
+    let config = config(dir, args.config)?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     // Warehouse, Kafka or registry outages are retried with backoff: the
     // positions in the warehouse were written after the data, so a new run

@@ -8,22 +8,10 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use snowflake::{Client as Snowflake, SnowflakeConfig};
+use snowflake::Client as Snowflake;
 
 async fn warehouse(database: &str) -> Snowflake {
-    let url = reqwest::Url::parse(&stack_env("SNOWFLAKE_URL")).unwrap();
-    Snowflake::connect(SnowflakeConfig {
-        url: format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port().unwrap()),
-        account: "local".into(),
-        user: url.username().into(),
-        auth: snowflake::Auth::Password(url.password().unwrap_or_default().into()),
-        warehouse: None,
-        role: None,
-        database: Some(database.into()),
-        schema: Some("CDC".into()),
-    })
-    .await
-    .unwrap()
+    common::warehouse(database, "CDC").await
 }
 
 /// Rows of a query as text, sorted.

@@ -338,6 +338,32 @@ impl Producer {
     }
 }
 
+/// Each partition of `topic` with its end offset (high watermark): the
+/// offset its next record will get.
+pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>, KafkaIoError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    let consumer: BaseConsumer = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let md = consumer
+        .fetch_metadata(Some(topic), Duration::from_secs(30))
+        .map_err(KafkaIoError::Admin)?;
+    let mut out = Vec::new();
+    for t in md.topics().iter().filter(|t| t.name() == topic) {
+        for p in t.partitions() {
+            let (_, high) = consumer
+                .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
+                .map_err(KafkaIoError::Admin)?;
+            out.push((p.id(), high));
+        }
+    }
+    if out.is_empty() {
+        return Err(KafkaIoError::CreateTopic {
+            topic: topic.into(),
+            reason: "not in the metadata".into(),
+        });
+    }
+    Ok(out)
+}
+
 /// One consumed record.
 #[derive(Debug, Clone)]
 pub struct Consumed {
@@ -353,8 +379,35 @@ pub struct Consumed {
 /// keeps its positions in the warehouse, next to the data, and starts from
 /// there; Kafka's group offsets are committed too, for monitoring.
 pub struct Consumer {
-    inner: rdkafka::consumer::StreamConsumer,
+    inner: rdkafka::consumer::StreamConsumer<LagContext>,
+    lag: Arc<std::sync::atomic::AtomicI64>,
 }
+
+/// Takes the consumer lag out of librdkafka's statistics (every
+/// [`LAG_INTERVAL_MS`]): the sum over assigned partitions of the high
+/// watermark minus the position, -1 until the first statistics with an
+/// assigned partition whose lag is known. No extra broker request.
+struct LagContext(Arc<std::sync::atomic::AtomicI64>);
+
+/// How often librdkafka reports statistics, so how fresh [`Consumer::lag`] is.
+pub const LAG_INTERVAL_MS: u64 = 1000;
+
+impl ClientContext for LagContext {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        let lags: Vec<i64> = statistics
+            .topics
+            .values()
+            .flat_map(|t| t.partitions.iter())
+            // Partition -1 is librdkafka's internal "unassigned" one.
+            .filter(|(id, p)| **id >= 0 && p.consumer_lag >= 0)
+            .map(|(_, p)| p.consumer_lag)
+            .collect();
+        let lag = if lags.is_empty() { -1 } else { lags.iter().sum() };
+        self.0.store(lag, Ordering::Relaxed);
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagContext {}
 
 impl std::fmt::Debug for Consumer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -377,8 +430,19 @@ impl Consumer {
             // consumer at most a hundred empty fetches a second.
             c.set("fetch.wait.max.ms", "10");
         }
-        let inner = c.create().map_err(KafkaIoError::Config)?;
-        Ok(Consumer { inner })
+        c.set("statistics.interval.ms", LAG_INTERVAL_MS.to_string());
+        let lag = Arc::new(std::sync::atomic::AtomicI64::new(-1));
+        let inner = c
+            .create_with_context(LagContext(lag.clone()))
+            .map_err(KafkaIoError::Config)?;
+        Ok(Consumer { inner, lag })
+    }
+
+    /// Records on the assigned partitions not yet read (high watermark
+    /// minus position, summed), as of librdkafka's last statistics; `None`
+    /// while unknown.
+    pub fn lag(&self) -> Option<u64> {
+        u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
     }
 
     /// The partitions of `topic`.

@@ -108,8 +108,16 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Er
 }
 
 /// Runs until the configured duration passes or `shutdown` turns true.
-pub async fn run(cfg: ProducerConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, ProducerError> {
-    let metrics = Arc::new(Metrics::new());
+pub async fn run(cfg: ProducerConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, ProducerError> {
+    run_with_metrics(cfg, Arc::new(Metrics::new()), shutdown).await
+}
+
+/// [`run`], counting into `metrics`, which the caller can read in process.
+pub async fn run_with_metrics(
+    cfg: ProducerConfig,
+    metrics: Arc<Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, ProducerError> {
     let last_success = Arc::new(AtomicI64::new(now_ms()));
     // Served while this run lasts.
     let mut _server = None;

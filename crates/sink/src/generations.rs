@@ -33,7 +33,8 @@ use snowflake::{Bind, Client};
 use crate::tables::{place, Layout};
 use crate::SinkError;
 
-pub(crate) const HISTORY_TABLE: &str = "_CONTRAIL_SCHEMA_HISTORY";
+/// The schema history table, in the sink's schema.
+pub const HISTORY_TABLE: &str = "_CONTRAIL_SCHEMA_HISTORY";
 
 /// The history table's DDL.
 pub(crate) fn history_ddl(qualifier: &str) -> String {
@@ -156,8 +157,8 @@ impl TopicTables {
     async fn layout(&self, s: &mut Services<'_>, value_id: u32, key_id: u32) -> Result<Layout, SinkError> {
         let value = s.schemas.get(s.registry, value_id).await.map_err(|e| self.error(e))?;
         let key = s.schemas.get(s.registry, key_id).await.map_err(|e| self.error(e))?;
-        let base = self.topic.rsplit('.').next().unwrap_or(&self.topic);
-        Layout::new(&self.qualifier, base, &value, &key).map_err(|e| self.error(e.0))
+        let base = crate::tables::base_name(&self.topic);
+        Layout::new(&self.qualifier, &base, &value, &key).map_err(|e| self.error(e.0))
     }
 
     pub(crate) fn placement(&self, value_id: u32, key_id: u32) -> Option<Placement> {

@@ -49,6 +49,7 @@ use snowflake::{Bind, Client};
 use tokio::sync::watch;
 
 pub use config::{ServiceDefaults, SinkConfig};
+pub use generations::HISTORY_TABLE;
 use generations::{Schemas, Services, TopicTables};
 use tables::Layout;
 
@@ -94,7 +95,8 @@ pub struct Summary {
     pub batches: u64,
 }
 
-const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+/// Where the sink keeps its next offset per topic and partition, in its schema.
+pub const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
 
 struct Decoded {
     key: Value,
@@ -119,8 +121,17 @@ async fn decode(schemas: &mut Schemas, registry: &RegistryClient, rec: &Consumed
 }
 
 /// Runs until `shutdown` turns true or a fatal error occurs.
-pub async fn run(cfg: SinkConfig, mut shutdown: watch::Receiver<bool>) -> Result<Summary, SinkError> {
-    let metrics = Arc::new(metrics::Metrics::new());
+pub async fn run(cfg: SinkConfig, shutdown: watch::Receiver<bool>) -> Result<Summary, SinkError> {
+    run_with_metrics(cfg, Arc::new(metrics::Metrics::new()), shutdown).await
+}
+
+/// [`run`], counting into `metrics`: a caller that restarts the sink keeps
+/// its counters across runs, and can read them in process.
+pub async fn run_with_metrics(
+    cfg: SinkConfig,
+    metrics: Arc<metrics::Metrics>,
+    mut shutdown: watch::Receiver<bool>,
+) -> Result<Summary, SinkError> {
     let alive = Arc::new(AtomicI64::new(0));
     let _server = match cfg.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
@@ -295,6 +306,9 @@ impl Reader<'_> {
             b = self.consumer.poll_batch(self.cfg.max_rows, self.cfg.max_wait) => b?,
             _ = shutdown.changed() => return Ok(None),
         };
+        if let Some(lag) = self.consumer.lag() {
+            self.metrics.kafka_lag.set(i64::try_from(lag).unwrap_or(i64::MAX));
+        }
         if batch.is_empty() {
             return Ok(None);
         }

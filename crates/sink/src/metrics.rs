@@ -3,6 +3,7 @@
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
@@ -11,6 +12,7 @@ pub const CHANGES: &str = "contrail_sink_changes_loaded";
 pub const DEAD_LETTERED: &str = "contrail_sink_dead_lettered";
 pub const BATCH_SECONDS: &str = "contrail_sink_batch_seconds";
 pub const COMMIT_TO_VISIBLE: &str = "contrail_sink_commit_to_visible_seconds";
+pub const KAFKA_LAG: &str = "contrail_sink_kafka_lag_records";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
@@ -25,6 +27,7 @@ pub struct Metrics {
     pub dead_lettered: Counter,
     pub batch_seconds: Histogram,
     pub commit_to_visible: Histogram,
+    pub kafka_lag: Gauge,
 }
 
 impl Metrics {
@@ -36,6 +39,7 @@ impl Metrics {
             dead_lettered: Counter::default(),
             batch_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             commit_to_visible: Histogram::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0]),
+            kafka_lag: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -62,6 +66,11 @@ impl Metrics {
             COMMIT_TO_VISIBLE,
             "From the PostgreSQL commit of a batch's newest change to its load completing in the warehouse",
             m.commit_to_visible.clone(),
+        );
+        registry.register(
+            KAFKA_LAG,
+            "Records on the assigned partitions not yet read (librdkafka's consumer lag, refreshed every second)",
+            m.kafka_lag.clone(),
         );
         Metrics { registry, ..m }
     }

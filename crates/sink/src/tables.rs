@@ -69,7 +69,8 @@ impl Column {
     fn read_from_json(&self) -> String {
         let v = format!("value['{}']", self.field.replace('\'', "''"));
         match self.sql_type.as_str() {
-            "VARIANT" => v,
+            // A JSON null is a VARIANT null, which is not SQL NULL.
+            "VARIANT" => format!("STRIP_NULL_VALUE({v})"),
             "BINARY" => format!("TO_BINARY({v}::TEXT, 'HEX')"),
             t => format!("{v}::{t}"),
         }
@@ -77,6 +78,12 @@ impl Column {
 }
 
 /// The Snowflake type for an Avro type (unions with null: their other branch).
+/// The table name a topic's tables and views start with: its last
+/// dot-separated part (`<prefix>.<schema>.<table>` gives `<TABLE>`), upper case.
+pub fn base_name(topic: &str) -> String {
+    topic.rsplit('.').next().unwrap_or(topic).to_uppercase()
+}
+
 pub fn sql_type(schema: &Schema, ty: &Type) -> String {
     let ty = ty.nullable_inner().unwrap_or(ty);
     match ty {

@@ -201,6 +201,23 @@ pub(crate) fn config(db: &TestDb, tables: &[&str], extra: &str) -> String {
     )
 }
 
+/// A session on the local stack's Snowflake, in `database`.`schema`.
+pub(crate) async fn warehouse(database: &str, schema: &str) -> snowflake::Client {
+    let url = reqwest::Url::parse(&stack_env("SNOWFLAKE_URL")).unwrap();
+    snowflake::Client::connect(snowflake::SnowflakeConfig {
+        url: format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port().unwrap()),
+        account: "local".into(),
+        user: url.username().into(),
+        auth: snowflake::Auth::Password(url.password().unwrap_or_default().into()),
+        warehouse: None,
+        role: None,
+        database: Some(database.into()),
+        schema: Some(schema.into()),
+    })
+    .await
+    .unwrap()
+}
+
 /// Every record of `topics`, decoded by Confluent's deserializer.
 pub(crate) fn read(topics: &[String]) -> Vec<Value> {
     let script = project().join("crates/contrail/tests/read_topics.py");

@@ -1,0 +1,122 @@
+//! `contrail run`: the producer, the CDC stage and the sink together on the
+//! configurations in `connectors/`, with a live view and a final report
+//! (see the `pipeline` crate).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::Outcome;
+
+#[derive(Debug, Args)]
+pub(crate) struct RunArgs {
+    /// Seconds to produce (0: until interrupted; the first Ctrl-C stops
+    /// producing, drains and reports, a second one quits at once).
+    #[arg(long)]
+    duration: Option<u64>,
+    /// Changes per second (0: as fast as PostgreSQL accepts).
+    #[arg(long)]
+    rate: Option<u64>,
+    /// Where flight data comes from: simulator, opensky or replay.
+    #[arg(long)]
+    source: Option<String>,
+    /// Share of changes, in percent, carrying bad data for the rules to catch.
+    #[arg(long)]
+    bad_percent: Option<f64>,
+    /// Aircraft flying at once (simulator).
+    #[arg(long)]
+    fleet: Option<usize>,
+    /// Simulator seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Write the report as JSON here too.
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// How often to query the warehouse for latency, in milliseconds.
+    #[arg(long, default_value_t = 50)]
+    poll_ms: u64,
+    /// Seconds at the start whose changes are loaded but not measured.
+    #[arg(long, default_value_t = 3.0)]
+    warmup: f64,
+    /// Seconds to wait, after producing, for everything to be loaded.
+    #[arg(long, default_value_t = 120)]
+    drain_timeout: u64,
+    /// Producer configuration (default: connectors/producer.toml).
+    #[arg(long)]
+    producer_config: Option<PathBuf>,
+    /// CDC configuration (default: connectors/cdc.toml).
+    #[arg(long)]
+    cdc_config: Option<PathBuf>,
+    /// Sink configuration (default: connectors/sink.toml).
+    #[arg(long)]
+    sink_config: Option<PathBuf>,
+}
+
+pub(crate) fn run(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
+    if !(0.0..=3600.0).contains(&args.warmup) {
+        anyhow::bail!("--warmup must be between 0 and 3600 seconds, got {}", args.warmup);
+    }
+    if args.poll_ms == 0 {
+        anyhow::bail!("--poll-ms must be at least 1");
+    }
+    let overrides = producer::Overrides {
+        source: args.source,
+        target: Some("postgres".into()),
+        rate: args.rate,
+        duration_seconds: args.duration,
+        bad_percent: args.bad_percent,
+        fleet: args.fleet,
+        seed: args.seed,
+        metrics_listen: None,
+    };
+    let terminal = std::io::stderr().is_terminal();
+    let cfg = pipeline::RunConfig {
+        producer: crate::produce_cmd::config(dir, args.producer_config, &overrides)?,
+        cdc: crate::cdc_cmd::config(dir, args.cdc_config)?,
+        sink: crate::sink_cmd::config(dir, args.sink_config)?,
+        poll: Duration::from_millis(args.poll_ms),
+        warmup: Duration::from_secs_f64(args.warmup),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        progress_every: Duration::from_secs(if terminal { 1 } else { 5 }),
+    };
+    cfg.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(async {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            crate::shutdown_signal().await;
+            eprintln!("\nstopping the producer; draining and verifying (Ctrl-C again to quit at once)");
+            let _ = tx.send(true);
+            crate::shutdown_signal().await;
+            std::process::exit(130);
+        });
+        let mut err = std::io::stderr();
+        let result = pipeline::run(cfg, rx, |p| {
+            // In place on a terminal, a line at a time otherwise.
+            let _ = if terminal {
+                write!(err, "\r\x1b[2K{}", p.line())
+            } else {
+                writeln!(err, "{}", p.line())
+            };
+            let _ = err.flush();
+        })
+        .await;
+        if terminal {
+            eprintln!();
+        }
+        result
+    });
+    let report = report.map_err(|e| anyhow::anyhow!(pipeline::error_chain(&e)))?;
+    print!("{report}");
+    if let Some(path) = &args.report {
+        let json = serde_json::to_string_pretty(&report)?;
+        std::fs::write(path, json + "\n").map_err(|e| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+    }
+    Ok(if report.verified {
+        Outcome::Ok
+    } else {
+        Outcome::CheckFailed
+    })
+}

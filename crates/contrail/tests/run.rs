@@ -1,0 +1,177 @@
+//! `contrail run` against the local stack: producer, CDC stage and sink in
+//! one process, its report checked against what it claims, and its
+//! verification shown to catch a warehouse that differs from the source.
+
+mod common;
+
+use std::process::Command;
+
+use common::{project, TestDb};
+use serde_json::Value;
+
+/// Configuration files naming everything after the test database, so runs
+/// never share a slot, a topic, a consumer group or a Snowflake database.
+fn configs(db: &TestDb) -> Vec<(&'static str, String)> {
+    let n = &db.name;
+    vec![
+        (
+            "--producer-config",
+            "[source]\nkind = \"simulator\"\nseed = 7\nfleet = 100\n\n[target]\nkind = \"postgres\"\nbatch_size = 200\n\n\
+             [service]\nmetrics_listen = \"\"\n"
+                .to_string(),
+        ),
+        (
+            "--cdc-config",
+            common::config(
+                db,
+                &["public.flight_state"],
+                "[contracts]\n\"public.flight_state\" = \"io.contrail.flight.FlightState\"\n",
+            ),
+        ),
+        (
+            "--sink-config",
+            format!(
+                "[source]\ntopics = [\"{n}.public.flight_state\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
+                 [snowflake]\ndatabase = \"{N}\"\nschema = \"FLIGHTS\"\ncreate_schema = true\n\n\
+                 [batch]\nmax_rows = 2000\nmax_ms = 100\n\n[service]\nmetrics_listen = \"\"\n",
+                N = n.to_uppercase()
+            ),
+        ),
+    ]
+}
+
+/// `contrail run` with these flags; its exit code, stdout and stderr, and the JSON report.
+fn run(db: &TestDb, flags: &[&str]) -> (i32, String, String, Value) {
+    let dir = std::env::temp_dir().join(format!("contrail-run-{}", db.name));
+    std::fs::create_dir_all(&dir).unwrap();
+    let report = dir.join("report.json");
+    let _ = std::fs::remove_file(&report);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_contrail"));
+    cmd.args(["--project-dir", project().to_str().unwrap(), "run"])
+        .args(flags)
+        .arg("--report")
+        .arg(&report)
+        .env("DATABASE_URL", &db.url);
+    for (flag, text) in configs(db) {
+        let file = dir.join(format!("{}.toml", flag.trim_start_matches("--")));
+        std::fs::write(&file, text).unwrap();
+        cmd.arg(flag).arg(file);
+    }
+    let out = cmd.output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    let json = std::fs::read_to_string(&report)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), stdout, stderr, json)
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("{v} is not a count"))
+}
+
+#[tokio::test]
+async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
+    let db = TestDb::create("run_e2e").await;
+    let (code, stdout, stderr, r) = run(
+        &db,
+        &[
+            "--duration",
+            "8",
+            "--rate",
+            "300",
+            "--bad-percent",
+            "3",
+            "--warmup",
+            "1",
+        ],
+    );
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(r["verified"], true, "{stdout}");
+    assert!(
+        stdout.contains("verified   the warehouse equals the source"),
+        "{stdout}"
+    );
+
+    // Counts agree from stage to stage.
+    let produced = n(&r["produced"]);
+    assert!(produced >= 2000, "{r}");
+    assert_eq!(
+        n(&r["captured"]),
+        produced,
+        "every change written reached the CDC stage: {r}"
+    );
+    let injected: u64 = r["injected_bad"].as_object().unwrap().values().map(n).sum();
+    assert!(injected > 0, "{r}");
+    assert_eq!(
+        n(&r["rejected"]),
+        injected,
+        "exactly the injected bad rows are rejected: {r}"
+    );
+    assert_eq!(
+        n(&r["loaded"]),
+        produced - injected,
+        "every good change is loaded once: {r}"
+    );
+    assert!(n(&r["rejected_by_rule"]["icao24.pattern"]) > 0, "{r}");
+
+    // Latency measured by querying the warehouse.
+    assert!(n(&r["latency_changes"]) > 1000, "{r}");
+    let l = &r["latency_ms"];
+    let (p50, p99, max) = (
+        l["p50"].as_f64().unwrap(),
+        l["p99"].as_f64().unwrap(),
+        l["max"].as_f64().unwrap(),
+    );
+    assert!(0.0 < p50 && p50 <= p99 && p99 <= max, "{l}");
+    assert!(r["throughput_per_s"].as_f64().unwrap() > 0.0);
+
+    // The verification compared real rows, and the changelog holds each change once.
+    let v = &r["verification"];
+    assert!(n(&v["compared_rows"]) > 50, "{v}");
+    assert_eq!(v["source_checksum"], v["warehouse_checksum"]);
+    let database = db.name.to_uppercase();
+    let sf = common::warehouse(&database, "FLIGHTS").await;
+    let q = |sql: String| {
+        let sf = &sf;
+        async move { sf.query(&sql, &[]).await.unwrap() }
+    };
+    let counted = q(format!(
+        "SELECT TO_VARCHAR(COUNT(*)), TO_VARCHAR(COUNT(DISTINCT \"_COMMIT_LSN\", \"_LSN\")) FROM {database}.FLIGHTS.FLIGHT_STATE_CHANGELOG WHERE \"_OP\" <> 'r'"
+    ))
+    .await;
+    assert_eq!(
+        counted.rows[0][0].as_deref(),
+        Some((produced - injected).to_string().as_str())
+    );
+    assert_eq!(counted.rows[0][0], counted.rows[0][1]);
+
+    // A warehouse that differs from the source is caught, and named.
+    let key = q(format!(
+        "SELECT \"ICAO24\" FROM {database}.FLIGHTS.FLIGHT_STATE ORDER BY \"ICAO24\" LIMIT 1"
+    ))
+    .await
+    .rows[0][0]
+        .clone()
+        .unwrap();
+    q(format!(
+        "UPDATE {database}.FLIGHTS.FLIGHT_STATE_V1 SET \"ORIGIN_COUNTRY\" = 'Atlantis' WHERE \"ICAO24\" = '{key}'"
+    ))
+    .await;
+    // One change at one per second: the tampered aircraft is not touched again.
+    let (code, stdout, _, r) = run(
+        &db,
+        &["--duration", "1", "--rate", "1", "--warmup", "0", "--fleet", "100"],
+    );
+    assert_eq!(code, 1, "a failed verification exits 1:\n{stdout}");
+    assert_eq!(r["verified"], false);
+    assert!(stdout.contains("NOT VERIFIED"), "{stdout}");
+    let differences = r["verification"]["differences"].to_string();
+    assert!(
+        differences.contains(&format!("key {key}: column origin_country is"))
+            && differences.contains("\\\"Atlantis\\\" in the warehouse"),
+        "{differences}"
+    );
+    db.drop_slot().await;
+}

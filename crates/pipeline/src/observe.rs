@@ -1,0 +1,208 @@
+//! The latency observer: watches the warehouse the way an analyst would,
+//! by querying it, and feeds a [`Tracker`].
+//!
+//! Every tick it runs one statement against Snowflake, two reads of one
+//! moment joined by `UNION ALL`:
+//!
+//! - new changelog rows since its cursor (per Kafka partition, the highest
+//!   offset seen): each change's key, `(commit LSN, LSN)` and PostgreSQL
+//!   commit time;
+//! - the current-state table's rows that can show a waiting or a new
+//!   change (commit LSN at or past the lowest of them); the end of the
+//!   statement is the moment those rows are known to be visible.
+//!
+//! Now and then it reads the schema history, to find the newest
+//! generation's current-state table.
+//!
+//! Latency is therefore measured to within one tick (plus a query) late,
+//! never early; the tick is in the report. Snapshot rows and changes
+//! committed before the run started are not measured.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use snowflake::{quote_ident, Bind, Client, SnowflakeError};
+
+use crate::latency::Tracker;
+
+#[derive(Debug)]
+pub(crate) struct Observer {
+    sf: Arc<Client>,
+    qualifier: String,
+    topic: String,
+    changelog_view: String,
+    key_expr: String,
+    since_us: i64,
+    /// Per partition, the highest changelog offset and commit LSN seen;
+    /// `None` before the first read.
+    cursor: Option<BTreeMap<i64, (i64, i64)>>,
+    current: Option<String>,
+    ticks: u64,
+}
+
+impl Observer {
+    /// `key_columns` are the source table's primary key, as column names.
+    pub(crate) fn new(
+        sf: Arc<Client>,
+        qualifier: &str,
+        topic: &str,
+        key_columns: &[String],
+        since_us: i64,
+    ) -> Observer {
+        let base = sink::tables::base_name(topic);
+        let key_expr = key_columns
+            .iter()
+            .map(|k| format!("TO_VARCHAR({})", quote_ident(&k.to_uppercase())))
+            .collect::<Vec<_>>()
+            .join(" || '|' || ");
+        Observer {
+            sf,
+            qualifier: qualifier.to_string(),
+            topic: topic.to_string(),
+            changelog_view: format!("{qualifier}.{}", quote_ident(&format!("{base}_CHANGELOG"))),
+            key_expr,
+            since_us,
+            cursor: None,
+            current: None,
+            ticks: 0,
+        }
+    }
+
+    /// Starts the cursor at the changelog's end, so history written before
+    /// the run is not read. Call before the changes to measure are made.
+    pub(crate) async fn start(&mut self) {
+        let sql = format!(
+            "SELECT TO_VARCHAR(\"_KAFKA_PARTITION\"), TO_VARCHAR(MAX(\"_KAFKA_OFFSET\")), \
+             TO_VARCHAR(MAX(\"_COMMIT_LSN\")) FROM {} GROUP BY 1",
+            self.changelog_view
+        );
+        // Before the sink's first load the view does not exist: then every
+        // row it will hold is new.
+        let rows = match self.sf.query(&sql, &[]).await {
+            Ok(r) => r.rows,
+            Err(e) => {
+                tracing::debug!(error = %e, "no changelog yet; observing from its start");
+                Vec::new()
+            }
+        };
+        let cursor = rows
+            .iter()
+            .filter_map(|r| Some((num(r.first()?)?, (num(r.get(1)?)?, num(r.get(2)?)?))))
+            .collect();
+        self.cursor = Some(cursor);
+    }
+
+    /// One round; see the module docs.
+    pub(crate) async fn tick(&mut self, tracker: &Mutex<Tracker>) -> Result<(), SnowflakeError> {
+        if self.cursor.is_none() {
+            self.start().await;
+        }
+        if self.current.is_none() || self.ticks.is_multiple_of(50) {
+            self.current = self.current_table().await?.or(self.current.take());
+        }
+        self.ticks += 1;
+        let Some(current) = self.current.clone() else {
+            return Ok(());
+        };
+        let cursor = self.cursor.get_or_insert_with(BTreeMap::new);
+
+        // New changelog rows: past the cursor in every known partition, or
+        // in a partition not seen yet.
+        let mut cond = Vec::new();
+        let mut binds = Vec::new();
+        for (p, (o, _)) in cursor.iter() {
+            cond.push(
+                "(\"_KAFKA_PARTITION\" = CAST(? AS NUMBER(38,0)) AND \"_KAFKA_OFFSET\" > CAST(? AS NUMBER(38,0)))"
+                    .to_string(),
+            );
+            binds.push(Bind::Text(p.to_string()));
+            binds.push(Bind::Text(o.to_string()));
+        }
+        if cursor.is_empty() {
+            cond.push("TRUE".into());
+        } else {
+            let known: Vec<String> = cursor.keys().map(ToString::to_string).collect();
+            cond.push(format!("\"_KAFKA_PARTITION\" NOT IN ({})", known.join(", ")));
+        }
+        // Current-state rows that can show a waiting or a new change: a
+        // partition's commit LSNs only grow, so a new change is at or past
+        // the lowest of the partitions' newest.
+        let floor = {
+            let waiting = tracker.lock().unwrap_or_else(|p| p.into_inner()).lowest_waiting();
+            let newest = if cursor.is_empty() {
+                0
+            } else {
+                cursor
+                    .values()
+                    .map(|(_, c)| u64::try_from(*c).unwrap_or(0))
+                    .min()
+                    .unwrap_or(0)
+            };
+            waiting.map_or(newest, |w| w.min(newest))
+        };
+        binds.push(Bind::Text(floor.to_string()));
+        // One statement, so both parts read the same moment.
+        let sql = format!(
+            "SELECT 'C', {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), \
+             TO_VARCHAR(DATE_PART(EPOCH_MICROSECOND, \"_COMMIT_TS\")), TO_VARCHAR(\"_KAFKA_PARTITION\"), \
+             TO_VARCHAR(\"_KAFKA_OFFSET\") FROM {view} WHERE \"_OP\" <> 'r' AND ({cond}) \
+             UNION ALL SELECT 'S', {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), NULL, NULL, NULL \
+             FROM {current} WHERE \"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0))",
+            k = self.key_expr,
+            view = self.changelog_view,
+            cond = cond.join(" OR "),
+        );
+        let mut rows = self.sf.query(&sql, &binds).await?.rows;
+        let at = crate::unix_micros();
+        // Changes first, per key in partition order (one partition per key).
+        rows.sort_by_key(|r| {
+            (
+                r.first().cloned().flatten(),
+                r.get(5).and_then(num),
+                r.get(6).and_then(num),
+            )
+        });
+        let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &rows {
+            let (Some(Some(kind)), Some(Some(key)), Some(c), Some(l)) =
+                (r.first(), r.get(1), r.get(2).and_then(num), r.get(3).and_then(num))
+            else {
+                continue;
+            };
+            let pos = (c as u64, l as u64);
+            if kind == "S" {
+                t.seen(key, pos, at);
+                continue;
+            }
+            let (Some(ts), Some(p), Some(o)) = (r.get(4).and_then(num), r.get(5).and_then(num), r.get(6).and_then(num))
+            else {
+                continue;
+            };
+            let seen = cursor.entry(p).or_insert((o, c));
+            *seen = (seen.0.max(o), seen.1.max(c));
+            if ts >= self.since_us {
+                t.change(key.clone(), pos, ts);
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest generation's current-state table, from the schema history.
+    async fn current_table(&self) -> Result<Option<String>, SnowflakeError> {
+        let sql = format!(
+            "SELECT \"TABLE_NAME\" FROM {}.{} WHERE \"TOPIC\" = ? ORDER BY \"SEQ\" DESC LIMIT 1",
+            self.qualifier,
+            quote_ident(sink::HISTORY_TABLE)
+        );
+        match self.sf.query(&sql, &[Bind::Text(self.topic.clone())]).await {
+            Ok(r) => Ok(r.rows.first().and_then(|r| r.first().cloned().flatten())),
+            Err(e) if e.is_transient() => Err(e),
+            // The sink creates the history at start; until then, nothing.
+            Err(_) => Ok(None),
+        }
+    }
+}
+
+fn num(v: &Option<String>) -> Option<i64> {
+    v.as_deref()?.trim().parse().ok()
+}
