@@ -136,15 +136,31 @@ impl Change {
     fn staged(&self, value_id: u32) -> Value {
         let secs = self.ts_us.div_euclid(1_000_000);
         let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-        json!({
-            "id": self.id, "seq": self.seq, "name": self.name(), "amount": self.amount(),
-            "_op": self.op, "_lsn": (self.seq + 1) * 100, "_commit_lsn": (self.seq + 1) * 100,
-            "_txid": self.seq + 1000,
+        // The row's columns, then the metadata columns, as the sink stages them.
+        json!([
+            self.id,
+            self.seq,
+            self.name(),
+            self.amount(),
+            self.op,
+            (self.seq + 1) * 100,
+            (self.seq + 1) * 100,
+            self.seq + 1000,
             // As avro-json writes timestamp-micros, which the sink passes on.
-            "_commit_ts": format!("{}T{:02}:{:02}:{:02}.{:06}Z", civil(days), rem / 3600, rem % 3600 / 60, rem % 60, self.ts_us.rem_euclid(1_000_000)),
-            "_schema_id": value_id, "_schema_version": 1, "_kafka_partition": 0, "_kafka_offset": self.seq,
-            "_deleted": false,
-        })
+            format!(
+                "{}T{:02}:{:02}:{:02}.{:06}Z",
+                civil(days),
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+                self.ts_us.rem_euclid(1_000_000)
+            ),
+            value_id,
+            1,
+            0,
+            self.seq,
+            false,
+        ])
     }
 }
 
@@ -286,7 +302,12 @@ fn main() {
         let mut after_first: Option<f64> = None;
         for batch in changes.chunks(BATCH) {
             let changelog: Vec<Value> = batch.iter().map(|c| c.staged(value_id)).collect();
-            let binds = [vec![Bind::Text(Value::Array(changelog).to_string())], vec![], vec![]];
+            let lowest = changelog.iter().filter_map(|c| c[5].as_i64()).min().unwrap_or(0);
+            let binds = [
+                vec![Bind::Text(Value::Array(changelog).to_string())],
+                vec![],
+                vec![Bind::Text(lowest.to_string())],
+            ];
             for (stmt, b) in statements.iter().zip(&binds) {
                 direct.query(stmt, b).await.unwrap();
             }

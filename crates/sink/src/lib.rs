@@ -12,8 +12,8 @@
 //!   │ widened or a new generation started, recorded in the schema history
 //!   │ (see `generations` and `tables`)
 //!   ▼
-//! Snowflake: stage (bound JSON, FLATTEN) → changelog (anti-join insert),
-//!   │ current state (MERGE, newest per key)
+//! Snowflake: stage (bound JSON, FLATTEN) → current state (MERGE, newest
+//!   │ per key) → changelog (anti-join insert)
 //!   ▼
 //! positions updated in _CONTRAIL_SINK_OFFSETS, then committed to Kafka
 //! ```
@@ -511,12 +511,12 @@ async fn load_topic(
     Ok((changes, newest_commit_us))
 }
 
-/// Loads records of one generation.
 /// The batch's JSON array, written straight from the decoded rows: each
 /// change once (a redelivered one has the same commit LSN, LSN, op and
-/// key), the row's fields then the metadata columns. Returns it, the
-/// number of changes and the newest commit time (Unix µs).
-fn staged_json(records: &[(&Consumed, &Decoded, i64)]) -> (String, u64, Option<i64>) {
+/// key), as an array of the row's `fields` (null where a version lacks
+/// one) then the metadata columns. Returns it, the number of changes and
+/// the newest commit time (Unix µs).
+fn staged_json(records: &[(&Consumed, &Decoded, i64)], fields: &[&str]) -> (String, u64, Option<i64>) {
     let mut newest_commit_us: Option<i64> = None;
     let mut seen: HashSet<String> = HashSet::with_capacity(records.len());
     let mut batch = String::with_capacity(records.len() * 256 + 2);
@@ -541,19 +541,18 @@ fn staged_json(records: &[(&Consumed, &Decoded, i64)]) -> (String, u64, Option<i
             batch.push(',');
         }
         changes += 1;
-        match row {
-            Value::Object(fields) if !fields.is_empty() => {
-                let text = row.to_string();
-                // `{…}` without its closing brace, then the metadata.
-                batch.push_str(&text[..text.len() - 1]);
-                batch.push(',');
+        batch.push('[');
+        for f in fields {
+            match row.get(f) {
+                Some(v) => {
+                    let _ = write!(batch, "{v},");
+                }
+                None => batch.push_str("null,"),
             }
-            _ => batch.push('{'),
         }
         let _ = write!(
             batch,
-            "\"_op\":{},\"_lsn\":{lsn},\"_commit_lsn\":{commit_lsn},\"_txid\":{},\"_commit_ts\":{},\
-             \"_schema_id\":{},\"_schema_version\":{version},\"_kafka_partition\":{},\"_kafka_offset\":{},\"_deleted\":{}}}",
+            "{},{lsn},{commit_lsn},{},{},{},{version},{},{},{}]",
             Value::from(op),
             src["txid"],
             src["ts_us"],
@@ -572,11 +571,32 @@ async fn load_generation(
     layout: &Layout,
     records: &[(&Consumed, &Decoded, i64)],
 ) -> Result<(u64, Option<i64>), SinkError> {
-    let (batch, changes, newest_commit_us) = staged_json(records);
-    let [stage, insert_changelog, merge_current] = layout.load();
+    let fields: Vec<&str> = layout.row.iter().map(|c| c.field.as_str()).collect();
+    let (batch, changes, newest_commit_us) = staged_json(records, &fields);
+    let [stage, merge_current, insert_changelog] = layout.load();
+    let t0 = Instant::now();
     sf.query(&stage, &[Bind::Text(batch)]).await?;
-    sf.query(&insert_changelog, &[]).await?;
+    let t1 = Instant::now();
+    // The current state first: a change is visible one statement sooner.
+    // A crash before the changelog insert replays the batch (positions are
+    // written last), which the MERGE absorbs and the insert completes.
     sf.query(&merge_current, &[]).await?;
+    let t2 = Instant::now();
+    // Only changelog rows at or past the batch's lowest commit LSN can be
+    // the same change: a bound that lets the warehouse prune the scan.
+    let lowest = records
+        .iter()
+        .filter_map(|(_, d, _)| d.envelope["source"]["commit_lsn"].as_i64())
+        .min()
+        .unwrap_or(0);
+    sf.query(&insert_changelog, &[Bind::Text(lowest.to_string())]).await?;
+    tracing::debug!(
+        rows = records.len(),
+        stage_ms = (t1 - t0).as_millis() as u64,
+        merge_ms = (t2 - t1).as_millis() as u64,
+        changelog_ms = t2.elapsed().as_millis() as u64,
+        "batch loaded"
+    );
     Ok((changes, newest_commit_us))
 }
 
@@ -608,19 +628,46 @@ mod tests {
         let update = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
         let again = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
         let delete = change("d", 200, serde_json::json!({"id": 1, "name": null}));
-        let (json, changes, newest) = staged_json(&[(&r0, &update, 3), (&r1, &again, 3), (&r2, &delete, 3)]);
+        let (json, changes, newest) = staged_json(
+            &[(&r0, &update, 3), (&r1, &again, 3), (&r2, &delete, 3)],
+            &["id", "name", "added_later"],
+        );
         assert_eq!(changes, 2);
         assert_eq!(newest, Some(1_709_202_896_789_012));
         let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             rows,
             serde_json::json!([
-                {"id": 1, "name": "a \"quoted\" name", "_op": "u", "_lsn": 100, "_commit_lsn": 108, "_txid": 7,
-                 "_commit_ts": "2024-02-29T10:34:56.789012Z", "_schema_id": 9, "_schema_version": 3,
-                 "_kafka_partition": 2, "_kafka_offset": 10, "_deleted": false},
-                {"id": 1, "name": null, "_op": "d", "_lsn": 200, "_commit_lsn": 208, "_txid": 7,
-                 "_commit_ts": "2024-02-29T10:34:56.789012Z", "_schema_id": 9, "_schema_version": 3,
-                 "_kafka_partition": 2, "_kafka_offset": 12, "_deleted": true}
+                [
+                    1,
+                    "a \"quoted\" name",
+                    null,
+                    "u",
+                    100,
+                    108,
+                    7,
+                    "2024-02-29T10:34:56.789012Z",
+                    9,
+                    3,
+                    2,
+                    10,
+                    false
+                ],
+                [
+                    1,
+                    null,
+                    null,
+                    "d",
+                    200,
+                    208,
+                    7,
+                    "2024-02-29T10:34:56.789012Z",
+                    9,
+                    3,
+                    2,
+                    12,
+                    true
+                ]
             ])
         );
     }

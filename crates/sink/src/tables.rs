@@ -65,9 +65,12 @@ impl Column {
         snowflake::quote_ident(&self.name)
     }
 
-    /// The expression that reads this column from a flattened JSON `value`.
-    fn read_from_json(&self) -> String {
-        let v = format!("value['{}']", self.field.replace('\'', "''"));
+    /// The expression that reads this column from a flattened JSON array
+    /// `value`, where it is element `index`. (Arrays rather than objects:
+    /// half the bytes to bind and parse, and fakesnow stages them about
+    /// three times as fast.)
+    fn read_from_json(&self, index: usize) -> String {
+        let v = format!("value[{index}]");
         match self.sql_type.as_str() {
             // A JSON null is a VARIANT null, which is not SQL NULL.
             "VARIANT" => format!("STRIP_NULL_VALUE({v})"),
@@ -364,20 +367,23 @@ impl Layout {
     }
 
     /// Statements for one batch, run in order; the first binds the batch's
-    /// changes (each once) as a JSON array.
+    /// changes (each once) as a JSON array of arrays, each holding the
+    /// [`Layout::row`] columns then the metadata columns, in order.
     ///
     /// 1. `INSERT OVERWRITE` the stage with the flattened array;
-    /// 2. insert into the changelog the staged changes it lacks (an
-    ///    anti-join on commit LSN, LSN, op and key);
-    /// 3. MERGE the newest staged change per key into the current state,
-    ///    only where it is newer in `(commit LSN, LSN)`.
+    /// 2. MERGE the newest staged change per key into the current state,
+    ///    only where it is newer in `(commit LSN, LSN)`: first, so a change
+    ///    is visible as soon as possible;
+    /// 3. insert into the changelog the staged changes it lacks (an
+    ///    anti-join on commit LSN, LSN, op and key), binding the batch's
+    ///    lowest commit LSN so the scan of the changelog can be pruned.
     ///
-    /// Each is idempotent on its own. (A MERGE for step 2 does the same
+    /// Each is idempotent on its own. (A MERGE for step 3 does the same
     /// and reads as well, but costs twice as much on fakesnow.)
     pub fn load(&self) -> [String; 3] {
         let all = self.all();
         let names: Vec<String> = all.iter().map(Column::quoted).collect();
-        let reads: Vec<String> = all.iter().map(Column::read_from_json).collect();
+        let reads: Vec<String> = all.iter().enumerate().map(|(i, c)| c.read_from_json(i)).collect();
         let stage = format!(
             "INSERT OVERWRITE INTO {} ({}) SELECT {} FROM TABLE(FLATTEN(INPUT => PARSE_JSON(?)))",
             self.stage(),
@@ -388,6 +394,7 @@ impl Layout {
         let key_match: Vec<String> = self.key.iter().map(|k| format!("t.{0} = s.{0}", k.quoted())).collect();
         let changelog_insert = format!(
             "INSERT INTO {} ({}) SELECT {} FROM {} s WHERE NOT EXISTS (SELECT 1 FROM {} t WHERE \
+             t.\"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0)) AND \
              t.\"_COMMIT_LSN\" = s.\"_COMMIT_LSN\" AND t.\"_LSN\" = s.\"_LSN\" AND t.\"_OP\" = s.\"_OP\" AND {})",
             self.changelog(),
             names.join(", "),
@@ -411,7 +418,7 @@ impl Layout {
             names.join(", "),
             s_cols.join(", ")
         );
-        [stage, changelog_insert, current_merge]
+        [stage, current_merge, changelog_insert]
     }
 }
 
@@ -583,10 +590,12 @@ mod tests {
             views[1].starts_with("CREATE OR REPLACE VIEW \"DB\".\"S\".\"T_CHANGELOG\" AS SELECT o.\"ID\" AS \"ID\"")
         );
         assert!(views[1].ends_with("o.\"_INGESTED_AT\" AS \"_INGESTED_AT\" FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" o"));
-        let [stage, changelog, current] = l.load();
+        let [stage, current, changelog] = l.load();
         assert!(stage.starts_with("INSERT OVERWRITE INTO \"DB\".\"S\".\"T_STAGE_V1\""));
-        assert!(stage.contains("value['amount']::NUMBER(12,3)") && stage.contains("PARSE_JSON(?)"));
-        assert!(changelog.contains("WHERE NOT EXISTS (SELECT 1 FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" t WHERE"));
+        assert!(stage.contains("value[1]::NUMBER(12,3)") && stage.contains("PARSE_JSON(?)"));
+        assert!(changelog.contains(
+            "WHERE NOT EXISTS (SELECT 1 FROM \"DB\".\"S\".\"T_CHANGELOG_V1\" t WHERE t.\"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0))"
+        ));
         assert!(changelog.ends_with("t.\"ID\" = s.\"ID\")"));
         assert!(current.contains(
             "QUALIFY ROW_NUMBER() OVER (PARTITION BY \"ID\" ORDER BY \"_COMMIT_LSN\" DESC, \"_LSN\" DESC) = 1"
