@@ -62,6 +62,8 @@ pub enum KafkaIoError {
     FlushTimeout(Duration),
     #[error("sending a record failed")]
     Send(#[source] KafkaError),
+    #[error("reading records failed")]
+    Receive(#[source] KafkaError),
 }
 
 impl KafkaIoError {
@@ -69,6 +71,25 @@ impl KafkaIoError {
     pub fn is_transient(&self) -> bool {
         matches!(self, KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. })
     }
+}
+
+/// Errors that say the broker is unreachable for now, not that a request
+/// was wrong: librdkafka recovers from them itself.
+fn is_connectivity(code: RDKafkaErrorCode) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        code,
+        C::AllBrokersDown
+            | C::BrokerTransportFailure
+            | C::NetworkException
+            | C::RequestTimedOut
+            | C::OperationTimedOut
+            | C::BrokerNotAvailable
+            | C::LeaderNotAvailable
+            | C::NotLeaderForPartition
+            | C::CoordinatorNotAvailable
+            | C::Resolve
+    )
 }
 
 /// Connection settings. `extra` carries any librdkafka property (security
@@ -501,7 +522,19 @@ impl Consumer {
             let Ok(msg) = tokio::time::timeout_at(until, self.inner.recv()).await else {
                 break;
             };
-            let m = msg.map_err(KafkaIoError::Send)?;
+            let m = match msg {
+                Ok(m) => m,
+                // librdkafka reconnects by itself: a broker that is down or
+                // restarting delays the batch, it does not end the consumer.
+                Err(KafkaError::MessageConsumption(code)) if is_connectivity(code) => {
+                    tracing::warn!(error = %code, "Kafka unreachable; the consumer keeps trying");
+                    if out.is_empty() {
+                        continue;
+                    }
+                    break;
+                }
+                Err(e) => return Err(KafkaIoError::Receive(e)),
+            };
             if out.is_empty() {
                 deadline = tokio::time::Instant::now() + wait;
             }

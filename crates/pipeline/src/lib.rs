@@ -441,7 +441,7 @@ pub async fn run(
 
     // Verifying, against the rules registered with the topic's value schema.
     let registry = registry_client::RegistryClient::new(&cfg.sink.registry_url, cfg.sink.registry_auth.as_deref())?;
-    let rules = row_rules(&registry, &format!("{topic}-value")).await?;
+    let rules = verify::registered_rules(&registry, &format!("{topic}-value")).await?;
     let verification = verify::verify(
         &pg,
         &sf,
@@ -654,30 +654,4 @@ async fn drain_status(pg: &tokio_postgres::Client, slot: &str, meters: &Meters, 
         c.loaded,
         c.kafka_lag.map_or("unknown".to_string(), |l| l.to_string())
     )
-}
-
-/// The rules of the row record in `subject`'s newest value schema (the
-/// record inside the change envelope's `before`/`after`), if it has any.
-async fn row_rules(
-    registry: &registry_client::RegistryClient,
-    subject: &str,
-) -> Result<Option<rules::RuleSet>, RunError> {
-    let Some(latest) = registry.versions(subject).await?.pop() else {
-        return Ok(None);
-    };
-    let envelope: serde_json::Value = serde_json::from_str(&latest.schema)
-        .map_err(|e| RunError::Verify(format!("{subject} v{}: not JSON: {e}", latest.version)))?;
-    let row = envelope["fields"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["name"] == "before" || f["name"] == "after")
-        .flat_map(|f| f["type"].as_array().cloned().unwrap_or_default())
-        .find(|t| t["type"] == "record");
-    let Some(row) = row else { return Ok(None) };
-    let schema = schema::Schema::parse(&row)
-        .map_err(|e| RunError::Verify(format!("{subject} v{}: the row record: {e}", latest.version)))?;
-    rules::RuleSet::from_schema(&schema)
-        .map(Some)
-        .map_err(|e| RunError::Verify(format!("{subject} v{}: its rules: {e}", latest.version)))
 }

@@ -315,6 +315,32 @@ fn pg_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
+/// The rules of the row record in `subject`'s newest value schema (the
+/// record inside the change envelope's `before`/`after`), if it has any.
+pub async fn registered_rules(
+    registry: &registry_client::RegistryClient,
+    subject: &str,
+) -> Result<Option<rules::RuleSet>, RunError> {
+    let Some(latest) = registry.versions(subject).await?.pop() else {
+        return Ok(None);
+    };
+    let envelope: serde_json::Value = serde_json::from_str(&latest.schema)
+        .map_err(|e| RunError::Verify(format!("{subject} v{}: not JSON: {e}", latest.version)))?;
+    let row = envelope["fields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["name"] == "before" || f["name"] == "after")
+        .flat_map(|f| f["type"].as_array().cloned().unwrap_or_default())
+        .find(|t| t["type"] == "record");
+    let Some(row) = row else { return Ok(None) };
+    let schema = schema::Schema::parse(&row)
+        .map_err(|e| RunError::Verify(format!("{subject} v{}: the row record: {e}", latest.version)))?;
+    rules::RuleSet::from_schema(&schema)
+        .map(Some)
+        .map_err(|e| RunError::Verify(format!("{subject} v{}: its rules: {e}", latest.version)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

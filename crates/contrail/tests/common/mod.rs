@@ -66,9 +66,11 @@ impl TestDb {
         self.drop_slot().await;
     }
 
-    /// Drops the slot (it would hold WAL) and the database.
+    /// Drops the slot (it would hold WAL) and the database. On a
+    /// connection of its own: the test's may not have survived a restart.
     pub(crate) async fn drop_slot(&self) {
-        self.client
+        connect(&self.url)
+            .await
             .execute(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots WHERE slot_name = $1",
                 &[&self.name],
