@@ -61,6 +61,10 @@ pub(crate) struct Emitter {
     pub(crate) last_seq: u64,
     /// The transaction-metadata topic and its key and value schema ids.
     transactions: Option<(String, u32, u32)>,
+    /// Dead letters a previous run sent after the resume position, by
+    /// (LSN, key), with how many: a replayed change finds its own here and
+    /// is not dead-lettered twice.
+    sent_before: HashMap<(u64, Vec<u8>), u32>,
 }
 
 impl std::fmt::Debug for Emitter {
@@ -100,7 +104,32 @@ impl Emitter {
             violations: Vec::new(),
             last_seq: 0,
             transactions: None,
+            sent_before: HashMap::new(),
         }
+    }
+
+    /// The dead letters already in the topic past the resume position
+    /// (see [`crate::stream`]).
+    pub(crate) fn remember_sent_dead_letters(&mut self, sent: HashMap<(u64, Vec<u8>), u32>) {
+        self.sent_before = sent;
+    }
+
+    /// Whether this dead letter is already in the topic (and is then not
+    /// sent again).
+    fn sent_before(&mut self, lsn: u64, key: &[u8]) -> bool {
+        if self.sent_before.is_empty() {
+            return false;
+        }
+        let id = (lsn, key.to_vec());
+        match self.sent_before.get_mut(&id) {
+            Some(n) if *n > 1 => *n -= 1,
+            Some(_) => {
+                self.sent_before.remove(&id);
+            }
+            None => return false,
+        }
+        self.metrics.dead_letters_already_sent.inc();
+        true
     }
 
     /// Registers the transaction-metadata schemas; from then on
@@ -345,6 +374,9 @@ impl Emitter {
                 .evaluate_into(after, &EvalContext { now_ms: meta.now_ms }, &mut self.violations);
         }
         if !self.violations.is_empty() {
+            if self.sent_before(meta.lsn, &self.key_buf.clone()) {
+                return Ok(false);
+            }
             let rules: Vec<&str> = self.violations.iter().map(|v| &*v.rule).collect();
             let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
             for r in &rules {
@@ -358,6 +390,7 @@ impl Emitter {
             let rules = rules.join(",");
             let reasons = serde_json::to_string(&reasons).unwrap_or_default();
             let lsn = pgoutput::Lsn(meta.lsn).to_string();
+            let commit_lsn = pgoutput::Lsn(meta.commit_lsn).to_string();
             self.last_seq = self.producer.send(kafka::Record {
                 topic: &self.cfg.dead_letter_topic,
                 key: &self.key_buf,
@@ -367,6 +400,8 @@ impl Emitter {
                     (dlq::REASON_HEADER, reasons.as_bytes()),
                     (dlq::STAGE_HEADER, b"cdc"),
                     (dlq::LSN_HEADER, lsn.as_bytes()),
+                    (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
+                    (dlq::SOURCE_HEADER, self.cfg.topic_prefix.as_bytes()),
                 ],
             })?;
             return Ok(false);
@@ -406,6 +441,9 @@ impl Emitter {
         new: Option<&[Datum]>,
         error: &ValueError,
     ) -> Result<(), CdcError> {
+        if self.sent_before(meta.lsn, name.as_bytes()) {
+            return Ok(());
+        }
         let Some(cap) = self.tables.get(name) else {
             return Ok(());
         };
@@ -434,6 +472,7 @@ impl Emitter {
         });
         let reasons = serde_json::to_string(&[error.to_string()]).unwrap_or_default();
         let lsn = pgoutput::Lsn(meta.lsn).to_string();
+        let commit_lsn = pgoutput::Lsn(meta.commit_lsn).to_string();
         tracing::warn!(table = name, lsn = %lsn, %error, "a row that has no Avro form was dead-lettered");
         self.metrics
             .dead_lettered
@@ -450,6 +489,8 @@ impl Emitter {
                 (dlq::REASON_HEADER, reasons.as_bytes()),
                 (dlq::STAGE_HEADER, b"cdc"),
                 (dlq::LSN_HEADER, lsn.as_bytes()),
+                (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
+                (dlq::SOURCE_HEADER, self.cfg.topic_prefix.as_bytes()),
             ],
         })?;
         Ok(())

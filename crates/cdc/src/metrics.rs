@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 pub const EVENTS: &str = "contrail_cdc_events";
 pub const DEAD_LETTERED: &str = "contrail_cdc_dead_lettered";
 pub const DEAD_LETTERED_ROWS: &str = "contrail_cdc_dead_lettered_rows";
+pub const DEAD_LETTERS_ALREADY_SENT: &str = "contrail_cdc_dead_letters_already_sent";
 pub const TRANSACTIONS: &str = "contrail_cdc_transactions";
 pub const TRANSACTION_EVENTS: &str = "contrail_cdc_transaction_events";
 pub const KAFKA_ACKED: &str = "contrail_cdc_kafka_acknowledged_records";
@@ -44,6 +45,7 @@ pub struct Metrics {
     pub events: Family<EventLabels, Counter>,
     pub dead_lettered: Family<RuleLabels, Counter>,
     pub dead_lettered_rows: Counter,
+    pub dead_letters_already_sent: Counter,
     pub transactions: Counter,
     pub transaction_events: Histogram,
     pub kafka_acked: Gauge<u64, AtomicU64>,
@@ -61,6 +63,7 @@ impl Metrics {
             events: Family::default(),
             dead_lettered: Family::default(),
             dead_lettered_rows: Counter::default(),
+            dead_letters_already_sent: Counter::default(),
             transactions: Counter::default(),
             transaction_events: Histogram::new([1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
             kafka_acked: Gauge::default(),
@@ -81,6 +84,11 @@ impl Metrics {
             DEAD_LETTERED_ROWS,
             "Changes dead-lettered, each once however many rules it breaks",
             m.dead_lettered_rows.clone(),
+        );
+        registry.register(
+            DEAD_LETTERS_ALREADY_SENT,
+            "Rejected changes replayed after a restart whose dead letter was already in the topic, not sent again",
+            m.dead_letters_already_sent.clone(),
         );
         registry.register(TRANSACTIONS, "Source transactions captured", m.transactions.clone());
         registry.register(

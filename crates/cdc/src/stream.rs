@@ -153,6 +153,7 @@ pub async fn run_with_metrics(
     let (mut repl, start) = match position {
         Some(lsn) => {
             tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(lsn), "resuming from the slot's confirmed position");
+            emitter.remember_sent_dead_letters(dead_letters_since(&cfg, lsn).await?);
             let repl = ReplicationClient::connect(repl_cfg.with_start_lsn(Lsn(lsn)).with_ack_lsn(Lsn(lsn)))
                 .await
                 .map_err(CdcError::Replication)?;
@@ -382,6 +383,64 @@ struct Committed {
     end_lsn: u64,
     last_seq: u64,
     commit_ts: i64,
+}
+
+/// The most dead letters of its own the stage reads back per partition at
+/// start-up; past it, a replayed rejection may be dead-lettered twice (never
+/// lost).
+const DEAD_LETTER_SCAN_LIMIT: u64 = 100_000;
+
+/// The dead letters this stage sent for transactions committed at or after
+/// `resume` (the slot's confirmed position), which the slot is about to
+/// replay: read back from the end of the dead-letter topic, by (LSN, key).
+/// The change topics need no such care (the sink drops repeats by LSN), but
+/// the dead-letter topic is read by people: each rejected change once.
+async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<HashMap<(u64, Vec<u8>), u32>, CdcError> {
+    let (kafka, topic, source) = (
+        cfg.kafka.clone(),
+        cfg.dead_letter_topic.clone(),
+        cfg.topic_prefix.clone(),
+    );
+    let sent = tokio::task::spawn_blocking(move || {
+        let mut sent: HashMap<(u64, Vec<u8>), u32> = HashMap::new();
+        let header = |headers: &kafka::Headers, name: &str| {
+            headers
+                .iter()
+                .find(|(k, _)| k == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+                .and_then(catalog::parse_lsn)
+        };
+        kafka::scan_back(&kafka, &topic, DEAD_LETTER_SCAN_LIMIT, |_, key, headers| {
+            let ours = headers
+                .iter()
+                .any(|(k, v)| k == kafka::dlq::SOURCE_HEADER && v == source.as_bytes());
+            let (Some(lsn), Some(commit_lsn), true) = (
+                header(headers, kafka::dlq::LSN_HEADER),
+                header(headers, kafka::dlq::COMMIT_LSN_HEADER),
+                ours,
+            ) else {
+                // Another stage's, or from before these headers: look further.
+                return true;
+            };
+            // Transactions are streamed in commit order: once one is older
+            // than the resume position, so is everything before it.
+            if commit_lsn < resume {
+                return false;
+            }
+            *sent.entry((lsn, key.unwrap_or_default().to_vec())).or_default() += 1;
+            true
+        })
+        .map(|()| sent)
+    })
+    .await
+    .map_err(|e| CdcError::Protocol(format!("reading back the dead-letter topic: {e}")))??;
+    if !sent.is_empty() {
+        tracing::info!(
+            dead_letters = sent.values().sum::<u32>(),
+            "dead letters already sent past the resume position; their changes will not be dead-lettered again"
+        );
+    }
+    Ok(sent)
 }
 
 struct StreamState<'a> {

@@ -45,6 +45,11 @@ pub mod dlq {
     pub const STAGE_HEADER: &str = "contrail.dlq.stage";
     /// The record's source position (the CDC stage: the change's LSN).
     pub const LSN_HEADER: &str = "contrail.dlq.lsn";
+    /// The CDC stage: the commit LSN of the change's transaction.
+    pub const COMMIT_LSN_HEADER: &str = "contrail.dlq.commit_lsn";
+    /// The CDC stage: its topic prefix (the source's logical name), telling
+    /// its dead letters from other stages' in a shared topic.
+    pub const SOURCE_HEADER: &str = "contrail.dlq.source";
 }
 
 /// Kafka errors, classified.
@@ -383,6 +388,88 @@ pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>
         });
     }
     Ok(out)
+}
+
+/// A record's headers, as read back by [`scan_back`].
+pub type Headers = Vec<(String, Vec<u8>)>;
+
+/// Reads each partition of `topic` backwards from its end, newest record
+/// first, handing `visit` the partition, the record's key and its headers,
+/// until `visit` returns false, the partition's start, or `limit` records
+/// of that partition. Records are fetched in windows that double (256,
+/// 512, …), so a short tail costs one small read. For what a stage needs
+/// to know about its own recent output at start-up (the CDC stage: which
+/// dead letters a crash had already sent), never per record.
+pub fn scan_back(
+    cfg: &KafkaConfig,
+    topic: &str,
+    limit: u64,
+    mut visit: impl FnMut(i32, Option<&[u8]>, &Headers) -> bool,
+) -> Result<(), KafkaIoError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer as _};
+    use rdkafka::message::Headers as _;
+    use rdkafka::Message as _;
+    const WAIT: Duration = Duration::from_secs(30);
+    let mut c = cfg.client_config();
+    c.set("group.id", format!("{}-scan", cfg.client_id))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true");
+    let consumer: BaseConsumer = c.create().map_err(KafkaIoError::Config)?;
+    for (partition, high) in high_watermarks(cfg, topic)? {
+        let (low, _) = consumer
+            .fetch_watermarks(topic, partition, WAIT)
+            .map_err(KafkaIoError::Admin)?;
+        let (mut end, mut window, mut read) = (high, 256i64, 0u64);
+        'partition: while end > low && read < limit {
+            let start = (end - window).max(low);
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition_offset(topic, partition, rdkafka::Offset::Offset(start))
+                .map_err(KafkaIoError::Admin)?;
+            consumer.assign(&tpl).map_err(KafkaIoError::Admin)?;
+            let mut batch: Vec<(Option<Vec<u8>>, Headers)> = Vec::new();
+            let deadline = std::time::Instant::now() + WAIT;
+            loop {
+                let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+                    if std::time::Instant::now() > deadline {
+                        return Err(KafkaIoError::Receive(KafkaError::MessageConsumption(
+                            RDKafkaErrorCode::OperationTimedOut,
+                        )));
+                    }
+                    continue;
+                };
+                let m = match msg {
+                    Ok(m) => m,
+                    Err(KafkaError::PartitionEOF(_)) => break,
+                    Err(KafkaError::MessageConsumption(code)) if is_connectivity(code) => continue,
+                    Err(e) => return Err(KafkaIoError::Receive(e)),
+                };
+                if m.offset() >= end {
+                    break;
+                }
+                let headers = m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_string(), h.value.unwrap_or_default().to_vec()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                batch.push((m.key().map(<[u8]>::to_vec), headers));
+                if m.offset() + 1 >= end {
+                    break;
+                }
+            }
+            for (key, headers) in batch.iter().rev() {
+                read += 1;
+                if !visit(partition, key.as_deref(), headers) || read >= limit {
+                    break 'partition;
+                }
+            }
+            end = start;
+            window = window.saturating_mul(2);
+        }
+    }
+    Ok(())
 }
 
 /// One consumed record.

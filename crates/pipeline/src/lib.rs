@@ -177,6 +177,14 @@ pub(crate) fn unix_micros() -> i64 {
         .unwrap_or_default()
 }
 
+/// The larger of two samples, either of which may be missing.
+fn larger(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
 /// Resident memory of this process in MiB (Linux), for the report.
 fn rss_mib() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
@@ -270,7 +278,6 @@ pub async fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Report, RunError> {
     cfg.validate()?;
-    let rss_start = rss_mib();
     let table = SOURCE_TABLE.to_string();
     let topic = cfg.topic();
     let meters = Meters {
@@ -342,6 +349,39 @@ pub async fn run(
         r = &mut ready => r?,
         e = stage_failure(&mut cdc_task, &mut sink_task) => return Err(e),
     }
+    // A slot left idle holds the WAL written since (by every database of
+    // the cluster), and an interrupted run may leave records unloaded: get
+    // through both first, so the latency measured is the pipeline's, not a
+    // backlog's.
+    // A message through the slot marks "now": the CDC stage confirms it as
+    // soon as it has read that far, without waiting for its next heartbeat.
+    let now_lsn: String = pg
+        .query_one(
+            "SELECT pg_logical_emit_message(true, 'contrail.run', 'catching up')::text",
+            &[],
+        )
+        .await
+        .map_err(|e| RunError::Postgres(e.to_string()))?
+        .get(0);
+    let caught_up = async {
+        wait_slot(&pg, &cfg.cdc.slot, &now_lsn).await?;
+        let ends = high_watermarks(&cfg.sink.kafka, &topic).await?;
+        wait_loaded(&sf, &qualifier, &topic, &ends).await
+    };
+    tokio::pin!(caught_up);
+    let mut every = tokio::time::interval(cfg.progress_every);
+    every.tick().await;
+    loop {
+        tokio::select! {
+            r = &mut caught_up => break r?,
+            _ = every.tick() => progress(&Progress {
+                phase: "catching up",
+                slot_lag_bytes: meters.counts(&table).slot_lag_bytes,
+                ..Progress::default()
+            }),
+            e = stage_failure(&mut cdc_task, &mut sink_task) => return Err(e),
+        }
+    }
 
     // The observer starts at the changelog's current end, before anything is produced.
     let started = Instant::now();
@@ -393,13 +433,23 @@ pub async fn run(
     tokio::pin!(producing);
     let mut every = tokio::time::interval(cfg.progress_every);
     every.tick().await;
+    // Resident memory once the pipeline runs at rate (after the warm-up:
+    // start-up allocations are not growth), then every second.
+    let mut memory = tokio::time::interval(Duration::from_secs(1));
+    let (mut rss_start, mut rss_max) = (None, None::<f64>);
     let summary = loop {
         tokio::select! {
             s = &mut producing => break s?,
             _ = every.tick() => progress(&live("producing")),
+            _ = memory.tick() => if started.elapsed() >= cfg.warmup {
+                let now = rss_mib();
+                rss_start = rss_start.or(now);
+                rss_max = larger(rss_max, now);
+            },
             e = stage_failure(&mut cdc_task, &mut sink_task) => return Err(e),
         }
     };
+    let rss_end = rss_mib();
     let produced_at = Instant::now();
 
     // Draining: the slot past the last write, then the sink past every partition's end.
@@ -514,13 +564,14 @@ pub async fn run(
         },
         produced_per_s: summary.per_second(),
         latency_ms: t.percentiles(),
-        latency_changes: t.measured() as u64,
+        latency_changes: t.measured(),
         latency_warmup_s: cfg.warmup.as_secs_f64(),
         latency_poll_ms: cfg.poll.as_millis() as u64,
         stages: meters.stage_latencies(),
         drain_s: drained_at.duration_since(produced_at).as_secs_f64(),
         rss_mib_start: rss_start,
-        rss_mib_end: rss_mib(),
+        rss_mib_end: rss_end,
+        rss_mib_max: larger(rss_max, rss_end),
         verified: verification.verified,
         verification,
     })

@@ -11,7 +11,7 @@ use crate::verify::Verification;
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Progress {
     pub elapsed_s: f64,
-    /// What the run is doing: "producing", "draining".
+    /// What the run is doing: "catching up", "producing", "draining".
     pub phase: &'static str,
     pub produced: u64,
     pub captured: u64,
@@ -98,9 +98,11 @@ pub struct Report {
     pub stages: StageLatencies,
     /// Seconds from the producer's stop until the warehouse had everything.
     pub drain_s: f64,
-    /// Resident memory of the process, at the start and the end (MiB).
+    /// Resident memory of the process (MiB): once the warm-up is over,
+    /// when the producer stopped, and the most seen in between.
     pub rss_mib_start: Option<f64>,
     pub rss_mib_end: Option<f64>,
+    pub rss_mib_max: Option<f64>,
     /// True only when the warehouse's current state equals the source.
     pub verified: bool,
     pub verification: Verification,
@@ -164,8 +166,11 @@ impl fmt::Display for Report {
             stage(self.stages.cdc_commit_to_kafka_ack_ms),
             stage(self.stages.sink_commit_to_loaded_ms)
         )?;
-        if let (Some(a), Some(b)) = (self.rss_mib_start, self.rss_mib_end) {
-            writeln!(f, "memory     {a:.0} MiB resident at start, {b:.0} MiB at the end")?;
+        if let (Some(a), Some(b), Some(m)) = (self.rss_mib_start, self.rss_mib_end, self.rss_mib_max) {
+            writeln!(
+                f,
+                "memory     {a:.0} MiB resident after the warm-up, {b:.0} MiB at the end, {m:.0} MiB at most"
+            )?;
         }
         let v = &self.verification;
         if self.verified {

@@ -8,12 +8,28 @@ nothing fakesnow-specific: they log in and query as against Snowflake.
 usage: fakesnow_server.py HOST PORT DB_DIR
 """
 
+import asyncio
 import sys
 
 import uvicorn
 from fakesnow.instance import FakeSnow
 
 import fakesnow.server as server
+
+
+# fakesnow's sessions share one DuckDB connection, which refuses a second
+# statement while one runs ("connection is busy with another call") instead
+# of waiting. Snowflake runs concurrent statements; the emulator queues them.
+_one_at_a_time = asyncio.Lock()
+_run_in_threadpool = server.run_in_threadpool
+
+
+async def _serialized(func, *args, **kwargs):
+    async with _one_at_a_time:
+        return await _run_in_threadpool(func, *args, **kwargs)
+
+
+server.run_in_threadpool = _serialized
 
 
 def main() -> int:

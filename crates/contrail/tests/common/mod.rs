@@ -192,6 +192,17 @@ impl Stage {
     }
 }
 
+/// A stage outlives nothing: a test that fails (panics) must not leave it
+/// running against the shared stack.
+impl Drop for Stage {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 pub(crate) fn config(db: &TestDb, tables: &[&str], extra: &str) -> String {
     let tables: Vec<String> = tables.iter().map(|t| format!("\"{t}\"")).collect();
     format!(
