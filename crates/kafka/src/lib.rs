@@ -284,6 +284,12 @@ impl Producer {
             .set("linger.ms", linger.as_millis().to_string())
             .set("compression.type", "none")
             .set("message.timeout.ms", "120000");
+        // Backpressure early: a slow broker makes `send` wait instead of
+        // queueing librdkafka's default 100,000 records, which would sit
+        // in memory and time out there (the source keeps the backlog, durably).
+        if !cfg.extra.contains_key("queue.buffering.max.messages") {
+            c.set("queue.buffering.max.messages", "20000");
+        }
         let inner: ThreadedProducer<Context> = c
             .create_with_context(Context(deliveries.clone()))
             .map_err(KafkaIoError::Config)?;

@@ -374,11 +374,15 @@ pub async fn run(
     loop {
         tokio::select! {
             r = &mut caught_up => break r?,
-            _ = every.tick() => progress(&Progress {
-                phase: "catching up",
-                slot_lag_bytes: meters.counts(&table).slot_lag_bytes,
-                ..Progress::default()
-            }),
+            _ = every.tick() => {
+                let c = meters.counts(&table);
+                progress(&Progress {
+                    phase: "catching up",
+                    slot_lag_bytes: c.slot_lag_bytes,
+                    kafka_lag: c.kafka_lag,
+                    ..Progress::default()
+                })
+            }
             e = stage_failure(&mut cdc_task, &mut sink_task) => return Err(e),
         }
     }
