@@ -401,7 +401,7 @@ impl Emitter {
                     (dlq::STAGE_HEADER, b"cdc"),
                     (dlq::LSN_HEADER, lsn.as_bytes()),
                     (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
-                    (dlq::SOURCE_HEADER, self.cfg.topic_prefix.as_bytes()),
+                    (dlq::TOPIC_PREFIX_HEADER, self.cfg.topic_prefix.as_bytes()),
                 ],
             })?;
             return Ok(false);
@@ -490,7 +490,7 @@ impl Emitter {
                 (dlq::STAGE_HEADER, b"cdc"),
                 (dlq::LSN_HEADER, lsn.as_bytes()),
                 (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
-                (dlq::SOURCE_HEADER, self.cfg.topic_prefix.as_bytes()),
+                (dlq::TOPIC_PREFIX_HEADER, self.cfg.topic_prefix.as_bytes()),
             ],
         })?;
         Ok(())

@@ -413,7 +413,7 @@ async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<HashMap<(u64
         kafka::scan_back(&kafka, &topic, DEAD_LETTER_SCAN_LIMIT, |_, key, headers| {
             let ours = headers
                 .iter()
-                .any(|(k, v)| k == kafka::dlq::SOURCE_HEADER && v == source.as_bytes());
+                .any(|(k, v)| k == kafka::dlq::TOPIC_PREFIX_HEADER && v == source.as_bytes());
             let (Some(lsn), Some(commit_lsn), true) = (
                 header(headers, kafka::dlq::LSN_HEADER),
                 header(headers, kafka::dlq::COMMIT_LSN_HEADER),

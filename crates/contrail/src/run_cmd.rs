@@ -10,7 +10,10 @@ use clap::Args;
 
 use crate::Outcome;
 
+/// A flag given twice keeps its last value, so `./scripts/run.sh --duration
+/// 600` overrides the script's own `--duration 30`.
 #[derive(Debug, Args)]
+#[command(args_override_self = true)]
 pub(crate) struct RunArgs {
     /// Seconds to produce (0: until interrupted; the first Ctrl-C stops
     /// producing, drains and reports, a second one quits at once).

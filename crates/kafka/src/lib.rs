@@ -49,6 +49,8 @@ pub mod dlq {
     pub const COMMIT_LSN_HEADER: &str = "contrail.dlq.commit_lsn";
     /// The CDC stage: its topic prefix (the source's logical name), telling
     /// its dead letters from other stages' in a shared topic.
+    pub const TOPIC_PREFIX_HEADER: &str = "contrail.dlq.topic_prefix";
+    /// The sink: where the record came from, `topic/partition/offset`.
     pub const SOURCE_HEADER: &str = "contrail.dlq.source";
 }
 

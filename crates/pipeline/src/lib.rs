@@ -426,6 +426,7 @@ pub async fn run(
             slot_lag_bytes: c.slot_lag_bytes,
             latency: t.percentiles(),
             waiting: t.waiting(),
+            rss_mib: rss_mib(),
         }
     };
 
@@ -441,6 +442,7 @@ pub async fn run(
     // start-up allocations are not growth), then every second.
     let mut memory = tokio::time::interval(Duration::from_secs(1));
     let (mut rss_start, mut rss_max) = (None, None::<f64>);
+    let mut rss_per_minute = Vec::new();
     let summary = loop {
         tokio::select! {
             s = &mut producing => break s?,
@@ -449,6 +451,9 @@ pub async fn run(
                 let now = rss_mib();
                 rss_start = rss_start.or(now);
                 rss_max = larger(rss_max, now);
+                if started.elapsed().as_secs() / 60 > rss_per_minute.len() as u64 {
+                    rss_per_minute.extend(now);
+                }
             },
             e = stage_failure(&mut cdc_task, &mut sink_task) => return Err(e),
         }
@@ -576,6 +581,7 @@ pub async fn run(
         rss_mib_start: rss_start,
         rss_mib_end: rss_end,
         rss_mib_max: larger(rss_max, rss_end),
+        rss_mib_per_minute: rss_per_minute,
         verified: verification.verified,
         verification,
     })

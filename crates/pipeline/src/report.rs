@@ -24,6 +24,8 @@ pub struct Progress {
     pub latency: Option<Percentiles>,
     /// Changes in the changelog, not yet in the current state.
     pub waiting: usize,
+    /// Resident memory of the process, MiB.
+    pub rss_mib: Option<f64>,
 }
 
 impl Progress {
@@ -35,8 +37,9 @@ impl Progress {
             || "latency -".to_string(),
             |p| format!("latency p50 {:.0} ms p99 {:.0} ms", p.p50, p.p99),
         );
+        let rss = self.rss_mib.map_or_else(String::new, |m| format!(" | rss {m:.0} MiB"));
         format!(
-            "{:>6.1}s {:<9} produced {} | captured {} | loaded {} | rejected {} | kafka lag {} | slot lag {} | {}",
+            "{:>6.1}s {:<9} produced {} | captured {} | loaded {} | rejected {} | kafka lag {} | slot lag {} | {}{}",
             self.elapsed_s,
             self.phase,
             self.produced,
@@ -45,7 +48,8 @@ impl Progress {
             self.rejected,
             lag,
             bytes(self.slot_lag_bytes),
-            latency
+            latency,
+            rss
         )
     }
 }
@@ -103,6 +107,9 @@ pub struct Report {
     pub rss_mib_start: Option<f64>,
     pub rss_mib_end: Option<f64>,
     pub rss_mib_max: Option<f64>,
+    /// Resident memory at each full minute of producing (MiB): a soak's
+    /// trajectory, growth or plateau.
+    pub rss_mib_per_minute: Vec<f64>,
     /// True only when the warehouse's current state equals the source.
     pub verified: bool,
     pub verification: Verification,
@@ -247,5 +254,10 @@ mod tests {
             p.line(),
             "   3.0s producing produced 10 | captured 0 | loaded 0 | rejected 0 | kafka lag - | slot lag 2.0 KiB | latency -"
         );
+        let p = Progress {
+            rss_mib: Some(41.6),
+            ..p
+        };
+        assert!(p.line().ends_with("latency - | rss 42 MiB"), "{}", p.line());
     }
 }

@@ -338,7 +338,7 @@ impl Reader<'_> {
                             (dlq::RULES_HEADER, b"decode"),
                             (dlq::REASON_HEADER, reasons.as_bytes()),
                             (dlq::STAGE_HEADER, b"sink"),
-                            ("contrail.dlq.source", source.as_bytes()),
+                            (dlq::SOURCE_HEADER, source.as_bytes()),
                         ],
                     })?;
                     p.dead_lettered += 1;
