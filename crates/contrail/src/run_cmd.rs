@@ -34,7 +34,8 @@ pub(crate) struct RunArgs {
     /// Simulator seed.
     #[arg(long)]
     seed: Option<u64>,
-    /// Write the report as JSON here too.
+    /// Write the report as JSON here too (on a failed run: `verified: false`
+    /// and the `error`).
     #[arg(long)]
     report: Option<PathBuf>,
     /// How often to query the warehouse for latency, in milliseconds.
@@ -58,6 +59,19 @@ pub(crate) struct RunArgs {
 }
 
 pub(crate) fn run(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
+    let path = args.report.clone();
+    let outcome = run_and_report(dir, args);
+    if let (Err(e), Some(path)) = (&outcome, &path) {
+        // A machine reading the report learns that the run failed, and why,
+        // instead of finding an earlier run's report.
+        let json = serde_json::json!({ "verified": false, "error": format!("{e:#}") });
+        std::fs::write(path, format!("{json:#}\n"))
+            .map_err(|w| anyhow::anyhow!("{e:#}; and cannot write {}: {w}", path.display()))?;
+    }
+    outcome
+}
+
+fn run_and_report(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
     if !(0.0..=3600.0).contains(&args.warmup) {
         anyhow::bail!("--warmup must be between 0 and 3600 seconds, got {}", args.warmup);
     }

@@ -173,5 +173,12 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
             && differences.contains("\\\"Atlantis\\\" in the warehouse"),
         "{differences}"
     );
+
+    // A run that cannot start still leaves a report that says so.
+    let (code, _, stderr, r) = run(&db, &["--duration", "1", "--poll-ms", "0"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert_eq!(r["verified"], false);
+    assert!(r["error"].as_str().unwrap().contains("--poll-ms"), "{r}");
+    assert!(stderr.contains("--poll-ms"), "{stderr}");
     db.drop_slot().await;
 }

@@ -116,6 +116,12 @@ impl RunConfig {
                 self.sink.topics
             )));
         }
+        if self.drain_timeout.is_zero() || self.poll.is_zero() {
+            return Err(RunError::Config(format!(
+                "--drain-timeout ({:?}) and --poll-ms ({:?}) must be more than zero",
+                self.drain_timeout, self.poll
+            )));
+        }
         Ok(())
     }
 
