@@ -17,8 +17,7 @@ pub(crate) struct CdcArgs {
 /// the local stack's addresses where the environment gives none.
 pub(crate) fn config(dir: &Path, file: Option<PathBuf>) -> anyhow::Result<cdc::CdcConfig> {
     let file = file.unwrap_or_else(|| dir.join("connectors/cdc.toml"));
-    let local: std::collections::HashMap<&str, String> =
-        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
+    let local = crate::local_stack(dir)?;
     let defaults = cdc::ServiceDefaults {
         database_url: local.get("DATABASE_URL").cloned(),
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),

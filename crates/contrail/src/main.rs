@@ -116,6 +116,12 @@ where
     pipeline::supervise("stage", run, transient, rx).await
 }
 
+/// The local stack's addresses by variable name (`contrail stack env`):
+/// a stage's defaults where the environment gives none.
+pub(crate) fn local_stack(dir: &std::path::Path) -> anyhow::Result<std::collections::HashMap<&'static str, String>> {
+    Ok(stack::StackConfig::for_project(dir)?.env().into_iter().collect())
+}
+
 fn project_dir(explicit: Option<PathBuf>) -> anyhow::Result<PathBuf> {
     if let Some(dir) = explicit {
         return Ok(dir);

@@ -6,11 +6,49 @@ use clap::Args;
 
 use crate::Outcome;
 
+/// What flight data to make: the flags `contrail produce` and `contrail run` share.
 #[derive(Debug, Args)]
-pub(crate) struct ProduceArgs {
+pub(crate) struct DataArgs {
     /// Where the data comes from: simulator, opensky or replay.
     #[arg(long)]
     source: Option<String>,
+    /// Share of changes, in percent, carrying bad data for the rules to catch.
+    #[arg(long)]
+    bad_percent: Option<f64>,
+    /// Aircraft flying at once (simulator).
+    #[arg(long)]
+    fleet: Option<usize>,
+    /// Simulator seed.
+    #[arg(long)]
+    seed: Option<u64>,
+}
+
+impl DataArgs {
+    /// The producer's overrides: these flags and the command's own.
+    pub(crate) fn overrides(
+        self,
+        target: Option<String>,
+        rate: Option<u64>,
+        duration_seconds: Option<u64>,
+        metrics_listen: Option<String>,
+    ) -> producer::Overrides {
+        producer::Overrides {
+            source: self.source,
+            target,
+            rate,
+            duration_seconds,
+            bad_percent: self.bad_percent,
+            fleet: self.fleet,
+            seed: self.seed,
+            metrics_listen,
+        }
+    }
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ProduceArgs {
+    #[command(flatten)]
+    data: DataArgs,
     /// Where it goes: postgres or kafka.
     #[arg(long)]
     target: Option<String>,
@@ -20,15 +58,6 @@ pub(crate) struct ProduceArgs {
     /// Seconds to run (0: until SIGTERM or SIGINT).
     #[arg(long)]
     duration: Option<u64>,
-    /// Share of changes, in percent, carrying bad data.
-    #[arg(long)]
-    bad_percent: Option<f64>,
-    /// Aircraft flying at once.
-    #[arg(long)]
-    fleet: Option<usize>,
-    /// Simulator seed.
-    #[arg(long)]
-    seed: Option<u64>,
     /// host:port for /metrics and /healthz ("" to turn off).
     #[arg(long)]
     metrics_listen: Option<String>,
@@ -46,8 +75,7 @@ pub(crate) fn config(
     overrides: &producer::Overrides,
 ) -> anyhow::Result<producer::ProducerConfig> {
     let file = file.unwrap_or_else(|| dir.join("connectors/producer.toml"));
-    let local: std::collections::HashMap<&str, String> =
-        stack::StackConfig::for_project(dir)?.env().into_iter().collect();
+    let local = crate::local_stack(dir)?;
     let defaults = producer::ServiceDefaults {
         database_url: local.get("DATABASE_URL").cloned(),
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
@@ -57,16 +85,9 @@ pub(crate) fn config(
 }
 
 pub(crate) fn run(dir: &Path, args: ProduceArgs) -> anyhow::Result<Outcome> {
-    let overrides = producer::Overrides {
-        source: args.source,
-        target: args.target,
-        rate: args.rate,
-        duration_seconds: args.duration,
-        bad_percent: args.bad_percent,
-        fleet: args.fleet,
-        seed: args.seed,
-        metrics_listen: args.metrics_listen,
-    };
+    let overrides = args
+        .data
+        .overrides(args.target, args.rate, args.duration, args.metrics_listen);
     let config = config(dir, args.config, &overrides)?;
     let target = config.target.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;

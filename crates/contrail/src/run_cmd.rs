@@ -22,18 +22,8 @@ pub(crate) struct RunArgs {
     /// Changes per second (0: as fast as PostgreSQL accepts).
     #[arg(long)]
     rate: Option<u64>,
-    /// Where flight data comes from: simulator, opensky or replay.
-    #[arg(long)]
-    source: Option<String>,
-    /// Share of changes, in percent, carrying bad data for the rules to catch.
-    #[arg(long)]
-    bad_percent: Option<f64>,
-    /// Aircraft flying at once (simulator).
-    #[arg(long)]
-    fleet: Option<usize>,
-    /// Simulator seed.
-    #[arg(long)]
-    seed: Option<u64>,
+    #[command(flatten)]
+    data: crate::produce_cmd::DataArgs,
     /// Write the report as JSON here too (on a failed run: `verified: false`
     /// and the `error`).
     #[arg(long)]
@@ -75,19 +65,9 @@ fn run_and_report(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
     if !(0.0..=3600.0).contains(&args.warmup) {
         anyhow::bail!("--warmup must be between 0 and 3600 seconds, got {}", args.warmup);
     }
-    if args.poll_ms == 0 {
-        anyhow::bail!("--poll-ms must be at least 1");
-    }
-    let overrides = producer::Overrides {
-        source: args.source,
-        target: Some("postgres".into()),
-        rate: args.rate,
-        duration_seconds: args.duration,
-        bad_percent: args.bad_percent,
-        fleet: args.fleet,
-        seed: args.seed,
-        metrics_listen: None,
-    };
+    let overrides = args
+        .data
+        .overrides(Some("postgres".into()), args.rate, args.duration, None);
     let terminal = std::io::stderr().is_terminal();
     let cfg = pipeline::RunConfig {
         producer: crate::produce_cmd::config(dir, args.producer_config, &overrides)?,

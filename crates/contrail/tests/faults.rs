@@ -55,30 +55,12 @@ struct Pipeline<'a> {
 }
 
 impl Pipeline<'_> {
-    fn cdc_config(&self) -> String {
-        common::config(
-            self.db,
-            &["public.flight_state"],
-            "[contracts]\n\"public.flight_state\" = \"io.contrail.flight.FlightState\"\n",
-        )
-    }
-
-    fn sink_config(&self) -> String {
-        let n = &self.db.name;
-        format!(
-            "[source]\ntopics = [\"{n}.public.flight_state\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
-             [snowflake]\ndatabase = \"{N}\"\nschema = \"FLIGHTS\"\ncreate_schema = true\n\n\
-             [batch]\nmax_rows = 2000\nmax_ms = 100\n\n[service]\nmetrics_listen = \"\"\n",
-            N = n.to_uppercase()
-        )
-    }
-
     fn start_cdc(&mut self) {
-        self.cdc = Some(Stage::command(self.db, "cdc", &self.cdc_config()));
+        self.cdc = Some(Stage::command(self.db, "cdc", &common::flight_cdc_config(self.db)));
     }
 
     fn start_sink(&mut self) {
-        self.sink = Some(Stage::command(self.db, "sink", &self.sink_config()));
+        self.sink = Some(Stage::command(self.db, "sink", &common::flight_sink_config(self.db)));
     }
 
     fn assert_running(&mut self) {
@@ -208,11 +190,11 @@ async fn settle(
 ) -> Settled {
     let database = p.db.name.to_uppercase();
     let topic = format!("{}.public.flight_state", p.db.name);
-    let view = format!(
-        "{}.\"FLIGHTS\".{}",
-        snowflake::quote_ident(&database),
-        snowflake::quote_ident(&sink::tables::base_name(&topic))
-    );
+    let (view, _) = sink::tables::view_names(&format!("{}.\"FLIGHTS\"", snowflake::quote_ident(&database)), &topic);
+    let source = cdc::TableName {
+        schema: "public".into(),
+        name: "flight_state".into(),
+    };
     let deadline = Instant::now() + SETTLE;
     let mut last = String::new();
     loop {
@@ -248,7 +230,7 @@ async fn settle(
             &pg,
             sf,
             pipeline::verify::Target {
-                source: "public.flight_state",
+                source: &source,
                 view: &view,
                 rules: rules.as_ref(),
             },

@@ -12,7 +12,6 @@ use serde_json::Value;
 /// Configuration files naming everything after the test database, so runs
 /// never share a slot, a topic, a consumer group or a Snowflake database.
 fn configs(db: &TestDb) -> Vec<(&'static str, String)> {
-    let n = &db.name;
     vec![
         (
             "--producer-config",
@@ -20,23 +19,8 @@ fn configs(db: &TestDb) -> Vec<(&'static str, String)> {
              [service]\nmetrics_listen = \"\"\n"
                 .to_string(),
         ),
-        (
-            "--cdc-config",
-            common::config(
-                db,
-                &["public.flight_state"],
-                "[contracts]\n\"public.flight_state\" = \"io.contrail.flight.FlightState\"\n",
-            ),
-        ),
-        (
-            "--sink-config",
-            format!(
-                "[source]\ntopics = [\"{n}.public.flight_state\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
-                 [snowflake]\ndatabase = \"{N}\"\nschema = \"FLIGHTS\"\ncreate_schema = true\n\n\
-                 [batch]\nmax_rows = 2000\nmax_ms = 100\n\n[service]\nmetrics_listen = \"\"\n",
-                N = n.to_uppercase()
-            ),
-        ),
+        ("--cdc-config", common::flight_cdc_config(db)),
+        ("--sink-config", common::flight_sink_config(db)),
     ]
 }
 

@@ -375,18 +375,26 @@ impl Producer {
 /// Each partition of `topic` with its end offset (high watermark): the
 /// offset its next record will get.
 pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>, KafkaIoError> {
-    use rdkafka::consumer::{BaseConsumer, Consumer as _};
-    let consumer: BaseConsumer = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let consumer: rdkafka::consumer::BaseConsumer = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    Ok(watermarks(&consumer, topic)?
+        .into_iter()
+        .map(|(p, _, high)| (p, high))
+        .collect())
+}
+
+/// Each partition of `topic` with its low and high watermarks.
+fn watermarks(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {
+    use rdkafka::consumer::Consumer as _;
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
         .map_err(KafkaIoError::Admin)?;
     let mut out = Vec::new();
     for t in md.topics().iter().filter(|t| t.name() == topic) {
         for p in t.partitions() {
-            let (_, high) = consumer
+            let (low, high) = consumer
                 .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
                 .map_err(KafkaIoError::Admin)?;
-            out.push((p.id(), high));
+            out.push((p.id(), low, high));
         }
     }
     if out.is_empty() {
@@ -423,10 +431,7 @@ pub fn scan_back(
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true");
     let consumer: BaseConsumer = c.create().map_err(KafkaIoError::Config)?;
-    for (partition, high) in high_watermarks(cfg, topic)? {
-        let (low, _) = consumer
-            .fetch_watermarks(topic, partition, WAIT)
-            .map_err(KafkaIoError::Admin)?;
+    for (partition, low, high) in watermarks(&consumer, topic)? {
         let (mut end, mut window, mut read) = (high, 256i64, 0u64);
         'partition: while end > low && read < limit {
             let start = (end - window).max(low);

@@ -17,9 +17,10 @@
 //! A run has three phases. **Producing**: the producer writes at the
 //! requested rate for the requested time (or until interrupted) while the
 //! observer polls the warehouse for latency (see `observe`). **Draining**:
-//! once the producer stops, the run waits until the slot has confirmed the
-//! last WAL position written and the sink's positions in the warehouse
-//! have reached every partition's end, so everything produced is loaded.
+//! once the producer stops, the run writes a marker through the slot and
+//! waits until the slot has confirmed it and the sink's positions in the
+//! warehouse have reached every partition's end, so everything produced is
+//! loaded (the same wait, before producing, gets through any backlog).
 //! **Verifying**: the source table and the current-state view are compared
 //! row by row (see `verify`). The stages are then stopped and the
 //! [`Report`] returned.
@@ -38,7 +39,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use snowflake::Bind;
 use tokio::sync::watch;
 
 use latency::Tracker;
@@ -88,7 +88,12 @@ pub struct RunConfig {
 }
 
 /// The table `contrail run` produces into and follows through.
-const SOURCE_TABLE: &str = "public.flight_state";
+fn source_table() -> cdc::TableName {
+    cdc::TableName {
+        schema: "public".into(),
+        name: "flight_state".into(),
+    }
+}
 
 impl RunConfig {
     /// Checks that the three configurations describe one pipeline, before
@@ -99,35 +104,31 @@ impl RunConfig {
                 "connectors/producer.toml: [target] kind must be \"postgres\" for `contrail run` (the CDC stage reads PostgreSQL); \"kafka\" is for `contrail produce`".into(),
             ));
         }
-        if !self
-            .cdc
-            .tables
-            .iter()
-            .any(|t| format!("{}.{}", t.schema, t.name) == SOURCE_TABLE)
-        {
+        let source = source_table();
+        if !self.cdc.tables.contains(&source) {
             return Err(RunError::Config(format!(
-                "connectors/cdc.toml: [source] tables must include {SOURCE_TABLE}, the table the producer writes"
+                "connectors/cdc.toml: [source] tables must include {source}, the table the producer writes"
             )));
         }
         let topic = self.topic();
         if !self.sink.topics.contains(&topic) {
             return Err(RunError::Config(format!(
-                "connectors/sink.toml: [source] topics {:?} do not include {topic}, where the CDC stage writes {SOURCE_TABLE}",
+                "connectors/sink.toml: [source] topics {:?} do not include {topic}, where the CDC stage writes {source}",
                 self.sink.topics
             )));
         }
-        if self.drain_timeout.is_zero() || self.poll.is_zero() {
-            return Err(RunError::Config(format!(
-                "--drain-timeout ({:?}) and --poll-ms ({:?}) must be more than zero",
-                self.drain_timeout, self.poll
-            )));
+        if self.poll.is_zero() {
+            return Err(RunError::Config("--poll-ms must be at least 1".into()));
+        }
+        if self.drain_timeout.is_zero() {
+            return Err(RunError::Config("--drain-timeout must be at least 1 second".into()));
         }
         Ok(())
     }
 
     /// The CDC topic of the source table.
     pub fn topic(&self) -> String {
-        format!("{}.{SOURCE_TABLE}", self.cdc.topic_prefix)
+        format!("{}.{}", self.cdc.topic_prefix, source_table())
     }
 }
 
@@ -284,7 +285,8 @@ pub async fn run(
     mut progress: impl FnMut(&Progress),
 ) -> Result<Report, RunError> {
     cfg.validate()?;
-    let table = SOURCE_TABLE.to_string();
+    let source = source_table();
+    let table = source.to_string();
     let topic = cfg.topic();
     let meters = Meters {
         producer: Arc::new(producer::metrics::Metrics::new()),
@@ -359,22 +361,10 @@ pub async fn run(
     // the cluster), and an interrupted run may leave records unloaded: get
     // through both first, so the latency measured is the pipeline's, not a
     // backlog's.
-    // A message through the slot marks "now": the CDC stage confirms it as
-    // soon as it has read that far, without waiting for its next heartbeat.
-    let now_lsn: String = pg
-        .query_one(
-            "SELECT pg_logical_emit_message(true, 'contrail.run', 'catching up')::text",
-            &[],
-        )
-        .await
-        .map_err(|e| RunError::Postgres(e.to_string()))?
-        .get(0);
-    let caught_up = async {
-        wait_slot(&pg, &cfg.cdc.slot, &now_lsn).await?;
-        let ends = high_watermarks(&cfg.sink.kafka, &topic).await?;
-        wait_loaded(&sf, &qualifier, &topic, &ends).await
-    };
-    tokio::pin!(caught_up);
+    let now = mark(&pg).await?;
+    // Boxed, like the drain's: the waits would otherwise make the run's
+    // own future large.
+    let mut caught_up = Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, &now));
     let mut every = tokio::time::interval(cfg.progress_every);
     every.tick().await;
     loop {
@@ -467,16 +457,10 @@ pub async fn run(
     let rss_end = rss_mib();
     let produced_at = Instant::now();
 
-    // Draining: the slot past the last write, then the sink past every partition's end.
+    // Draining: everything written is loaded.
     let drain = async {
-        let end_lsn: String = pg
-            .query_one("SELECT pg_current_wal_lsn()::text", &[])
-            .await
-            .map_err(|e| RunError::Postgres(e.to_string()))?
-            .get(0);
-        wait_slot(&pg, &cfg.cdc.slot, &end_lsn).await?;
-        let ends = high_watermarks(&cfg.sink.kafka, &topic).await?;
-        wait_loaded(&sf, &qualifier, &topic, &ends).await?;
+        let end = mark(&pg).await?;
+        Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, &end)).await?;
         // The observer's last look, then its waiting changes are visible.
         let deadline = Instant::now() + Duration::from_secs(10);
         while tracker.lock().unwrap_or_else(|p| p.into_inner()).waiting() > 0 && Instant::now() < deadline {
@@ -511,11 +495,8 @@ pub async fn run(
         &pg,
         &sf,
         verify::Target {
-            source: &table,
-            view: &format!(
-                "{qualifier}.{}",
-                snowflake::quote_ident(&sink::tables::base_name(&topic))
-            ),
+            source: &source,
+            view: &sink::tables::view_names(&qualifier, &topic).0,
             rules: rules.as_ref(),
         },
     )
@@ -622,8 +603,10 @@ async fn connect(url: &str) -> Result<tokio_postgres::Client, RunError> {
 /// Waits until the CDC stage has snapshotted `table` for its slot (at
 /// once when an earlier run did): from then on, changes stream.
 async fn wait_streaming(pg: &tokio_postgres::Client, cdc: &cdc::CdcConfig, table: &str) -> Result<(), RunError> {
-    let state = verify::pg_table(&format!("{}.{}", cdc.state_table.schema, cdc.state_table.name));
-    let sql = format!("SELECT 1 FROM {state} WHERE slot_name = $1 AND table_name = $2");
+    let sql = format!(
+        "SELECT 1 FROM {} WHERE slot_name = $1 AND table_name = $2",
+        cdc.state_table.quoted()
+    );
     loop {
         // Until the stage creates the state table, the query fails: not ready.
         if pg
@@ -635,6 +618,38 @@ async fn wait_streaming(pg: &tokio_postgres::Client, cdc: &cdc::CdcConfig, table
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Writes a marker through the slot (a transactional logical message) and
+/// returns its position. Everything committed before it is behind it, and
+/// the CDC stage confirms it as soon as it has read that far; the current
+/// WAL position could lie past the last commit and be confirmed only at the
+/// stage's next heartbeat.
+async fn mark(pg: &tokio_postgres::Client) -> Result<String, RunError> {
+    Ok(pg
+        .query_one(
+            "SELECT pg_logical_emit_message(true, 'contrail.run', 'mark')::text",
+            &[],
+        )
+        .await
+        .map_err(|e| RunError::Postgres(format!("marking the WAL: {e}")))?
+        .get(0))
+}
+
+/// Waits until everything committed before `lsn` is loaded: the slot has
+/// confirmed it (so Kafka has it), then the sink's positions in the
+/// warehouse reach every partition's end.
+async fn wait_through(
+    pg: &tokio_postgres::Client,
+    sf: &snowflake::Client,
+    cfg: &RunConfig,
+    qualifier: &str,
+    lsn: &str,
+) -> Result<(), RunError> {
+    let topic = cfg.topic();
+    wait_slot(pg, &cfg.cdc.slot, lsn).await?;
+    let ends = high_watermarks(&cfg.sink.kafka, &topic).await?;
+    wait_loaded(sf, qualifier, &topic, &ends).await
 }
 
 /// Waits until `slot` has confirmed `lsn`: everything written is in Kafka.
@@ -671,26 +686,13 @@ async fn wait_loaded(
     topic: &str,
     ends: &[(i32, i64)],
 ) -> Result<(), RunError> {
-    let sql = format!(
-        "SELECT TO_VARCHAR(\"PART\"), TO_VARCHAR(\"NEXT_OFFSET\") FROM {qualifier}.{} WHERE \"TOPIC\" = ?",
-        snowflake::quote_ident(sink::OFFSETS_TABLE)
-    );
     loop {
-        let rows = match sf.query(&sql, &[Bind::Text(topic.to_string())]).await {
-            Ok(r) => r.rows,
+        let at = match sink::stored_positions(sf, qualifier, topic).await {
+            Ok(at) => at,
             Err(e) if e.is_transient() => return Err(e.into()),
             // Not created yet.
-            Err(_) => Vec::new(),
+            Err(_) => Default::default(),
         };
-        let at: std::collections::HashMap<i32, i64> = rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.first()?.as_deref()?.parse().ok()?,
-                    r.get(1)?.as_deref()?.parse().ok()?,
-                ))
-            })
-            .collect();
         if ends
             .iter()
             .all(|(p, end)| *end == 0 || at.get(p).is_some_and(|o| o >= end))

@@ -49,7 +49,7 @@ impl Observer {
         key_columns: &[String],
         since_us: i64,
     ) -> Observer {
-        let base = sink::tables::base_name(topic);
+        let (_, changelog_view) = sink::tables::view_names(qualifier, topic);
         let key_expr = key_columns
             .iter()
             .map(|k| format!("TO_VARCHAR({})", quote_ident(&k.to_uppercase())))
@@ -59,7 +59,7 @@ impl Observer {
             sf,
             qualifier: qualifier.to_string(),
             topic: topic.to_string(),
-            changelog_view: format!("{qualifier}.{}", quote_ident(&format!("{base}_CHANGELOG"))),
+            changelog_view,
             key_expr,
             since_us,
             cursor: None,

@@ -14,6 +14,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
+use cdc::config::quote_ident as quote_pg;
 use pg_avro::{PgType, Row, Val};
 use serde_json::Value;
 use snowflake::{quote_ident, Client};
@@ -50,8 +51,8 @@ struct Column {
 /// The table to compare.
 #[derive(Debug, Clone)]
 pub struct Target<'a> {
-    /// `schema.table` in PostgreSQL.
-    pub source: &'a str,
+    /// The table in PostgreSQL.
+    pub source: &'a cdc::TableName,
     /// The current-state view, qualified and quoted.
     pub view: &'a str,
     /// The rules of the registered value schema's row record, if any.
@@ -65,13 +66,9 @@ pub async fn verify(pg: &tokio_postgres::Client, sf: &Client, target: Target<'_>
     // The source in each type's text output form (the simple query
     // protocol's, and pgoutput's without `binary`), parsed as the CDC
     // stage parses it.
-    let select: Vec<String> = columns.iter().map(|c| pg_ident(&c.name)).collect();
+    let select: Vec<String> = columns.iter().map(|c| quote_pg(&c.name)).collect();
     let messages = pg
-        .simple_query(&format!(
-            "SELECT {} FROM {}",
-            select.join(", "),
-            pg_table(target.source)
-        ))
+        .simple_query(&format!("SELECT {} FROM {}", select.join(", "), target.source.quoted()))
         .await
         .map_err(|e| RunError::Postgres(format!("reading {}: {e}", target.source)))?;
     let rows = messages.iter().filter_map(|m| match m {
@@ -170,7 +167,7 @@ async fn columns(
              COALESCE(a.attnum = ANY(i.indkey), false) \
              FROM pg_attribute a LEFT JOIN pg_index i ON i.indrelid = a.attrelid AND i.indisprimary \
              WHERE a.attrelid = $1::text::regclass AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
-            &[&target.source],
+            &[&target.source.quoted()],
         )
         .await
         .map_err(pg_err)?;
@@ -301,18 +298,6 @@ fn first_difference(columns: &[Column], source: &str, warehouse: &str) -> String
         }
     }
     "rows differ".into()
-}
-
-/// `schema.table` quoted for PostgreSQL.
-pub(crate) fn pg_table(name: &str) -> String {
-    match name.split_once('.') {
-        Some((s, t)) => format!("{}.{}", pg_ident(s), pg_ident(t)),
-        None => pg_ident(name),
-    }
-}
-
-fn pg_ident(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 /// The rules of the row record in `subject`'s newest value schema (the

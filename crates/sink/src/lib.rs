@@ -96,7 +96,35 @@ pub struct Summary {
 }
 
 /// Where the sink keeps its next offset per topic and partition, in its schema.
-pub const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+
+/// The next offset per partition the sink has stored for `topic` in the
+/// schema `qualifier` (`"DB"."SCHEMA"`): everything before it is loaded.
+pub async fn stored_positions(
+    sf: &Client,
+    qualifier: &str,
+    topic: &str,
+) -> Result<HashMap<i32, i64>, snowflake::SnowflakeError> {
+    let stored = sf
+        .query(
+            &format!(
+                "SELECT \"PART\", \"NEXT_OFFSET\" FROM {qualifier}.{} WHERE \"TOPIC\" = ?",
+                snowflake::quote_ident(OFFSETS_TABLE)
+            ),
+            &[Bind::Text(topic.to_string())],
+        )
+        .await?;
+    Ok(stored
+        .rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                r.first()?.as_deref()?.parse().ok()?,
+                r.get(1)?.as_deref()?.parse().ok()?,
+            ))
+        })
+        .collect())
+}
 
 struct Decoded {
     key: Value,
@@ -178,22 +206,7 @@ pub async fn run_with_metrics(
     // Resume from the positions stored with the data.
     let mut positions = Vec::new();
     for topic in &cfg.topics {
-        let stored = sf
-            .query(
-                &format!("SELECT \"PART\", \"NEXT_OFFSET\" FROM {offsets} WHERE \"TOPIC\" = ?"),
-                &[Bind::Text(topic.clone())],
-            )
-            .await?;
-        let stored: HashMap<i32, i64> = stored
-            .rows
-            .iter()
-            .filter_map(|r| {
-                Some((
-                    r.first()?.as_deref()?.parse().ok()?,
-                    r.get(1)?.as_deref()?.parse().ok()?,
-                ))
-            })
-            .collect();
+        let stored = stored_positions(&sf, &qualifier, topic).await?;
         let mut missing = Vec::new();
         for p in consumer.partitions(topic)? {
             let next = stored.get(&p).copied();

@@ -80,13 +80,37 @@ impl Column {
     }
 }
 
-/// The Snowflake type for an Avro type (unions with null: their other branch).
 /// The table name a topic's tables and views start with: its last
 /// dot-separated part (`<prefix>.<schema>.<table>` gives `<TABLE>`), upper case.
 pub fn base_name(topic: &str) -> String {
     topic.rsplit('.').next().unwrap_or(topic).to_uppercase()
 }
 
+/// The views analysts query for `topic`'s tables in `qualifier`
+/// (`"DB"."SCHEMA"`): `T`, the live rows, and `T_CHANGELOG`, every change.
+pub fn view_names(qualifier: &str, topic: &str) -> (String, String) {
+    let base = base_name(topic);
+    (
+        qualified(qualifier, &base),
+        qualified(qualifier, &changelog_view_name(&base)),
+    )
+}
+
+fn changelog_view_name(base: &str) -> String {
+    format!("{base}_CHANGELOG")
+}
+
+/// `name` quoted, in `qualifier` when there is one.
+fn qualified(qualifier: &str, name: &str) -> String {
+    let name = snowflake::quote_ident(name);
+    if qualifier.is_empty() {
+        name
+    } else {
+        format!("{qualifier}.{name}")
+    }
+}
+
+/// The Snowflake type for an Avro type (unions with null: their other branch).
 pub fn sql_type(schema: &Schema, ty: &Type) -> String {
     let ty = ty.nullable_inner().unwrap_or(ty);
     match ty {
@@ -240,12 +264,7 @@ impl Layout {
     }
 
     fn table(&self, name: &str) -> String {
-        let name = snowflake::quote_ident(name);
-        if self.qualifier.is_empty() {
-            name
-        } else {
-            format!("{}.{name}", self.qualifier)
-        }
+        qualified(&self.qualifier, name)
     }
 
     /// `T_CHANGELOG_V<n>`.
@@ -265,7 +284,7 @@ impl Layout {
 
     /// `T_CHANGELOG`, every generation's changes.
     pub fn changelog_view(&self) -> String {
-        self.table(&format!("{}_CHANGELOG", self.base))
+        self.table(&changelog_view_name(&self.base))
     }
 
     /// Where a batch is staged.

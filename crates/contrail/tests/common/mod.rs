@@ -214,6 +214,28 @@ pub(crate) fn config(db: &TestDb, tables: &[&str], extra: &str) -> String {
     )
 }
 
+/// `contrail cdc` for `public.flight_state` under the FlightState contract,
+/// named after the test database.
+pub(crate) fn flight_cdc_config(db: &TestDb) -> String {
+    config(
+        db,
+        &["public.flight_state"],
+        "[contracts]\n\"public.flight_state\" = \"io.contrail.flight.FlightState\"\n",
+    )
+}
+
+/// `contrail sink` for the topic of [`flight_cdc_config`], into the
+/// Snowflake database named after the test database, schema `FLIGHTS`.
+pub(crate) fn flight_sink_config(db: &TestDb) -> String {
+    let n = &db.name;
+    format!(
+        "[source]\ntopics = [\"{n}.public.flight_state\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
+         [snowflake]\ndatabase = \"{N}\"\nschema = \"FLIGHTS\"\ncreate_schema = true\n\n\
+         [batch]\nmax_rows = 2000\nmax_ms = 100\n\n[service]\nmetrics_listen = \"\"\n",
+        N = n.to_uppercase()
+    )
+}
+
 /// A session on the local stack's Snowflake, in `database`.`schema`.
 pub(crate) async fn warehouse(database: &str, schema: &str) -> snowflake::Client {
     let url = reqwest::Url::parse(&stack_env("SNOWFLAKE_URL")).unwrap();
