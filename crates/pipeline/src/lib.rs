@@ -226,6 +226,32 @@ struct Counts {
     slot_lag_bytes: u64,
 }
 
+impl Counts {
+    /// The counts since `base` was read (the stages count from their
+    /// start, which includes any backlog the run caught up on); the lags
+    /// are as they are now.
+    fn since(self, base: &Counts) -> Counts {
+        let rejected_by_rule = self
+            .rejected_by_rule
+            .into_iter()
+            .map(|(rule, n)| {
+                let before = base.rejected_by_rule.get(&rule).copied().unwrap_or(0);
+                (rule, n.saturating_sub(before))
+            })
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        Counts {
+            produced: self.produced.saturating_sub(base.produced),
+            captured: self.captured.saturating_sub(base.captured),
+            loaded: self.loaded.saturating_sub(base.loaded),
+            rejected: self.rejected.saturating_sub(base.rejected),
+            rejected_by_rule,
+            sink_dead_lettered: self.sink_dead_lettered.saturating_sub(base.sink_dead_lettered),
+            ..self
+        }
+    }
+}
+
 impl Meters {
     fn stage_latencies(&self) -> report::StageLatencies {
         let pair = |text: String, name: &str| {
@@ -383,6 +409,9 @@ pub async fn run(
         }
     }
 
+    // What the stages counted so far is the backlog's, not this run's.
+    let base = meters.counts(&table);
+
     // The observer starts at the changelog's current end, before anything is produced.
     let started = Instant::now();
     let since_us = unix_micros() + i64::try_from(cfg.warmup.as_micros()).unwrap_or(i64::MAX);
@@ -409,7 +438,7 @@ pub async fn run(
     };
 
     let live = |phase: &'static str| {
-        let c = meters.counts(&table);
+        let c = meters.counts(&table).since(&base);
         let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
         Progress {
             elapsed_s: started.elapsed().as_secs_f64(),
@@ -476,7 +505,7 @@ pub async fn run(
                 Ok(r) => { r?; break }
                 Err(_) => return Err(RunError::Drain {
                     timeout: cfg.drain_timeout,
-                    missing: drain_status(&pg, &cfg.cdc.slot, &meters, &table).await,
+                    missing: drain_status(&pg, &cfg.cdc.slot, meters.counts(&table).since(&base)).await,
                 }),
             },
             _ = every.tick() => progress(&live("draining")),
@@ -528,7 +557,7 @@ pub async fn run(
             Err(_) => tracing::warn!(stage = name, "did not stop within 30 s"),
         }
     }
-    let counts = meters.counts(&table);
+    let counts = meters.counts(&table).since(&base);
     let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
     let producing_s = summary.elapsed.as_secs_f64();
     let to_drained = drained_at.duration_since(started).as_secs_f64();
@@ -704,7 +733,7 @@ async fn wait_loaded(
 }
 
 /// What a drain that timed out was still waiting for.
-async fn drain_status(pg: &tokio_postgres::Client, slot: &str, meters: &Meters, table: &str) -> String {
+async fn drain_status(pg: &tokio_postgres::Client, slot: &str, c: Counts) -> String {
     let lag = pg
         .query_opt(
             "SELECT (pg_current_wal_lsn() - confirmed_flush_lsn)::bigint FROM pg_replication_slots WHERE slot_name = $1",
@@ -714,7 +743,6 @@ async fn drain_status(pg: &tokio_postgres::Client, slot: &str, meters: &Meters, 
         .ok()
         .flatten()
         .and_then(|r| r.get::<_, Option<i64>>(0));
-    let c = meters.counts(table);
     format!(
         "slot {slot} {} behind the WAL; {} produced, {} captured, {} loaded; the sink's Kafka lag is {}",
         lag.map_or("(missing)".to_string(), |b| format!("{b} bytes")),
@@ -723,4 +751,40 @@ async fn drain_status(pg: &tokio_postgres::Client, slot: &str, meters: &Meters, 
         c.loaded,
         c.kafka_lag.map_or("unknown".to_string(), |l| l.to_string())
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_since_a_base_leave_out_the_backlog_and_keep_the_lags() {
+        let base = Counts {
+            produced: 0,
+            captured: 900,
+            loaded: 880,
+            rejected: 20,
+            rejected_by_rule: [("a".to_string(), 15), ("b".to_string(), 5)].into(),
+            sink_dead_lettered: 1,
+            kafka_lag: Some(7),
+            slot_lag_bytes: 100,
+        };
+        let now = Counts {
+            produced: 50,
+            captured: 950,
+            loaded: 925,
+            rejected: 25,
+            rejected_by_rule: [("a".to_string(), 15), ("b".to_string(), 8), ("c".to_string(), 2)].into(),
+            sink_dead_lettered: 1,
+            kafka_lag: Some(3),
+            slot_lag_bytes: 40,
+        };
+        let c = now.since(&base);
+        assert_eq!(
+            (c.produced, c.captured, c.loaded, c.rejected, c.sink_dead_lettered),
+            (50, 50, 45, 5, 0)
+        );
+        assert_eq!(c.rejected_by_rule, [("b".to_string(), 3), ("c".to_string(), 2)].into());
+        assert_eq!((c.kafka_lag, c.slot_lag_bytes), (Some(3), 40));
+    }
 }
