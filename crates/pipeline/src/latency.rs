@@ -9,6 +9,14 @@
 //! a later change of the same key that superseded it (a delete leaves a row
 //! marked deleted at its position, so deletes count the same way). Its
 //! latency is that observation's time minus its commit time.
+//!
+//! The two facts come in either order: the sink writes the current state
+//! before the changelog, and the observer reads the changelog less often
+//! than the current state. So observations of keys with no known change are
+//! kept (each new position of a key with the time it was first seen) until
+//! the change shows up, or until [`Tracker::forget_seen_before`] drops them;
+//! a change whose observation was dropped is measured at the next one, late,
+//! never early.
 
 use std::collections::{HashMap, VecDeque};
 
@@ -18,15 +26,31 @@ pub type Position = (u64, u64);
 
 #[derive(Debug, Default)]
 pub struct Tracker {
+    /// Per key, known changes not visible yet, in position order.
     pending: HashMap<String, VecDeque<(Position, i64)>>,
+    /// Per key, each position its current-state row was seen at, with the
+    /// time first seen, in position order: for changes not known yet.
+    seen_at: HashMap<String, VecDeque<(Position, i64)>>,
     waiting: usize,
     latencies: LogHistogram,
+    changelog_reads: u64,
 }
 
 impl Tracker {
     /// A change of `key` at `pos`, committed at `commit_us` (Unix µs).
     /// Changes of one key arrive in position order (one partition per key).
     pub fn change(&mut self, key: String, pos: Position, commit_us: i64) {
+        if let Some(seen) = self.seen_at.get_mut(&key) {
+            // Later changes of the key have later positions: what is
+            // before this one cannot make them visible either.
+            while seen.front().is_some_and(|(p, _)| *p < pos) {
+                seen.pop_front();
+            }
+            if let Some((_, at_us)) = seen.front() {
+                self.latencies.record(at_us - commit_us);
+                return;
+            }
+        }
         self.pending.entry(key).or_default().push_back((pos, commit_us));
         self.waiting += 1;
     }
@@ -34,16 +58,43 @@ impl Tracker {
     /// `key`'s current-state row stood at `pos` at `at_us`: every change of
     /// it up to `pos` is visible.
     pub fn seen(&mut self, key: &str, pos: Position, at_us: i64) {
-        let Some(queue) = self.pending.get_mut(key) else { return };
-        while queue.front().is_some_and(|(p, _)| *p <= pos) {
-            if let Some((_, commit_us)) = queue.pop_front() {
-                self.latencies.record(at_us - commit_us);
-                self.waiting -= 1;
+        if let Some(queue) = self.pending.get_mut(key) {
+            while queue.front().is_some_and(|(p, _)| *p <= pos) {
+                if let Some((_, commit_us)) = queue.pop_front() {
+                    self.latencies.record(at_us - commit_us);
+                    self.waiting -= 1;
+                }
+            }
+            if queue.is_empty() {
+                self.pending.remove(key);
             }
         }
-        if queue.is_empty() {
-            self.pending.remove(key);
+        // Kept for changes of the key up to `pos` not known yet; a position
+        // seen before keeps its first time.
+        let seen = self.seen_at.entry(key.to_string()).or_default();
+        if seen.back().is_none_or(|(p, _)| *p < pos) {
+            seen.push_back((pos, at_us));
         }
+    }
+
+    /// Drops observations first made before `at_us` (memory stays bounded
+    /// by the rows seen since). Call after a changelog read.
+    pub fn forget_seen_before(&mut self, at_us: i64) {
+        self.seen_at.retain(|_, seen| {
+            seen.retain(|(_, at)| *at >= at_us);
+            !seen.is_empty()
+        });
+    }
+
+    /// Counts a completed read of the changelog.
+    pub fn changelog_read(&mut self) {
+        self.changelog_reads += 1;
+    }
+
+    /// Changelog reads completed so far: a reader waiting for every change
+    /// to be known waits for two more (the first may have begun earlier).
+    pub fn changelog_reads(&self) -> u64 {
+        self.changelog_reads
     }
 
     /// Changes seen in the changelog, not yet in the current state.
@@ -171,6 +222,42 @@ mod tests {
         assert_eq!(p.max, 7.0);
         assert!((p.p50 - 7.0).abs() <= 0.07, "{p:?}");
         assert_eq!(t.measured(), 3);
+    }
+
+    #[test]
+    fn a_change_seen_before_it_is_known_is_measured_at_the_first_sight() {
+        let mut t = Tracker::default();
+        // The current state moves before the changelog shows the changes.
+        t.seen("a", (10, 1), 5_000);
+        t.seen("a", (10, 1), 6_000);
+        t.seen("a", (30, 3), 8_000);
+        t.change("a".into(), (10, 1), 1_000);
+        t.change("a".into(), (20, 2), 2_000);
+        assert_eq!(t.waiting(), 0);
+        assert_eq!(t.measured(), 2);
+        // 4 ms then 6 ms: first sights, not the later repeat.
+        assert_eq!(t.percentiles().unwrap().max, 6.0);
+        // A change past every sight waits for the next one.
+        t.change("a".into(), (40, 4), 9_000);
+        assert_eq!(t.waiting(), 1);
+        t.seen("a", (40, 4), 12_000);
+        assert_eq!(t.waiting(), 0);
+        assert_eq!(t.percentiles().unwrap().max, 6.0);
+        assert_eq!(t.measured(), 3);
+    }
+
+    #[test]
+    fn forgotten_sights_only_make_a_change_later() {
+        let mut t = Tracker::default();
+        t.seen("a", (10, 1), 5_000);
+        t.seen("b", (10, 2), 7_000);
+        t.forget_seen_before(6_000);
+        t.change("a".into(), (10, 1), 1_000);
+        t.change("b".into(), (10, 2), 1_000);
+        assert_eq!(t.waiting(), 1);
+        t.seen("a", (10, 1), 20_000);
+        assert_eq!(t.waiting(), 0);
+        assert_eq!(t.percentiles().unwrap().max, 19.0);
     }
 
     fn of(us: &[i64]) -> Option<Percentiles> {

@@ -490,9 +490,19 @@ pub async fn run(
     let drain = async {
         let end = mark(&pg).await?;
         Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, &end)).await?;
-        // The observer's last look, then its waiting changes are visible.
+        // The observer reads the changelog past everything loaded (two more
+        // reads: the next may have begun before), then sees its waiting
+        // changes visible.
+        let reads = tracker.lock().unwrap_or_else(|p| p.into_inner()).changelog_reads();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while tracker.lock().unwrap_or_else(|p| p.into_inner()).waiting() > 0 && Instant::now() < deadline {
+        while Instant::now() < deadline {
+            let done = {
+                let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+                t.changelog_reads() >= reads + 2 && t.waiting() == 0
+            };
+            if done {
+                break;
+            }
             tokio::time::sleep(cfg.poll).await;
         }
         Ok::<_, RunError>(())

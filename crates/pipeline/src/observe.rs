@@ -1,15 +1,20 @@
 //! The latency observer: watches the warehouse the way an analyst would,
 //! by querying it, and feeds a [`Tracker`].
 //!
-//! Every tick it runs one statement against Snowflake, two reads of one
-//! moment joined by `UNION ALL`:
+//! Two reads, each one statement against Snowflake:
 //!
-//! - new changelog rows since its cursor (per Kafka partition, the highest
+//! - every tick, the current-state table's rows that can show a waiting or
+//!   a new change (commit LSN at or past the lowest of them); the end of
+//!   the statement is the moment those rows are known to be visible;
+//! - every [`CHANGELOG_EVERY`] (or every tick, if ticks are slower), new
+//!   changelog rows since its cursor (per Kafka partition, the highest
 //!   offset seen): each change's key, `(commit LSN, LSN)` and PostgreSQL
-//!   commit time;
-//! - the current-state table's rows that can show a waiting or a new
-//!   change (commit LSN at or past the lowest of them); the end of the
-//!   statement is the moment those rows are known to be visible.
+//!   commit time. It says which changes exist; the [`Tracker`] matches them
+//!   with what the current-state reads saw, whichever came first.
+//!
+//! The changelog read is the costly one (it filters the whole changelog),
+//! and the warehouse serves the sink at the same time, so it runs less
+//! often than the cheap read that times visibility.
 //!
 //! Now and then it reads the schema history, to find the newest
 //! generation's current-state table.
@@ -20,10 +25,18 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use snowflake::{quote_ident, Bind, Client, SnowflakeError};
 
 use crate::latency::Tracker;
+
+/// How often the changelog is read (see the module docs).
+pub(crate) const CHANGELOG_EVERY: Duration = Duration::from_millis(500);
+
+/// How long a sight of a key waits for its change to show in the changelog
+/// (see [`Tracker::forget_seen_before`]).
+const SIGHTS_KEPT: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
 pub(crate) struct Observer {
@@ -38,6 +51,7 @@ pub(crate) struct Observer {
     cursor: Option<BTreeMap<i64, (i64, i64)>>,
     current: Option<String>,
     ticks: u64,
+    changelog_read: Option<Instant>,
 }
 
 impl Observer {
@@ -65,6 +79,7 @@ impl Observer {
             cursor: None,
             current: None,
             ticks: 0,
+            changelog_read: None,
         }
     }
 
@@ -104,10 +119,17 @@ impl Observer {
         let Some(current) = self.current.clone() else {
             return Ok(());
         };
-        let cursor = self.cursor.get_or_insert_with(BTreeMap::new);
+        if self.changelog_read.is_none_or(|at| at.elapsed() >= CHANGELOG_EVERY) {
+            self.changelog_read = Some(Instant::now());
+            self.read_changelog(tracker).await?;
+        }
+        self.read_current(&current, tracker).await
+    }
 
-        // New changelog rows: past the cursor in every known partition, or
-        // in a partition not seen yet.
+    /// New changelog rows: past the cursor in every known partition, or in
+    /// a partition not seen yet.
+    async fn read_changelog(&mut self, tracker: &Mutex<Tracker>) -> Result<(), SnowflakeError> {
+        let cursor = self.cursor.get_or_insert_with(BTreeMap::new);
         let mut cond = Vec::new();
         let mut binds = Vec::new();
         for (p, (o, _)) in cursor.iter() {
@@ -124,64 +146,66 @@ impl Observer {
             let known: Vec<String> = cursor.keys().map(ToString::to_string).collect();
             cond.push(format!("\"_KAFKA_PARTITION\" NOT IN ({})", known.join(", ")));
         }
-        // Current-state rows that can show a waiting or a new change: a
-        // partition's commit LSNs only grow, so a new change is at or past
-        // the lowest of the partitions' newest.
-        let floor = {
-            let waiting = tracker.lock().unwrap_or_else(|p| p.into_inner()).lowest_waiting();
-            let newest = if cursor.is_empty() {
-                0
-            } else {
-                cursor
-                    .values()
-                    .map(|(_, c)| u64::try_from(*c).unwrap_or(0))
-                    .min()
-                    .unwrap_or(0)
-            };
-            waiting.map_or(newest, |w| w.min(newest))
-        };
-        binds.push(Bind::Text(floor.to_string()));
-        // One statement, so both parts read the same moment.
         let sql = format!(
-            "SELECT 'C', {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), \
+            "SELECT {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), \
              TO_VARCHAR(DATE_PART(EPOCH_MICROSECOND, \"_COMMIT_TS\")), TO_VARCHAR(\"_KAFKA_PARTITION\"), \
-             TO_VARCHAR(\"_KAFKA_OFFSET\") FROM {view} WHERE \"_OP\" <> 'r' AND ({cond}) \
-             UNION ALL SELECT 'S', {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), NULL, NULL, NULL \
-             FROM {current} WHERE \"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0))",
+             TO_VARCHAR(\"_KAFKA_OFFSET\") FROM {view} WHERE \"_OP\" <> 'r' AND ({cond})",
             k = self.key_expr,
             view = self.changelog_view,
             cond = cond.join(" OR "),
         );
         let mut rows = self.sf.query(&sql, &binds).await?.rows;
-        let at = crate::unix_micros();
-        // Changes first, per key in partition order (one partition per key).
-        rows.sort_by_key(|r| {
-            (
-                r.first().cloned().flatten(),
-                r.get(5).and_then(num),
-                r.get(6).and_then(num),
-            )
-        });
+        // Per key in partition order (one partition per key).
+        rows.sort_by_key(|r| (r.get(4).and_then(num), r.get(5).and_then(num)));
         let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
         for r in &rows {
-            let (Some(Some(kind)), Some(Some(key)), Some(c), Some(l)) =
-                (r.first(), r.get(1), r.get(2).and_then(num), r.get(3).and_then(num))
-            else {
-                continue;
-            };
-            let pos = (c as u64, l as u64);
-            if kind == "S" {
-                t.seen(key, pos, at);
-                continue;
-            }
-            let (Some(ts), Some(p), Some(o)) = (r.get(4).and_then(num), r.get(5).and_then(num), r.get(6).and_then(num))
-            else {
+            let (Some(Some(key)), Some(c), Some(l), Some(ts), Some(p), Some(o)) = (
+                r.first(),
+                r.get(1).and_then(num),
+                r.get(2).and_then(num),
+                r.get(3).and_then(num),
+                r.get(4).and_then(num),
+                r.get(5).and_then(num),
+            ) else {
                 continue;
             };
             let seen = cursor.entry(p).or_insert((o, c));
             *seen = (seen.0.max(o), seen.1.max(c));
             if ts >= self.since_us {
-                t.change(key.clone(), pos, ts);
+                t.change(key.clone(), (c as u64, l as u64), ts);
+            }
+        }
+        t.forget_seen_before(crate::unix_micros() - SIGHTS_KEPT.as_micros() as i64);
+        t.changelog_read();
+        Ok(())
+    }
+
+    /// Current-state rows that can show a waiting or a new change: a
+    /// partition's commit LSNs only grow, so a change not read yet is at or
+    /// past the lowest of the partitions' newest.
+    async fn read_current(&self, current: &str, tracker: &Mutex<Tracker>) -> Result<(), SnowflakeError> {
+        let floor = {
+            let waiting = tracker.lock().unwrap_or_else(|p| p.into_inner()).lowest_waiting();
+            let newest = self
+                .cursor
+                .iter()
+                .flat_map(|c| c.values())
+                .map(|(_, c)| u64::try_from(*c).unwrap_or(0))
+                .min()
+                .unwrap_or(0);
+            waiting.map_or(newest, |w| w.min(newest))
+        };
+        let sql = format!(
+            "SELECT {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\") FROM {current} \
+             WHERE \"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0))",
+            k = self.key_expr,
+        );
+        let rows = self.sf.query(&sql, &[Bind::Text(floor.to_string())]).await?.rows;
+        let at = crate::unix_micros();
+        let mut t = tracker.lock().unwrap_or_else(|p| p.into_inner());
+        for r in &rows {
+            if let (Some(Some(key)), Some(c), Some(l)) = (r.first(), r.get(1).and_then(num), r.get(2).and_then(num)) {
+                t.seen(key, (c as u64, l as u64), at);
             }
         }
         Ok(())
