@@ -527,7 +527,32 @@ impl Stack {
             .env_remove("SCHEMA_REGISTRY");
         let pid = spawn_detached(cmd, &log, &self.pid_file("tansu"))?;
         wait_until(START_TIMEOUT, Some(pid), || kafka_api_versions(self.cfg.kafka_port))
-            .map_err(|r| self.start_failed(Service::Kafka, &log, r))
+            .map_err(|r| self.start_failed(Service::Kafka, &log, r))?;
+        if storage.starts_with("sqlite:") {
+            self.tansu_index_headers();
+        }
+        Ok(())
+    }
+
+    /// Tansu 0.6.0's SQLite schema has no index on its `header` table, and
+    /// it reads the headers of every record it serves with a query on that
+    /// table: each record fetched scanned every header ever written (dead
+    /// letters carry six each), so the broker slowed with every run until
+    /// it could not keep up at 1,000 records/s. The stack adds the index
+    /// (through Python's sqlite3, which the stack needs anyway); Tansu's
+    /// data and answers are unchanged. A failure only costs speed, so it is
+    /// a warning.
+    fn tansu_index_headers(&self) {
+        const SCRIPT: &str = "import sqlite3, sys\n\
+            c = sqlite3.connect(sys.argv[1], timeout=30)\n\
+            c.execute('CREATE INDEX IF NOT EXISTS contrail_header_record ON header (topition, offset_id)')\n\
+            c.commit()\n";
+        let db = self.dir("tansu").join("tansu.db");
+        let mut cmd = Command::new("python3");
+        cmd.args(["-c", SCRIPT]).arg(&db);
+        if let Err(e) = process::run("indexing Tansu's header table", &mut cmd) {
+            tracing::warn!(error = %e, db = %db.display(), "could not index Tansu's header table; fetches will be slower");
+        }
     }
 
     // --- schema registry ----------------------------------------------------
