@@ -252,18 +252,36 @@ impl Counts {
     }
 }
 
+/// The CDC stage's and the sink's metrics at one moment, for
+/// [`Meters::stage_latencies`] since then.
+#[derive(Debug, Default)]
+struct StageScrape {
+    cdc: Vec<prom::Sample>,
+    sink: Vec<prom::Sample>,
+}
+
 impl Meters {
-    fn stage_latencies(&self) -> report::StageLatencies {
-        let pair = |text: String, name: &str| {
-            let s = prom::parse(&text);
+    fn stage_scrape(&self) -> StageScrape {
+        StageScrape {
+            cdc: prom::parse(&self.cdc.render()),
+            sink: prom::parse(&self.sink.render()),
+        }
+    }
+
+    /// The stages' latencies from their own histograms, counting only what
+    /// they observed after `base` (a catch-up's backlog and the warm-up
+    /// would otherwise weigh in).
+    fn stage_latencies(&self, base: &StageScrape) -> report::StageLatencies {
+        let now = self.stage_scrape();
+        let pair = |now: &[prom::Sample], before: &[prom::Sample], name: &str| {
             Some([
-                prom::histogram_quantile(&s, name, 0.5)? * 1000.0,
-                prom::histogram_quantile(&s, name, 0.99)? * 1000.0,
+                prom::histogram_quantile_since(now, before, name, 0.5)? * 1000.0,
+                prom::histogram_quantile_since(now, before, name, 0.99)? * 1000.0,
             ])
         };
         report::StageLatencies {
-            cdc_commit_to_kafka_ack_ms: pair(self.cdc.render(), cdc::metrics::COMMIT_TO_ACK),
-            sink_commit_to_loaded_ms: pair(self.sink.render(), sink::metrics::COMMIT_TO_VISIBLE),
+            cdc_commit_to_kafka_ack_ms: pair(&now.cdc, &base.cdc, cdc::metrics::COMMIT_TO_ACK),
+            sink_commit_to_loaded_ms: pair(&now.sink, &base.sink, sink::metrics::COMMIT_TO_VISIBLE),
         }
     }
 
@@ -411,6 +429,7 @@ pub async fn run(
 
     // What the stages counted so far is the backlog's, not this run's.
     let base = meters.counts(&table);
+    let stage_base = meters.stage_scrape();
 
     // The observer starts at the changelog's current end, before anything is produced.
     let started = Instant::now();
@@ -467,6 +486,9 @@ pub async fn run(
     // start-up allocations are not growth), then every second.
     let mut memory = tokio::time::interval(Duration::from_secs(1));
     let (mut rss_start, mut rss_max) = (None, None::<f64>);
+    // The stages' histograms count from the end of the catch-up, then
+    // from the end of the warm-up, as the latency does.
+    let (mut stage_base, mut warmed) = (stage_base, false);
     let mut rss_per_minute = Vec::new();
     let summary = loop {
         tokio::select! {
@@ -475,6 +497,9 @@ pub async fn run(
             _ = memory.tick() => if started.elapsed() >= cfg.warmup {
                 let now = rss_mib();
                 rss_start = rss_start.or(now);
+                if !warmed {
+                    (stage_base, warmed) = (meters.stage_scrape(), true);
+                }
                 rss_max = larger(rss_max, now);
                 if started.elapsed().as_secs() / 60 > rss_per_minute.len() as u64 {
                     rss_per_minute.extend(now);
@@ -602,7 +627,7 @@ pub async fn run(
         latency_changes: t.measured(),
         latency_warmup_s: cfg.warmup.as_secs_f64(),
         latency_poll_ms: cfg.poll.as_millis() as u64,
-        stages: meters.stage_latencies(),
+        stages: meters.stage_latencies(&stage_base),
         drain_s: drained_at.duration_since(produced_at).as_secs_f64(),
         rss_mib_start: rss_start,
         rss_mib_end: rss_end,

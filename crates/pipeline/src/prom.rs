@@ -96,11 +96,27 @@ pub fn sum(samples: &[Sample], name: &str, filter: &[(&str, &str)]) -> f64 {
 /// linear interpolation within the bucket, as PromQL's
 /// `histogram_quantile` does; `None` without observations.
 pub fn histogram_quantile(samples: &[Sample], name: &str, q: f64) -> Option<f64> {
+    histogram_quantile_since(samples, &[], name, q)
+}
+
+/// [`histogram_quantile`] of the observations made after `before` was
+/// read (a scrape of the same histogram, earlier; empty: all of them).
+pub fn histogram_quantile_since(samples: &[Sample], before: &[Sample], name: &str, q: f64) -> Option<f64> {
     let bucket = format!("{name}_bucket");
-    let mut buckets: Vec<(f64, f64)> = samples
-        .iter()
-        .filter(|s| s.name == bucket)
-        .filter_map(|s| Some((parse_le(s.label("le")?)?, s.value)))
+    let read = |samples: &[Sample]| -> Vec<(f64, f64)> {
+        samples
+            .iter()
+            .filter(|s| s.name == bucket)
+            .filter_map(|s| Some((parse_le(s.label("le")?)?, s.value)))
+            .collect()
+    };
+    let earlier = read(before);
+    let mut buckets: Vec<(f64, f64)> = read(samples)
+        .into_iter()
+        .map(|(le, n)| {
+            let was = earlier.iter().find(|(l, _)| *l == le).map_or(0.0, |(_, n)| *n);
+            (le, (n - was).max(0.0))
+        })
         .collect();
     buckets.sort_by(|a, b| a.0.total_cmp(&b.0));
     let total = buckets.last()?.1;
@@ -163,6 +179,17 @@ mod tests {
         // Past the last finite bound: that bound, as PromQL answers.
         assert_eq!(histogram_quantile(&s, "h", 0.99), Some(0.2));
         assert_eq!(histogram_quantile(&[], "h", 0.5), None);
+    }
+
+    #[test]
+    fn quantiles_since_an_earlier_scrape_leave_its_observations_out() {
+        let before = parse("h_bucket{le=\"0.1\"} 0\nh_bucket{le=\"1\"} 0\nh_bucket{le=\"+Inf\"} 40\n");
+        let now = parse("h_bucket{le=\"0.1\"} 60\nh_bucket{le=\"1\"} 60\nh_bucket{le=\"+Inf\"} 100\n");
+        // All of them: 40 of 100 past the last bound.
+        assert_eq!(histogram_quantile(&now, "h", 0.99), Some(1.0));
+        // Since `before`: the 60 new ones, all under 0.1.
+        assert!(histogram_quantile_since(&now, &before, "h", 0.99).unwrap() <= 0.1);
+        assert_eq!(histogram_quantile_since(&before, &before, "h", 0.5), None);
     }
 
     #[test]
