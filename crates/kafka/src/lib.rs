@@ -551,6 +551,13 @@ impl Consumer {
             // consumer at most a hundred empty fetches a second.
             c.set("fetch.wait.max.ms", "10");
         }
+        if !cfg.extra.contains_key("max.partition.fetch.bytes") {
+            // A sink's batch is thousands of records: librdkafka's 1 MB per
+            // partition took several fetches per batch, each one the
+            // broker's work (the local broker's most of all). Memory stays
+            // bounded by `queued.max.messages.kbytes`.
+            c.set("max.partition.fetch.bytes", "10485760");
+        }
         c.set("statistics.interval.ms", LAG_INTERVAL_MS.to_string());
         let lag = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let inner = c

@@ -228,6 +228,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
 }
 
 fn main() {
+    // `RUST_LOG=sink=debug` shows the sink's batches (statement timings).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .init();
+    }
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let stack = stack::StackConfig::for_project(&project).unwrap();
     let env: BTreeMap<&str, String> = stack.env().into_iter().collect();

@@ -15,7 +15,9 @@
 //! Snowflake: stage (bound JSON, FLATTEN) → current state (MERGE, newest
 //!   │ per key) → changelog (anti-join insert)
 //!   ▼
-//! positions updated in _CONTRAIL_SINK_OFFSETS, then committed to Kafka
+//! positions updated in _CONTRAIL_SINK_OFFSETS (at most once a second
+//!   while batches keep coming, at once when the topics go quiet), then
+//!   committed to Kafka
 //! ```
 //!
 //! **Exactly once, in effect.** The positions live in the warehouse and are
@@ -97,6 +99,13 @@ pub struct Summary {
 
 /// Where the sink keeps its next offset per topic and partition, in its schema.
 const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+
+/// How often, at most, positions are stored while batches keep coming.
+/// Storing them is a statement the next batch waits for (a fifth of a
+/// small batch's time); storing them later only means a crash replays more,
+/// which the idempotent statements absorb. When the topics go quiet, and
+/// when the sink stops, they are stored at once.
+const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 
 /// The next offset per partition the sink has stored for `topic` in the
 /// schema `qualifier` (`"DB"."SCHEMA"`): everything before it is loaded.
@@ -261,19 +270,27 @@ pub async fn run_with_metrics(
     let mut topics: HashMap<String, TopicTables> = HashMap::new();
     let mut summary = Summary::default();
     let mut ahead: Option<Prepared> = None;
+    // Positions of loaded batches not stored yet, and when they last were.
+    let mut unstored: BTreeMap<(String, i32), i64> = BTreeMap::new();
+    let mut stored_at = Instant::now();
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
         let stopping = *shutdown.borrow();
-        let batch = match ahead.take() {
+        let mut batch = match ahead.take() {
             Some(b) => b,
             None if stopping => break,
             None => match reader.read(&mut read_schemas, &mut shutdown).await? {
                 Some(b) => b,
-                None => continue,
+                None => {
+                    // Quiet: everything loaded gets its positions now.
+                    writer.store_positions(&mut unstored).await?;
+                    continue;
+                }
             },
         };
         summary.records += batch.records as u64;
         summary.dead_lettered += batch.dead_lettered;
+        let next = std::mem::take(&mut batch.next);
         let written = if batch.records >= cfg.max_rows && !stopping {
             let (written, next) = tokio::join!(
                 writer.write(&mut topics, &mut write_schemas, batch),
@@ -286,7 +303,16 @@ pub async fn run_with_metrics(
         };
         summary.changes += written;
         summary.batches += 1;
+        for (tp, offset) in next {
+            let o = unstored.entry(tp).or_insert(offset);
+            *o = (*o).max(offset);
+        }
+        if stored_at.elapsed() >= POSITIONS_EVERY {
+            writer.store_positions(&mut unstored).await?;
+            stored_at = Instant::now();
+        }
     }
+    writer.store_positions(&mut unstored).await?;
     Ok(summary)
 }
 
@@ -377,7 +403,8 @@ struct Writer<'a> {
 }
 
 impl Writer<'_> {
-    /// Loads a batch, then stores its positions; returns its changes.
+    /// Loads a batch; returns its changes. Its positions are the caller's
+    /// to store, afterwards (see [`Writer::store_positions`]).
     async fn write(
         &self,
         topics: &mut HashMap<String, TopicTables>,
@@ -408,10 +435,23 @@ impl Writer<'_> {
                     .observe((unix_micros() - ts).max(0) as f64 / 1e6);
             }
         }
-        // Positions after the data: a crash before this statement replays
-        // the batch, which the idempotent statements absorb. One statement
-        // for every partition of the batch; positions only move forward.
-        let committed: Vec<(String, i32, i64)> = p.next.into_iter().map(|((t, p), o)| (t, p, o)).collect();
+        self.metrics.batch_seconds.observe(p.polled.elapsed().as_secs_f64());
+        Ok(changes)
+    }
+
+    /// Stores `unstored` (next offset per topic and partition, all loaded)
+    /// and empties it. Positions come after the data: a crash before this
+    /// statement replays those batches, which the idempotent statements
+    /// absorb. One statement for every partition; positions only move
+    /// forward.
+    async fn store_positions(&self, unstored: &mut BTreeMap<(String, i32), i64>) -> Result<(), SinkError> {
+        if unstored.is_empty() {
+            return Ok(());
+        }
+        let committed: Vec<(String, i32, i64)> = std::mem::take(unstored)
+            .into_iter()
+            .map(|((t, p), o)| (t, p, o))
+            .collect();
         let (source, binds) = positions_source(&committed);
         self.sf
             .query(
@@ -427,8 +467,7 @@ impl Writer<'_> {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
             tracing::debug!(error = %e, "committing group offsets failed");
         }
-        self.metrics.batch_seconds.observe(p.polled.elapsed().as_secs_f64());
-        Ok(changes)
+        Ok(())
     }
 }
 
