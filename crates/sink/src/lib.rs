@@ -359,7 +359,13 @@ impl Reader<'_> {
             dead_lettered: 0,
             polled: Instant::now(),
         };
-        for rec in batch {
+        for (i, rec) in batch.into_iter().enumerate() {
+            // Decoding is CPU work with no await of its own: behind, it runs
+            // beside the write of the previous batch (see `run`), which only
+            // gets to send its next statement when this yields.
+            if i % 256 == 255 {
+                tokio::task::yield_now().await;
+            }
             let pos = p.next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
             *pos = (*pos).max(rec.offset + 1);
             match decode(schemas, self.registry, &rec).await {
@@ -623,6 +629,7 @@ async fn load_generation(
     layout: &Layout,
     records: &[(&Consumed, &Decoded, i64)],
 ) -> Result<(u64, Option<i64>), SinkError> {
+    let json_started = Instant::now();
     let fields: Vec<&str> = layout.row.iter().map(|c| c.field.as_str()).collect();
     let (batch, changes, newest_commit_us) = staged_json(records, &fields);
     let [stage, merge_current, insert_changelog] = layout.load();
@@ -644,6 +651,7 @@ async fn load_generation(
     sf.query(&insert_changelog, &[Bind::Text(lowest.to_string())]).await?;
     tracing::debug!(
         rows = records.len(),
+        json_ms = (t0 - json_started).as_millis() as u64,
         stage_ms = (t1 - t0).as_millis() as u64,
         merge_ms = (t2 - t1).as_millis() as u64,
         changelog_ms = t2.elapsed().as_millis() as u64,
