@@ -257,19 +257,21 @@ pub async fn run_with_metrics(
         offsets: &offsets,
     };
     // The read side (poll, decode, dead letters) and the write side
-    // (placement, SQL, positions) keep their own schema caches.
+    // (placement, staged JSON, SQL, positions) keep their own schema
+    // caches.
     //
     // Caught up, they take turns: records that arrive while a batch is
     // written form the next one, so a batch grows with the load and a
     // record waits about one and a half writes. (Reading ahead there would
     // close the next batch on the first records of each write and double
     // the latency.) Behind, a full batch means more are queued: the next
-    // one is read and decoded while this one is written.
+    // one is read, decoded and built (placed, its JSON written) while this
+    // one's statements run, so the warehouse does not wait for the sink.
     let mut read_schemas = Schemas::default();
     let mut write_schemas = Schemas::default();
     let mut topics: HashMap<String, TopicTables> = HashMap::new();
     let mut summary = Summary::default();
-    let mut ahead: Option<Prepared> = None;
+    let mut ahead: Option<Built> = None;
     // Positions of loaded batches not stored yet, and when they last were.
     let mut unstored: BTreeMap<(String, i32), i64> = BTreeMap::new();
     let mut stored_at = Instant::now();
@@ -280,7 +282,7 @@ pub async fn run_with_metrics(
             Some(b) => b,
             None if stopping => break,
             None => match reader.read(&mut read_schemas, &mut shutdown).await? {
-                Some(b) => b,
+                Some(p) => writer.build(&mut topics, &mut write_schemas, p).await?,
                 None => {
                     // Quiet: everything loaded gets its positions now.
                     writer.store_positions(&mut unstored).await?;
@@ -292,14 +294,20 @@ pub async fn run_with_metrics(
         summary.dead_lettered += batch.dead_lettered;
         let next = std::mem::take(&mut batch.next);
         let written = if batch.records >= cfg.max_rows && !stopping {
-            let (written, next) = tokio::join!(
-                writer.write(&mut topics, &mut write_schemas, batch),
-                reader.read(&mut read_schemas, &mut shutdown)
-            );
+            // The next batch's placement may run DDL beside this batch's
+            // loads: it only adds (columns, a generation and its views),
+            // and this batch's statements name their columns.
+            let read_ahead = async {
+                match reader.read(&mut read_schemas, &mut shutdown).await? {
+                    Some(p) => writer.build(&mut topics, &mut write_schemas, p).await.map(Some),
+                    None => Ok(None),
+                }
+            };
+            let (written, next) = tokio::join!(writer.execute(batch), read_ahead);
             ahead = next?;
             written?
         } else {
-            writer.write(&mut topics, &mut write_schemas, batch).await?
+            writer.execute(batch).await?
         };
         summary.changes += written;
         summary.batches += 1;
@@ -408,16 +416,43 @@ struct Writer<'a> {
     offsets: &'a str,
 }
 
+/// One topic generation's part of a batch, built: the staged JSON and the
+/// statements that load it.
+struct Load {
+    topic: String,
+    /// Staging, current-state MERGE, changelog insert (see `tables`).
+    statements: [String; 3],
+    staged: String,
+    /// The part's lowest commit LSN, which bounds the changelog anti-join.
+    lowest_commit_lsn: i64,
+    rows: usize,
+    changes: u64,
+    newest_commit_us: Option<i64>,
+    json_ms: u64,
+}
+
+/// A batch built for the warehouse: its loads, in order, and its positions.
+struct Built {
+    loads: Vec<Load>,
+    /// Next offset per (topic, partition), for the positions.
+    next: BTreeMap<(String, i32), i64>,
+    records: usize,
+    dead_lettered: u64,
+    polled: Instant,
+}
+
 impl Writer<'_> {
-    /// Loads a batch; returns its changes. Its positions are the caller's
-    /// to store, afterwards (see [`Writer::store_positions`]).
-    async fn write(
+    /// Places a batch's schema versions (creating or widening tables as
+    /// they need) and writes its staged JSON, one [`Load`] per topic
+    /// generation, each record into the generation its version is placed
+    /// in.
+    async fn build(
         &self,
         topics: &mut HashMap<String, TopicTables>,
         schemas: &mut Schemas,
         p: Prepared,
-    ) -> Result<u64, SinkError> {
-        let mut changes = 0;
+    ) -> Result<Built, SinkError> {
+        let mut loads = Vec::new();
         for (topic, records) in p.by_topic {
             let mut services = Services {
                 sf: self.sf,
@@ -429,19 +464,70 @@ impl Writer<'_> {
                 topics.insert(topic.clone(), opened);
             }
             let Some(tables) = topics.get_mut(&topic) else { continue };
-            let (n, newest_commit_us) = load_topic(&mut services, tables, &records).await?;
-            changes += n;
+            let pairs: Vec<(u32, u32)> = records.iter().map(|(_, d)| (d.value_id, d.key_id)).collect();
+            tables.place(&mut services, &pairs).await?;
+            let mut by_generation: BTreeMap<usize, Vec<(&Consumed, &Decoded, i64)>> = BTreeMap::new();
+            for (rec, d) in &records {
+                let Some(p) = tables.placement(d.value_id, d.key_id) else {
+                    return Err(SinkError::Layout {
+                        topic: rec.topic.clone(),
+                        message: format!("schema ids {}/{} were not placed", d.value_id, d.key_id),
+                    });
+                };
+                by_generation.entry(p.generation).or_default().push((rec, d, p.version));
+            }
+            for (generation, records) in by_generation {
+                loads.push(build_load(&topic, &tables.generations[generation], &records));
+            }
+        }
+        Ok(Built {
+            loads,
+            next: p.next,
+            records: p.records,
+            dead_lettered: p.dead_lettered,
+            polled: p.polled,
+        })
+    }
+
+    /// Runs a built batch's statements; returns its changes. Its positions
+    /// are the caller's to store, afterwards (see
+    /// [`Writer::store_positions`]).
+    async fn execute(&self, b: Built) -> Result<u64, SinkError> {
+        let mut changes = 0;
+        for load in b.loads {
+            let [stage, merge_current, insert_changelog] = &load.statements;
+            let t0 = Instant::now();
+            self.sf.query(stage, &[Bind::Text(load.staged)]).await?;
+            let t1 = Instant::now();
+            // The current state first: a change is visible one statement
+            // sooner. A crash before the changelog insert replays the batch
+            // (positions are written last), which the MERGE absorbs and the
+            // insert completes.
+            self.sf.query(merge_current, &[]).await?;
+            let t2 = Instant::now();
+            self.sf
+                .query(insert_changelog, &[Bind::Text(load.lowest_commit_lsn.to_string())])
+                .await?;
+            tracing::debug!(
+                rows = load.rows,
+                json_ms = load.json_ms,
+                stage_ms = (t1 - t0).as_millis() as u64,
+                merge_ms = (t2 - t1).as_millis() as u64,
+                changelog_ms = t2.elapsed().as_millis() as u64,
+                "batch loaded"
+            );
+            changes += load.changes;
             self.metrics
                 .changes
-                .get_or_create(&metrics::TopicLabels { topic: topic.clone() })
-                .inc_by(n);
-            if let Some(ts) = newest_commit_us {
+                .get_or_create(&metrics::TopicLabels { topic: load.topic })
+                .inc_by(load.changes);
+            if let Some(ts) = load.newest_commit_us {
                 self.metrics
                     .commit_to_visible
                     .observe((unix_micros() - ts).max(0) as f64 / 1e6);
             }
         }
-        self.metrics.batch_seconds.observe(p.polled.elapsed().as_secs_f64());
+        self.metrics.batch_seconds.observe(b.polled.elapsed().as_secs_f64());
         Ok(changes)
     }
 
@@ -539,36 +625,6 @@ async fn serve_metrics(
         .map_err(|source| SinkError::Metrics { addr, source })
 }
 
-/// Loads one topic's part of a batch, each record into the generation its
-/// schema version is placed in; returns the changes it held and the newest
-/// commit time among them (Unix µs).
-async fn load_topic(
-    s: &mut Services<'_>,
-    tables: &mut TopicTables,
-    records: &[(Consumed, Decoded)],
-) -> Result<(u64, Option<i64>), SinkError> {
-    let pairs: Vec<(u32, u32)> = records.iter().map(|(_, d)| (d.value_id, d.key_id)).collect();
-    tables.place(s, &pairs).await?;
-    let mut by_generation: BTreeMap<usize, Vec<(&Consumed, &Decoded, i64)>> = BTreeMap::new();
-    for (rec, d) in records {
-        let Some(p) = tables.placement(d.value_id, d.key_id) else {
-            return Err(SinkError::Layout {
-                topic: rec.topic.clone(),
-                message: format!("schema ids {}/{} were not placed", d.value_id, d.key_id),
-            });
-        };
-        by_generation.entry(p.generation).or_default().push((rec, d, p.version));
-    }
-    let mut changes = 0;
-    let mut newest_commit_us: Option<i64> = None;
-    for (generation, records) in by_generation {
-        let (n, newest) = load_generation(s.sf, &tables.generations[generation], &records).await?;
-        changes += n;
-        newest_commit_us = newest_commit_us.max(newest);
-    }
-    Ok((changes, newest_commit_us))
-}
-
 /// The batch's JSON array, written straight from the decoded rows: each
 /// change once (a redelivered one has the same commit LSN, LSN, op and
 /// key), as an array of the row's `fields` (null where a version lacks
@@ -624,40 +680,28 @@ fn staged_json(records: &[(&Consumed, &Decoded, i64)], fields: &[&str]) -> (Stri
     (batch, changes, newest_commit_us)
 }
 
-async fn load_generation(
-    sf: &Client,
-    layout: &Layout,
-    records: &[(&Consumed, &Decoded, i64)],
-) -> Result<(u64, Option<i64>), SinkError> {
-    let json_started = Instant::now();
+/// `records` (one topic generation's part of a batch) staged for `layout`.
+fn build_load(topic: &str, layout: &Layout, records: &[(&Consumed, &Decoded, i64)]) -> Load {
+    let started = Instant::now();
     let fields: Vec<&str> = layout.row.iter().map(|c| c.field.as_str()).collect();
-    let (batch, changes, newest_commit_us) = staged_json(records, &fields);
-    let [stage, merge_current, insert_changelog] = layout.load();
-    let t0 = Instant::now();
-    sf.query(&stage, &[Bind::Text(batch)]).await?;
-    let t1 = Instant::now();
-    // The current state first: a change is visible one statement sooner.
-    // A crash before the changelog insert replays the batch (positions are
-    // written last), which the MERGE absorbs and the insert completes.
-    sf.query(&merge_current, &[]).await?;
-    let t2 = Instant::now();
-    // Only changelog rows at or past the batch's lowest commit LSN can be
+    let (staged, changes, newest_commit_us) = staged_json(records, &fields);
+    // Only changelog rows at or past the part's lowest commit LSN can be
     // the same change: a bound that lets the warehouse prune the scan.
-    let lowest = records
+    let lowest_commit_lsn = records
         .iter()
         .filter_map(|(_, d, _)| d.envelope["source"]["commit_lsn"].as_i64())
         .min()
         .unwrap_or(0);
-    sf.query(&insert_changelog, &[Bind::Text(lowest.to_string())]).await?;
-    tracing::debug!(
-        rows = records.len(),
-        json_ms = (t0 - json_started).as_millis() as u64,
-        stage_ms = (t1 - t0).as_millis() as u64,
-        merge_ms = (t2 - t1).as_millis() as u64,
-        changelog_ms = t2.elapsed().as_millis() as u64,
-        "batch loaded"
-    );
-    Ok((changes, newest_commit_us))
+    Load {
+        topic: topic.to_string(),
+        statements: layout.load(),
+        staged,
+        lowest_commit_lsn,
+        rows: records.len(),
+        changes,
+        newest_commit_us,
+        json_ms: started.elapsed().as_millis() as u64,
+    }
 }
 
 #[cfg(test)]
