@@ -434,8 +434,21 @@ pub async fn run(
     // The observer starts at the changelog's current end, before anything is produced.
     let started = Instant::now();
     let since_us = unix_micros() + i64::try_from(cfg.warmup.as_micros()).unwrap_or(i64::MAX);
+    let since_lsn = wal_position(&pg).await?;
+    let partitions: Vec<i32> = high_watermarks(&cfg.sink.kafka, &topic)
+        .await?
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     let tracker = Arc::new(Mutex::new(Tracker::default()));
-    let mut observer = observe::Observer::new(sf.clone(), &qualifier, &topic, &key_columns, since_us);
+    let mut observer = observe::Observer::new(
+        sf.clone(),
+        &qualifier,
+        &topic,
+        &key_columns,
+        (since_us, since_lsn),
+        &partitions,
+    );
     observer.start().await;
     let (observer_tx, mut observer_rx) = watch::channel(false);
     let observer_task = {
@@ -698,6 +711,18 @@ async fn mark(pg: &tokio_postgres::Client) -> Result<String, RunError> {
         .await
         .map_err(|e| RunError::Postgres(format!("marking the WAL: {e}")))?
         .get(0))
+}
+
+/// The current WAL insert position as a number: every transaction that
+/// commits later has its commit record past it.
+async fn wal_position(pg: &tokio_postgres::Client) -> Result<u64, RunError> {
+    let text: String = pg
+        .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text", &[])
+        .await
+        .map_err(|e| RunError::Postgres(format!("reading the WAL position: {e}")))?
+        .get(0);
+    text.parse()
+        .map_err(|e| RunError::Postgres(format!("WAL position {text:?}: {e}")))
 }
 
 /// Waits until everything committed before `lsn` is loaded: the slot has

@@ -8,13 +8,18 @@
 //!   the statement is the moment those rows are known to be visible;
 //! - every [`CHANGELOG_EVERY`] (or every tick, if ticks are slower), new
 //!   changelog rows since its cursor (per Kafka partition, the highest
-//!   offset seen): each change's key, `(commit LSN, LSN)` and PostgreSQL
-//!   commit time. It says which changes exist; the [`Tracker`] matches them
-//!   with what the current-state reads saw, whichever came first.
+//!   offset and commit LSN seen): each change's key, `(commit LSN, LSN)`
+//!   and PostgreSQL commit time. It says which changes exist; the
+//!   [`Tracker`] matches them with what the current-state reads saw,
+//!   whichever came first.
 //!
-//! The changelog read is the costly one (it filters the whole changelog),
-//! and the warehouse serves the sink at the same time, so it runs less
-//! often than the cheap read that times visibility.
+//! The changelog read is the costly one, and the warehouse serves the sink
+//! at the same time, so it runs less often than the cheap read that times
+//! visibility. It is bounded by commit LSN (a partition's commit LSNs only
+//! grow with its offsets), which lets the warehouse skip all but the
+//! newest part of a changelog that grows without end; for that the cursor
+//! covers every partition of the topic from the start (partitions added
+//! during a run are not observed).
 //!
 //! Now and then it reads the schema history, to find the newest
 //! generation's current-state table.
@@ -46,6 +51,9 @@ pub(crate) struct Observer {
     changelog_view: String,
     key_expr: String,
     since_us: i64,
+    /// A WAL position before the run's first change.
+    since_lsn: i64,
+    partitions: Vec<i64>,
     /// Per partition, the highest changelog offset and commit LSN seen;
     /// `None` before the first read.
     cursor: Option<BTreeMap<i64, (i64, i64)>>,
@@ -55,13 +63,17 @@ pub(crate) struct Observer {
 }
 
 impl Observer {
-    /// `key_columns` are the source table's primary key, as column names.
+    /// `key_columns` are the source table's primary key, as column names;
+    /// changes committed before `since_us` (Unix µs) are not measured, and
+    /// none of the run's is before `since_lsn`; `partitions` are the
+    /// topic's.
     pub(crate) fn new(
         sf: Arc<Client>,
         qualifier: &str,
         topic: &str,
         key_columns: &[String],
-        since_us: i64,
+        (since_us, since_lsn): (i64, u64),
+        partitions: &[i32],
     ) -> Observer {
         let (_, changelog_view) = sink::tables::view_names(qualifier, topic);
         let key_expr = key_columns
@@ -76,6 +88,8 @@ impl Observer {
             changelog_view,
             key_expr,
             since_us,
+            since_lsn: i64::try_from(since_lsn).unwrap_or(i64::MAX),
+            partitions: partitions.iter().map(|p| i64::from(*p)).collect(),
             cursor: None,
             current: None,
             ticks: 0,
@@ -100,10 +114,14 @@ impl Observer {
                 Vec::new()
             }
         };
-        let cursor = rows
+        let mut cursor: BTreeMap<i64, (i64, i64)> = rows
             .iter()
             .filter_map(|r| Some((num(r.first()?)?, (num(r.get(1)?)?, num(r.get(2)?)?))))
             .collect();
+        // A partition with nothing loaded yet: its first row is the run's.
+        for p in &self.partitions {
+            cursor.entry(*p).or_insert((-1, self.since_lsn));
+        }
         self.cursor = Some(cursor);
     }
 
@@ -126,12 +144,17 @@ impl Observer {
         self.read_current(&current, tracker).await
     }
 
-    /// New changelog rows: past the cursor in every known partition, or in
-    /// a partition not seen yet.
+    /// New changelog rows: past the cursor in every partition.
     async fn read_changelog(&mut self, tracker: &Mutex<Tracker>) -> Result<(), SnowflakeError> {
         let cursor = self.cursor.get_or_insert_with(BTreeMap::new);
+        if cursor.is_empty() {
+            return Ok(());
+        }
+        // Rows past a partition's cursor are at or past its newest commit
+        // LSN: the lowest of those bounds every new row.
+        let floor = cursor.values().map(|(_, c)| *c).min().unwrap_or(0);
         let mut cond = Vec::new();
-        let mut binds = Vec::new();
+        let mut binds = vec![Bind::Text(floor.to_string())];
         for (p, (o, _)) in cursor.iter() {
             cond.push(
                 "(\"_KAFKA_PARTITION\" = CAST(? AS NUMBER(38,0)) AND \"_KAFKA_OFFSET\" > CAST(? AS NUMBER(38,0)))"
@@ -140,16 +163,11 @@ impl Observer {
             binds.push(Bind::Text(p.to_string()));
             binds.push(Bind::Text(o.to_string()));
         }
-        if cursor.is_empty() {
-            cond.push("TRUE".into());
-        } else {
-            let known: Vec<String> = cursor.keys().map(ToString::to_string).collect();
-            cond.push(format!("\"_KAFKA_PARTITION\" NOT IN ({})", known.join(", ")));
-        }
         let sql = format!(
             "SELECT {k}, TO_VARCHAR(\"_COMMIT_LSN\"), TO_VARCHAR(\"_LSN\"), \
              TO_VARCHAR(DATE_PART(EPOCH_MICROSECOND, \"_COMMIT_TS\")), TO_VARCHAR(\"_KAFKA_PARTITION\"), \
-             TO_VARCHAR(\"_KAFKA_OFFSET\") FROM {view} WHERE \"_OP\" <> 'r' AND ({cond})",
+             TO_VARCHAR(\"_KAFKA_OFFSET\") FROM {view} WHERE \"_COMMIT_LSN\" >= CAST(? AS NUMBER(38,0)) \
+             AND \"_OP\" <> 'r' AND ({cond})",
             k = self.key_expr,
             view = self.changelog_view,
             cond = cond.join(" OR "),
@@ -169,8 +187,10 @@ impl Observer {
             ) else {
                 continue;
             };
-            let seen = cursor.entry(p).or_insert((o, c));
-            *seen = (seen.0.max(o), seen.1.max(c));
+            // Only the partitions of the start are read (see the module docs).
+            if let Some(seen) = cursor.get_mut(&p) {
+                *seen = (seen.0.max(o), seen.1.max(c));
+            }
             if ts >= self.since_us {
                 t.change(key.clone(), (c as u64, l as u64), ts);
             }
