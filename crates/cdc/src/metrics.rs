@@ -22,9 +22,12 @@ pub const SLOT_LAG_SECONDS: &str = "contrail_cdc_slot_lag_seconds";
 pub const SNAPSHOT_ROWS: &str = "contrail_cdc_snapshot_rows";
 pub const COMMIT_TO_ACK: &str = "contrail_cdc_commit_to_ack_seconds";
 
-/// Bucket bounds of [`COMMIT_TO_ACK`], fine enough to read a p99 against 100 ms.
-pub const LATENCY_BUCKETS: [f64; 16] = [
-    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 5.0,
+/// Bucket bounds of [`COMMIT_TO_ACK`], fine enough to read a p99 against
+/// 100 ms, and reaching a minute so that an overloaded broker's backlog
+/// reads as what it is rather than as the top bound.
+pub const LATENCY_BUCKETS: [f64; 20] = [
+    0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.03, 0.05, 0.075, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+    30.0, 60.0,
 ];
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
