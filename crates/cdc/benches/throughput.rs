@@ -56,15 +56,10 @@ async fn marker(client: &Client) -> String {
     before
 }
 
-fn parse_lsn(s: &str) -> u64 {
-    let (hi, lo) = s.split_once('/').unwrap();
-    (u64::from_str_radix(hi, 16).unwrap() << 32) | u64::from_str_radix(lo, 16).unwrap()
-}
-
 /// Waits until the stage's own confirmed position (everything before it
 /// acknowledged by Kafka) passes `target`; panics with the stage's error if it stopped.
 async fn wait_confirmed(metrics_url: &str, target: &str, stage: &mut Stage) {
-    let target = parse_lsn(target);
+    let target = pgoutput::Lsn::parse(target).unwrap().0;
     loop {
         if stage.is_finished() {
             match stage.await.unwrap() {

@@ -175,13 +175,7 @@ pub(crate) async fn slot_position(client: &Client, slot: &str) -> Result<Option<
         )));
     }
     let lsn: Option<String> = row.get(1);
-    Ok(Some(lsn.as_deref().and_then(parse_lsn).unwrap_or(0)))
-}
-
-/// `X/Y` to a 64-bit position.
-pub(crate) fn parse_lsn(s: &str) -> Option<u64> {
-    let (hi, lo) = s.split_once('/')?;
-    Some((u64::from_str_radix(hi, 16).ok()? << 32) | u64::from_str_radix(lo, 16).ok()?)
+    Ok(Some(lsn.as_deref().and_then(pgoutput::Lsn::parse).map_or(0, |l| l.0)))
 }
 
 pub(crate) async fn drop_slot(client: &Client, slot: &str) -> Result<(), CdcError> {

@@ -177,7 +177,8 @@ pub async fn run_with_metrics(
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT answered without a row".into()))
             };
-            let consistent = catalog::parse_lsn(&field(1)?)
+            let consistent = pgoutput::Lsn::parse(&field(1)?)
+                .map(|l| l.0)
                 .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT gave no consistent point".into()))?;
             let snapshot_name = field(2)?;
             tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(consistent), "created slot; snapshotting");
@@ -408,7 +409,8 @@ async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<HashMap<(u64
                 .iter()
                 .find(|(k, _)| k == name)
                 .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .and_then(catalog::parse_lsn)
+                .and_then(pgoutput::Lsn::parse)
+                .map(|l| l.0)
         };
         kafka::scan_back(&kafka, &topic, DEAD_LETTER_SCAN_LIMIT, |_, key, headers| {
             let ours = headers

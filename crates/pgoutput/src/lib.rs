@@ -28,6 +28,17 @@ pub fn pg_micros_to_unix_millis(pg_micros: i64) -> i64 {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Lsn(pub u64);
 
+impl Lsn {
+    /// Parses the `X/Y` text form PostgreSQL prints (`pg_lsn`); `None` for
+    /// anything else.
+    pub fn parse(s: &str) -> Option<Lsn> {
+        let (hi, lo) = s.split_once('/')?;
+        let hi = u64::from(u32::from_str_radix(hi, 16).ok()?);
+        let lo = u64::from(u32::from_str_radix(lo, 16).ok()?);
+        Some(Lsn((hi << 32) | lo))
+    }
+}
+
 impl fmt::Display for Lsn {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)

@@ -161,6 +161,11 @@ fn malformed_input_names_the_problem_and_the_offset() {
 #[test]
 fn lsns_print_as_postgres_does_and_timestamps_convert() {
     assert_eq!(Lsn(0x1_6B37_4D48).to_string(), "1/6B374D48");
+    assert_eq!(Lsn::parse("1/6B374D48"), Some(Lsn(0x1_6B37_4D48)));
+    assert_eq!(Lsn::parse(&Lsn(u64::MAX).to_string()), Some(Lsn(u64::MAX)));
+    for bad in ["", "1", "1/", "/1", "x/1", "1/2/3", "100000000/0"] {
+        assert_eq!(Lsn::parse(bad), None, "{bad:?}");
+    }
     // 2024-11-24T08:00:00Z is 785,750,400 s after 2000-01-01.
     assert_eq!(pg_micros_to_unix_millis(785_750_400_000_000), 1_732_435_200_000);
 }

@@ -408,7 +408,7 @@ pub async fn run(
     let now = mark(&pg).await?;
     // Boxed, like the drain's: the waits would otherwise make the run's
     // own future large.
-    let mut caught_up = Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, &now));
+    let mut caught_up = Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, now));
     let mut every = tokio::time::interval(cfg.progress_every);
     every.tick().await;
     loop {
@@ -434,7 +434,6 @@ pub async fn run(
     // The observer starts at the changelog's current end, before anything is produced.
     let started = Instant::now();
     let since_us = unix_micros() + i64::try_from(cfg.warmup.as_micros()).unwrap_or(i64::MAX);
-    let since_lsn = wal_position(&pg).await?;
     let partitions: Vec<i32> = high_watermarks(&cfg.sink.kafka, &topic)
         .await?
         .into_iter()
@@ -446,7 +445,8 @@ pub async fn run(
         &qualifier,
         &topic,
         &key_columns,
-        (since_us, since_lsn),
+        // Every change the run makes commits after the catch-up's mark.
+        (since_us, now.0),
         &partitions,
     );
     observer.start().await;
@@ -527,7 +527,7 @@ pub async fn run(
     // Draining: everything written is loaded.
     let drain = async {
         let end = mark(&pg).await?;
-        Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, &end)).await?;
+        Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, end)).await?;
         // The observer reads the changelog past everything loaded (two more
         // reads: the next may have begun before), then sees its waiting
         // changes visible.
@@ -702,27 +702,17 @@ async fn wait_streaming(pg: &tokio_postgres::Client, cdc: &cdc::CdcConfig, table
 /// the CDC stage confirms it as soon as it has read that far; the current
 /// WAL position could lie past the last commit and be confirmed only at the
 /// stage's next heartbeat.
-async fn mark(pg: &tokio_postgres::Client) -> Result<String, RunError> {
-    Ok(pg
+async fn mark(pg: &tokio_postgres::Client) -> Result<pgoutput::Lsn, RunError> {
+    let text: String = pg
         .query_one(
             "SELECT pg_logical_emit_message(true, 'contrail.run', 'mark')::text",
             &[],
         )
         .await
         .map_err(|e| RunError::Postgres(format!("marking the WAL: {e}")))?
-        .get(0))
-}
-
-/// The current WAL insert position as a number: every transaction that
-/// commits later has its commit record past it.
-async fn wal_position(pg: &tokio_postgres::Client) -> Result<u64, RunError> {
-    let text: String = pg
-        .query_one("SELECT (pg_current_wal_insert_lsn() - '0/0'::pg_lsn)::text", &[])
-        .await
-        .map_err(|e| RunError::Postgres(format!("reading the WAL position: {e}")))?
         .get(0);
-    text.parse()
-        .map_err(|e| RunError::Postgres(format!("WAL position {text:?}: {e}")))
+    pgoutput::Lsn::parse(&text)
+        .ok_or_else(|| RunError::Postgres(format!("the WAL marker's position {text:?} is not an LSN")))
 }
 
 /// Waits until everything committed before `lsn` is loaded: the slot has
@@ -733,7 +723,7 @@ async fn wait_through(
     sf: &snowflake::Client,
     cfg: &RunConfig,
     qualifier: &str,
-    lsn: &str,
+    lsn: pgoutput::Lsn,
 ) -> Result<(), RunError> {
     let topic = cfg.topic();
     wait_slot(pg, &cfg.cdc.slot, lsn).await?;
@@ -742,7 +732,8 @@ async fn wait_through(
 }
 
 /// Waits until `slot` has confirmed `lsn`: everything written is in Kafka.
-async fn wait_slot(pg: &tokio_postgres::Client, slot: &str, lsn: &str) -> Result<(), RunError> {
+async fn wait_slot(pg: &tokio_postgres::Client, slot: &str, lsn: pgoutput::Lsn) -> Result<(), RunError> {
+    let lsn = lsn.to_string();
     loop {
         let done: Option<bool> = pg
             .query_opt(

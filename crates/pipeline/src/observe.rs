@@ -150,9 +150,7 @@ impl Observer {
         if cursor.is_empty() {
             return Ok(());
         }
-        // Rows past a partition's cursor are at or past its newest commit
-        // LSN: the lowest of those bounds every new row.
-        let floor = cursor.values().map(|(_, c)| *c).min().unwrap_or(0);
+        let floor = newest_floor(cursor);
         let mut cond = Vec::new();
         let mut binds = vec![Bind::Text(floor.to_string())];
         for (p, (o, _)) in cursor.iter() {
@@ -206,13 +204,7 @@ impl Observer {
     async fn read_current(&self, current: &str, tracker: &Mutex<Tracker>) -> Result<(), SnowflakeError> {
         let floor = {
             let waiting = tracker.lock().unwrap_or_else(|p| p.into_inner()).lowest_waiting();
-            let newest = self
-                .cursor
-                .iter()
-                .flat_map(|c| c.values())
-                .map(|(_, c)| u64::try_from(*c).unwrap_or(0))
-                .min()
-                .unwrap_or(0);
+            let newest = u64::try_from(self.cursor.as_ref().map_or(0, newest_floor)).unwrap_or(0);
             waiting.map_or(newest, |w| w.min(newest))
         };
         let sql = format!(
@@ -245,6 +237,13 @@ impl Observer {
             Err(_) => Ok(None),
         }
     }
+}
+
+/// The lowest of the partitions' newest commit LSNs in `cursor`: a
+/// partition's commit LSNs only grow with its offsets, so every changelog
+/// row not read yet is at or past it.
+fn newest_floor(cursor: &BTreeMap<i64, (i64, i64)>) -> i64 {
+    cursor.values().map(|(_, c)| *c).min().unwrap_or(0)
 }
 
 fn num(v: &Option<String>) -> Option<i64> {

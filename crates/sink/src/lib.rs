@@ -272,9 +272,10 @@ pub async fn run_with_metrics(
     let mut topics: HashMap<String, TopicTables> = HashMap::new();
     let mut summary = Summary::default();
     let mut ahead: Option<Built> = None;
-    // Positions of loaded batches not stored yet, and when they last were.
-    let mut unstored: BTreeMap<(String, i32), i64> = BTreeMap::new();
-    let mut stored_at = Instant::now();
+    let mut unstored = Unstored {
+        next: BTreeMap::new(),
+        stored_at: Instant::now(),
+    };
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
         let stopping = *shutdown.borrow();
@@ -290,10 +291,10 @@ pub async fn run_with_metrics(
                 }
             },
         };
-        summary.records += batch.records as u64;
-        summary.dead_lettered += batch.dead_lettered;
-        let next = std::mem::take(&mut batch.next);
-        let written = if batch.records >= cfg.max_rows && !stopping {
+        summary.records += batch.polled.records as u64;
+        summary.dead_lettered += batch.polled.dead_lettered;
+        let next = std::mem::take(&mut batch.polled.next);
+        let written = if batch.polled.records >= cfg.max_rows && !stopping {
             // The next batch's placement may run DDL beside this batch's
             // loads: it only adds (columns, a generation and its views),
             // and this batch's statements name their columns.
@@ -311,13 +312,9 @@ pub async fn run_with_metrics(
         };
         summary.changes += written;
         summary.batches += 1;
-        for (tp, offset) in next {
-            let o = unstored.entry(tp).or_insert(offset);
-            *o = (*o).max(offset);
-        }
-        if stored_at.elapsed() >= POSITIONS_EVERY {
+        unstored.add(next);
+        if unstored.due() {
             writer.store_positions(&mut unstored).await?;
-            stored_at = Instant::now();
         }
     }
     writer.store_positions(&mut unstored).await?;
@@ -327,11 +324,37 @@ pub async fn run_with_metrics(
 /// A polled batch, decoded, its dead letters in Kafka: ready to write.
 struct Prepared {
     by_topic: BTreeMap<String, Vec<(Consumed, Decoded)>>,
+    polled: Polled,
+}
+
+/// What a batch carries from its poll to its positions, whatever form its
+/// records take in between ([`Prepared`], then [`Built`]).
+struct Polled {
     /// Next offset per (topic, partition), for the positions.
     next: BTreeMap<(String, i32), i64>,
     records: usize,
     dead_lettered: u64,
-    polled: Instant,
+    at: Instant,
+}
+
+/// Positions of loaded batches not stored yet, and when positions were last
+/// stored (see [`POSITIONS_EVERY`]).
+struct Unstored {
+    next: BTreeMap<(String, i32), i64>,
+    stored_at: Instant,
+}
+
+impl Unstored {
+    fn add(&mut self, next: BTreeMap<(String, i32), i64>) {
+        for (tp, offset) in next {
+            let o = self.next.entry(tp).or_insert(offset);
+            *o = (*o).max(offset);
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.stored_at.elapsed() >= POSITIONS_EVERY
+    }
 }
 
 struct Reader<'a> {
@@ -362,10 +385,12 @@ impl Reader<'_> {
         self.metrics.records.inc_by(batch.len() as u64);
         let mut p = Prepared {
             by_topic: BTreeMap::new(),
-            next: BTreeMap::new(),
-            records: batch.len(),
-            dead_lettered: 0,
-            polled: Instant::now(),
+            polled: Polled {
+                next: BTreeMap::new(),
+                records: batch.len(),
+                dead_lettered: 0,
+                at: Instant::now(),
+            },
         };
         for (i, rec) in batch.into_iter().enumerate() {
             // Decoding is CPU work with no await of its own: behind, it runs
@@ -374,7 +399,7 @@ impl Reader<'_> {
             if i % 256 == 255 {
                 tokio::task::yield_now().await;
             }
-            let pos = p.next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
+            let pos = p.polled.next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
             *pos = (*pos).max(rec.offset + 1);
             match decode(schemas, self.registry, &rec).await {
                 Ok(Some(d)) => p.by_topic.entry(rec.topic.clone()).or_default().push((rec, d)),
@@ -394,13 +419,13 @@ impl Reader<'_> {
                             (dlq::SOURCE_HEADER, source.as_bytes()),
                         ],
                     })?;
-                    p.dead_lettered += 1;
+                    p.polled.dead_lettered += 1;
                     self.metrics.dead_lettered.inc();
                 }
             }
         }
         // Dead letters are in Kafka before the positions move past them.
-        if p.dead_lettered > 0 {
+        if p.polled.dead_lettered > 0 {
             self.producer.flush(Duration::from_secs(60))?;
         }
         Ok(Some(p))
@@ -434,11 +459,7 @@ struct Load {
 /// A batch built for the warehouse: its loads, in order, and its positions.
 struct Built {
     loads: Vec<Load>,
-    /// Next offset per (topic, partition), for the positions.
-    next: BTreeMap<(String, i32), i64>,
-    records: usize,
-    dead_lettered: u64,
-    polled: Instant,
+    polled: Polled,
 }
 
 impl Writer<'_> {
@@ -482,9 +503,6 @@ impl Writer<'_> {
         }
         Ok(Built {
             loads,
-            next: p.next,
-            records: p.records,
-            dead_lettered: p.dead_lettered,
             polled: p.polled,
         })
     }
@@ -527,20 +545,20 @@ impl Writer<'_> {
                     .observe((unix_micros() - ts).max(0) as f64 / 1e6);
             }
         }
-        self.metrics.batch_seconds.observe(b.polled.elapsed().as_secs_f64());
+        self.metrics.batch_seconds.observe(b.polled.at.elapsed().as_secs_f64());
         Ok(changes)
     }
 
-    /// Stores `unstored` (next offset per topic and partition, all loaded)
-    /// and empties it. Positions come after the data: a crash before this
-    /// statement replays those batches, which the idempotent statements
-    /// absorb. One statement for every partition; positions only move
-    /// forward.
-    async fn store_positions(&self, unstored: &mut BTreeMap<(String, i32), i64>) -> Result<(), SinkError> {
-        if unstored.is_empty() {
+    /// Stores `unstored`'s positions (next offset per topic and partition,
+    /// all loaded) and empties it. Positions come after the data: a crash
+    /// before this statement replays those batches, which the idempotent
+    /// statements absorb. One statement for every partition; positions only
+    /// move forward.
+    async fn store_positions(&self, unstored: &mut Unstored) -> Result<(), SinkError> {
+        if unstored.next.is_empty() {
             return Ok(());
         }
-        let committed: Vec<(String, i32, i64)> = std::mem::take(unstored)
+        let committed: Vec<(String, i32, i64)> = std::mem::take(&mut unstored.next)
             .into_iter()
             .map(|((t, p), o)| (t, p, o))
             .collect();
@@ -555,6 +573,7 @@ impl Writer<'_> {
                 &binds,
             )
             .await?;
+        unstored.stored_at = Instant::now();
         if let Err(e) = self.consumer.commit(&committed) {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
             tracing::debug!(error = %e, "committing group offsets failed");
@@ -707,6 +726,19 @@ fn build_load(topic: &str, layout: &Layout, records: &[(&Consumed, &Decoded, i64
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unstored_positions_keep_the_furthest_per_partition() {
+        let mut u = Unstored {
+            next: BTreeMap::new(),
+            stored_at: Instant::now(),
+        };
+        let tp = |p: i32| ("t".to_string(), p);
+        u.add([(tp(0), 10), (tp(1), 5)].into());
+        u.add([(tp(0), 7), (tp(2), 1)].into());
+        assert_eq!(u.next, [(tp(0), 10), (tp(1), 5), (tp(2), 1)].into());
+        assert!(!u.due());
+    }
 
     #[test]
     fn staged_rows_carry_each_change_once_with_its_metadata() {
