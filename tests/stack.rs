@@ -1,5 +1,5 @@
 //! The local stack against independent clients: `psql` for PostgreSQL,
-//! Tansu's own client for Kafka topics, Snowflake's Python connector for
+//! Confluent's Python client for Kafka topics, Snowflake's Python connector for
 //! fakesnow, and plain HTTP for the schema registry. Checks that `up` is idempotent, that every service answers at
 //! the address `contrail stack env` gives, and that data survives a restart
 //! of the whole stack (the storage is durable, not in memory).
@@ -33,11 +33,32 @@ fn psql(cfg: &StackConfig, sql: &str) -> String {
         .args(["-v", "ON_ERROR_STOP=1", "-tAc", sql]))
 }
 
-fn tansu(cfg: &StackConfig, args: &[&str]) -> String {
-    let broker = format!("tcp://{}", env_value(cfg, "KAFKA_BOOTSTRAP_SERVERS"));
-    let home = std::env::var("HOME").unwrap();
-    let bin = Path::new(&home).join(".cargo/bin/tansu");
-    run(Command::new(bin).args(args).args(["--broker", &broker]))
+/// Confluent's Python client (librdkafka, not the pipeline's rdkafka
+/// build) as the independent Kafka client: `create TOPIC`, `list`,
+/// `delete TOPIC`.
+fn kafka_admin(cfg: &StackConfig, args: &[&str]) -> String {
+    let script = r#"
+import sys
+from confluent_kafka.admin import AdminClient, NewTopic
+admin = AdminClient({"bootstrap.servers": sys.argv[1]})
+op = sys.argv[2]
+if op == "create":
+    for f in admin.create_topics([NewTopic(sys.argv[3], 1, 1)]).values():
+        f.result(30)
+elif op == "delete":
+    for f in admin.delete_topics([sys.argv[3]]).values():
+        f.result(30)
+elif op == "missing":
+    # A metadata request for a topic that does not exist must not create it.
+    t = admin.list_topics(topic=sys.argv[3], timeout=30).topics[sys.argv[3]]
+    print(t.error.name() if t.error else "exists")
+    sys.exit(0)
+print("\n".join(sorted(admin.list_topics(timeout=30).topics)))
+"#;
+    let python = std::env::var_os("CONFLUENT_PYTHON").expect("CONFLUENT_PYTHON (scripts/env.sh sets it)");
+    run(Command::new(python)
+        .args(["-c", script, &env_value(cfg, "KAFKA_BOOTSTRAP_SERVERS")])
+        .args(args))
 }
 
 /// Runs SQL through Snowflake's own Python connector, logging in with the
@@ -99,7 +120,7 @@ fn all_healthy(stack: &Stack) {
 #[test]
 fn stack_serves_each_service_and_keeps_data_across_restarts() {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let mut cfg = StackConfig::for_project(&project).unwrap();
+    let mut cfg = StackConfig::for_tests(&project).unwrap();
     cfg.contrail_exe = Some(contrail_exe());
     let stack = Stack::new(cfg.clone());
     stack.up(&Service::ALL).unwrap();
@@ -116,10 +137,17 @@ fn stack_serves_each_service_and_keeps_data_across_restarts() {
     );
     psql(&cfg, "DROP TABLE IF EXISTS stack_probe; CREATE TABLE stack_probe (id int PRIMARY KEY); INSERT INTO stack_probe VALUES (1), (2)");
 
-    // Kafka: topics are created explicitly (Tansu does not auto-create them).
+    // Kafka: the broker the stack names, and topics only when created.
+    let kafka = stack
+        .status()
+        .into_iter()
+        .find(|s| s.service == Service::Kafka)
+        .unwrap();
+    assert!(kafka.to_string().starts_with("kafka (apache 4."), "{kafka}");
     let topic = format!("stack-probe-{}", std::process::id());
-    tansu(&cfg, &["topic", "create", &topic, "--partitions", "1"]);
-    assert!(tansu(&cfg, &["topic", "list"]).contains(&topic));
+    assert_eq!(kafka_admin(&cfg, &["missing", &topic]), "UNKNOWN_TOPIC_OR_PART");
+    assert_eq!(kafka_admin(&cfg, &["missing", &topic]), "UNKNOWN_TOPIC_OR_PART");
+    assert!(kafka_admin(&cfg, &["create", &topic]).lines().any(|t| t == topic));
 
     // Snowflake: log in and keep a table.
     snowflake(
@@ -148,12 +176,12 @@ fn stack_serves_each_service_and_keeps_data_across_restarts() {
     stack.up(&Service::ALL).unwrap();
     all_healthy(&stack);
     assert_eq!(psql(&cfg, "SELECT count(*) FROM stack_probe"), "2");
-    assert!(tansu(&cfg, &["topic", "list"]).contains(&topic));
+    assert!(kafka_admin(&cfg, &["list"]).lines().any(|t| t == topic));
     assert_eq!(snowflake(&cfg, &["SELECT X FROM STACK_PROBE.PUBLIC.T"]), "[(42,)]");
     let (status, latest) = registry(&cfg, "GET", &format!("/subjects/{subject}/versions/latest"), None);
     assert_eq!((status, latest["id"].clone()), (200, id));
     registry(&cfg, "DELETE", &format!("/subjects/{subject}"), None);
     registry(&cfg, "DELETE", &format!("/subjects/{subject}?permanent=true"), None);
     psql(&cfg, "DROP TABLE stack_probe");
-    tansu(&cfg, &["topic", "delete", &topic]);
+    kafka_admin(&cfg, &["delete", &topic]);
 }

@@ -7,7 +7,8 @@
 //! 2. `pg_recvlogical` reads the raw slot to the backlog's end (pgoutput,
 //!    text values, written to /dev/null): the walsender's decoding limit.
 //! 3. The stage reads its slot to the same end: decode, parse, validate,
-//!    encode, produce to Kafka (Tansu, in-memory storage, started here),
+//!    encode, produce to Kafka (a scratch Apache Kafka broker, logs on
+//!    disk in a temporary directory, started here),
 //!    and confirm once acknowledged. Timed until the slot's confirmed
 //!    position reaches the end, start-up included.
 //! 4. Latency: the producer writes 1,000 changes/s (50 per transaction),
@@ -144,8 +145,8 @@ fn main() {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let stack = stack::StackConfig::for_project(&project).unwrap();
     let env: BTreeMap<&str, String> = stack.env().into_iter().collect();
-    let broker =
-        stack::MemoryBroker::start().expect("tansu (cargo install tansu --locked --features libsql,dynostore)");
+    let broker = stack::ScratchKafka::start()
+        .expect("a scratch Apache Kafka broker (Java 17 and Maven: ./scripts/env.sh installs them)");
     let admin_url = env["DATABASE_URL"].clone();
     let url = admin_url.rsplit_once('/').map(|(b, _)| format!("{b}/{DB}")).unwrap();
     // The producer takes DATABASE_URL over its defaults: point it here,

@@ -1,4 +1,4 @@
-//! `contrail cdc` against the local stack's PostgreSQL, Tansu and schema
+//! `contrail cdc` against the test stack's PostgreSQL, Apache Kafka and schema
 //! registry, read back with Confluent's own Python consumer and
 //! AvroDeserializer. Each test has its own database, slot and topic prefix.
 //! Waiting is on events: the slot's confirmed position (which the stage

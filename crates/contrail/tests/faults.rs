@@ -2,7 +2,8 @@
 //! writes flight changes (inserts, updates, deletes, some of them bad) to
 //! PostgreSQL while `contrail cdc` and `contrail sink` run as their own
 //! processes. In each phase one fault strikes mid-stream: kill -9 of the CDC
-//! stage, kill -9 of the sink, a Tansu restart, a PostgreSQL restart, the
+//! stage, kill -9 of the sink, a Kafka broker restart (controlled
+//! shutdown and start), a PostgreSQL restart, the
 //! registry stopped for 30 s. After each, once the stream is stopped and
 //! the pipeline has caught up:
 //! - the warehouse's current-state view equals the source table
@@ -286,7 +287,7 @@ async fn under_each_fault_the_warehouse_equals_the_source_with_every_change_once
             .await
             .unwrap();
     }
-    let mut stack_cfg = stack::StackConfig::for_project(&common::project()).unwrap();
+    let mut stack_cfg = stack::StackConfig::for_tests(&common::project()).unwrap();
     // The registry is `contrail registry serve`.
     stack_cfg.contrail_exe = Some(env!("CARGO_BIN_EXE_contrail").into());
     let stack = stack::Stack::new(stack_cfg);

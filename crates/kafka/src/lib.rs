@@ -1,10 +1,9 @@
-//! Kafka I/O for the pipeline, on rdkafka with its bundled librdkafka (the
-//! system's librdkafka 2.0.2 cannot talk to Tansu; a modern one talks to
-//! Tansu, Apache Kafka, Redpanda and Confluent Cloud alike).
+//! Kafka I/O for the pipeline, on rdkafka with its bundled librdkafka (a
+//! current librdkafka, not the system's 2.0.2, speaks to Apache Kafka 4,
+//! Confluent Cloud, MSK, Redpanda and Aiven alike).
 //!
-//! - [`ensure_topics`] creates missing topics with the admin API: brokers
-//!   such as Tansu do not auto-create them, and production clusters usually
-//!   forbid it.
+//! - [`ensure_topics`] creates missing topics with the admin API:
+//!   production clusters (and the local stack) forbid auto-creation.
 //! - [`Producer`] is an idempotent producer (`enable.idempotence`, `acks=all`,
 //!   per-partition order kept across retries) on rdkafka's `ThreadedProducer`:
 //!   `send` hands a record to librdkafka and returns at once, a background
@@ -19,7 +18,7 @@
 //!   across partitions, so a count would not do: the CDC stage confirms a
 //!   WAL position only once every record before it is in Kafka.
 //!
-//! Nothing here depends on the broker being Tansu.
+//! Nothing here depends on one broker's behaviour beyond the Kafka protocol.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -544,13 +543,6 @@ impl Consumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "earliest")
             .set("enable.partition.eof", "false");
-        if !cfg.extra.contains_key("fetch.wait.max.ms") {
-            // Kafka answers a fetch as soon as it has data; a broker that
-            // holds it to the deadline (Tansu does) would add 1.5 times
-            // the default 500 ms to every record. 10 ms costs an idle
-            // consumer at most a hundred empty fetches a second.
-            c.set("fetch.wait.max.ms", "10");
-        }
         if !cfg.extra.contains_key("max.partition.fetch.bytes") {
             // A sink's batch is thousands of records: librdkafka's 1 MB per
             // partition took several fetches per batch, each one the

@@ -1,6 +1,7 @@
 //! The producer's Kafka mode against a bare rdkafka producer sending the same
-//! bytes to the same broker, in one run: a Tansu broker with in-memory
-//! storage started here, and the local stack's schema registry.
+//! bytes to the same broker, in one run: a scratch Apache Kafka broker
+//! (`stack::ScratchKafka`, logs on disk in a temporary directory) started
+//! here, and the local stack's schema registry.
 //!
 //! Run: `cargo bench -p producer --bench kafka` (after `contrail stack up`).
 //! Figures go to docs/BENCHMARKS.md.
@@ -14,8 +15,8 @@ use producer::{ProducerConfig, Target};
 const DURATION: Duration = Duration::from_secs(15);
 
 fn main() {
-    let broker =
-        stack::MemoryBroker::start().expect("tansu (cargo install tansu --locked --features libsql,dynostore)");
+    let broker = stack::ScratchKafka::start()
+        .expect("a scratch Apache Kafka broker (Java 17 and Maven: ./scripts/env.sh installs them)");
     let registry_url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: broker.bootstrap.clone(),

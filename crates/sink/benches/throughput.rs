@@ -1,7 +1,8 @@
 //! The sink against the same SQL issued directly to the warehouse, and its
 //! Kafka-to-visible latency at a steady 1,000 changes per second.
 //!
-//! Kafka is Tansu with in-memory storage (started here); the registry and
+//! Kafka is a scratch Apache Kafka broker (`stack::ScratchKafka`, logs on
+//! disk in a temporary directory, started here); the registry and
 //! the warehouse (fakesnow) are the local stack's. A CDC-shaped topic
 //! (3 partitions, envelope and key schemas registered as the CDC stage
 //! registers them) is filled with `ROWS` changes over `KEYS` keys.
@@ -237,8 +238,8 @@ fn main() {
     let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let stack = stack::StackConfig::for_project(&project).unwrap();
     let env: BTreeMap<&str, String> = stack.env().into_iter().collect();
-    let broker =
-        stack::MemoryBroker::start().expect("tansu (cargo install tansu --locked --features libsql,dynostore)");
+    let broker = stack::ScratchKafka::start()
+        .expect("a scratch Apache Kafka broker (Java 17 and Maven: ./scripts/env.sh installs them)");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -1,52 +1,65 @@
 //! The local stack of real services, run from a project-local directory.
 //!
 //! ```text
-//! .contrail/                       (StackConfig::data_dir)
+//! .contrail/                       (StackConfig::data_dir; CONTRAIL_STACK_DIR moves it)
 //!   postgres/        PostgreSQL 15 cluster, wal_level=logical, own port
-//!   tansu/           Tansu broker, sqlite storage (durable across restarts)
+//!   kafka/           Apache Kafka (KRaft, one broker/controller node):
+//!                    server.properties, log4j2.properties, data/ (log.dirs)
 //!   fakesnow/        fakesnow databases (the local Snowflake)
 //!                    the schema registry (`contrail registry serve`) keeps its
 //!                    state in the cluster's contrail_registry database
 //!   run/*.pid, logs/*.log
-//! ~/.cache/contrail/fakesnow-<version>/   the fakesnow virtualenv (shared by clones)
+//! ~/.cache/contrail/kafka-<version>/libs/   the broker's jars, from Maven Central
+//! ~/.cache/contrail/fakesnow-<version>/     the fakesnow virtualenv (shared by clones)
 //! ```
 //!
 //! [`Stack::up`] is idempotent: a service that is already healthy is left
 //! alone, one that is stopped is started and then health-checked (PostgreSQL
-//! with `pg_isready` and a query, Tansu with a Kafka ApiVersions round trip,
-//! fakesnow with an HTTP request). Failures are [`StackError`]s that say what
-//! to do: the port that is taken, the package that is missing, or the service
-//! that did not start, with the tail of its log. When run as root, PostgreSQL
-//! runs as the `postgres` user, as its packaging expects.
+//! with `pg_isready` and a query, Kafka with ApiVersions and Metadata
+//! round trips, fakesnow with an HTTP request). Failures are [`StackError`]s
+//! that say what to do: the port that is taken (and by whom), the package
+//! that is missing, or the service that did not start, with the tail of its
+//! log. When run as root, PostgreSQL runs as the `postgres` user, as its
+//! packaging expects.
 //!
 //! Tools that are missing are installed where that is safe to do without
-//! asking: Tansu with `cargo install` (about ten minutes, once per machine),
-//! fakesnow into its virtualenv with pip, and PostgreSQL 15 with apt-get when
-//! running as root.
+//! asking: the broker's jars with Maven (once per machine), fakesnow into
+//! its virtualenv with pip, and PostgreSQL 15 with apt-get when running as
+//! root. A missing Java or Maven is an error naming the Debian package
+//! (`scripts/env.sh` installs both).
+//!
+//! The tests run on a stack of their own: `scripts/test.sh` points
+//! `CONTRAIL_STACK_DIR` and every port variable elsewhere, and
+//! [`StackConfig::for_tests`] refuses a configuration that would reach the
+//! user's stack.
 
-mod bench;
 mod health;
+mod kafka;
 mod process;
+mod scratch;
 mod services;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-pub use bench::MemoryBroker;
+pub use kafka::KAFKA_VERSION;
+pub use scratch::ScratchKafka;
 pub use services::{Service, ServiceState, ServiceStatus, Stack};
 
 /// Pinned tool versions.
 pub const FAKESNOW_VERSION: &str = "0.12.1";
 pub const POSTGRES_MAJOR: u32 = 15;
 
-/// Where the stack lives and which ports it uses. Ports can be overridden
-/// with `CONTRAIL_PG_PORT`, `CONTRAIL_KAFKA_PORT` and
-/// `CONTRAIL_SNOWFLAKE_PORT`, `CONTRAIL_REGISTRY_PORT`.
+/// Where the stack lives and which ports it uses.
 #[derive(Debug, Clone)]
 pub struct StackConfig {
+    /// The project the stack serves (the registry runs with it).
+    pub project_dir: PathBuf,
     pub data_dir: PathBuf,
     pub cache_dir: PathBuf,
     pub pg_port: u16,
     pub kafka_port: u16,
+    /// The KRaft controller listener of the one-node cluster.
+    pub kafka_controller_port: u16,
     pub snowflake_port: u16,
     pub registry_port: u16,
     /// The `contrail` executable, which serves the registry
@@ -63,31 +76,119 @@ pub const REGISTRY_DATABASE: &str = "contrail_registry";
 pub const SNOWFLAKE_USER: &str = "contrail";
 pub const SNOWFLAKE_PASSWORD: &str = "contrail";
 
+/// The user's stack's default ports, by the variable that overrides each.
+pub const DEFAULT_PORTS: [(&str, u16); 5] = [
+    ("CONTRAIL_PG_PORT", 15432),
+    ("CONTRAIL_KAFKA_PORT", 19092),
+    ("CONTRAIL_KAFKA_CONTROLLER_PORT", 19093),
+    ("CONTRAIL_SNOWFLAKE_PORT", 18085),
+    ("CONTRAIL_REGISTRY_PORT", 8081),
+];
+
+/// The shared cache (`$XDG_CACHE_HOME/contrail` or `~/.cache/contrail`).
+pub(crate) fn cache_dir(env: &dyn Fn(&str) -> Option<String>) -> Option<PathBuf> {
+    env("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| env("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .map(|c| c.join("contrail"))
+}
+
+pub(crate) fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
 impl StackConfig {
-    /// The defaults for a project directory, with environment overrides.
-    pub fn for_project(project_dir: &std::path::Path) -> Result<StackConfig, StackError> {
-        let port = |var: &str, default: u16| -> Result<u16, StackError> {
-            match std::env::var(var) {
-                Err(_) => Ok(default),
-                Ok(v) => v
-                    .parse()
-                    .map_err(|_| StackError::Config(format!("{var}={v:?} is not a port number"))),
+    /// The defaults for a project directory, with this process's
+    /// environment overrides (see [`StackConfig::from_env`]).
+    pub fn for_project(project_dir: &Path) -> Result<StackConfig, StackError> {
+        Self::from_env(project_dir, &process_env)
+    }
+
+    /// The configuration for a project given an environment: the ports
+    /// from `CONTRAIL_PG_PORT`, `CONTRAIL_KAFKA_PORT`,
+    /// `CONTRAIL_KAFKA_CONTROLLER_PORT`, `CONTRAIL_SNOWFLAKE_PORT` and
+    /// `CONTRAIL_REGISTRY_PORT`, the data directory from
+    /// `CONTRAIL_STACK_DIR` (default `<project>/.contrail`).
+    pub fn from_env(project_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<StackConfig, StackError> {
+        let port = |var: &str| -> Result<u16, StackError> {
+            let default = DEFAULT_PORTS.iter().find(|(v, _)| *v == var).map_or(0, |(_, p)| *p);
+            match env(var) {
+                None => Ok(default),
+                Some(v) => match v.parse() {
+                    Ok(p) if p > 0 => Ok(p),
+                    _ => Err(StackError::Config(format!("{var}={v:?} is not a port number"))),
+                },
             }
         };
-        let cache_dir = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(|| project_dir.join(".contrail/cache"))
-            .join("contrail");
-        Ok(StackConfig {
-            data_dir: project_dir.join(".contrail"),
-            cache_dir,
-            pg_port: port("CONTRAIL_PG_PORT", 15432)?,
-            kafka_port: port("CONTRAIL_KAFKA_PORT", 19092)?,
-            snowflake_port: port("CONTRAIL_SNOWFLAKE_PORT", 18085)?,
-            registry_port: port("CONTRAIL_REGISTRY_PORT", 8081)?,
+        let data_dir = match env("CONTRAIL_STACK_DIR") {
+            Some(d) if d.is_empty() => return Err(StackError::Config("CONTRAIL_STACK_DIR is empty".into())),
+            Some(d) => PathBuf::from(d),
+            None => project_dir.join(".contrail"),
+        };
+        let cfg = StackConfig {
+            project_dir: project_dir.to_path_buf(),
+            cache_dir: cache_dir(env).unwrap_or_else(|| data_dir.join("cache")),
+            data_dir,
+            pg_port: port("CONTRAIL_PG_PORT")?,
+            kafka_port: port("CONTRAIL_KAFKA_PORT")?,
+            kafka_controller_port: port("CONTRAIL_KAFKA_CONTROLLER_PORT")?,
+            snowflake_port: port("CONTRAIL_SNOWFLAKE_PORT")?,
+            registry_port: port("CONTRAIL_REGISTRY_PORT")?,
             contrail_exe: None,
-        })
+        };
+        cfg.check_distinct_ports()?;
+        Ok(cfg)
+    }
+
+    /// The tests' own stack, as `scripts/test.sh` sets it up. Refuses
+    /// (with what to do) a configuration that would reach the user's
+    /// stack: its data directory or any of its default ports.
+    pub fn for_tests(project_dir: &Path) -> Result<StackConfig, StackError> {
+        Self::tests_from_env(project_dir, &process_env)
+    }
+
+    fn tests_from_env(project_dir: &Path, env: &dyn Fn(&str) -> Option<String>) -> Result<StackConfig, StackError> {
+        let refuse = |why: String| {
+            StackError::Config(format!(
+                "the tests run on a stack of their own, never the user's: {why}; \
+                 run them with ./scripts/test.sh, which starts that stack"
+            ))
+        };
+        if env("CONTRAIL_STACK_DIR").is_none() {
+            return Err(refuse("CONTRAIL_STACK_DIR is not set".into()));
+        }
+        let cfg = Self::from_env(project_dir, env)?;
+        if cfg.data_dir == project_dir.join(".contrail") {
+            return Err(refuse(format!("{} is the project's own stack", cfg.data_dir.display())));
+        }
+        for (var, default) in DEFAULT_PORTS {
+            if cfg.ports().iter().any(|(v, p)| *v == var && *p == default) {
+                return Err(refuse(format!("{var} is the user's stack's default port {default}")));
+            }
+        }
+        Ok(cfg)
+    }
+
+    fn ports(&self) -> [(&'static str, u16); 5] {
+        [
+            ("CONTRAIL_PG_PORT", self.pg_port),
+            ("CONTRAIL_KAFKA_PORT", self.kafka_port),
+            ("CONTRAIL_KAFKA_CONTROLLER_PORT", self.kafka_controller_port),
+            ("CONTRAIL_SNOWFLAKE_PORT", self.snowflake_port),
+            ("CONTRAIL_REGISTRY_PORT", self.registry_port),
+        ]
+    }
+
+    fn check_distinct_ports(&self) -> Result<(), StackError> {
+        let ports = self.ports();
+        for (i, (a, pa)) in ports.iter().enumerate() {
+            if let Some((b, _)) = ports[i + 1..].iter().find(|(_, pb)| pb == pa) {
+                return Err(StackError::Config(format!(
+                    "{a} and {b} are both {pa}: give each service its own port"
+                )));
+            }
+        }
+        Ok(())
     }
 
     /// The Python of the fakesnow virtualenv, which also carries Snowflake's
@@ -102,6 +203,11 @@ impl StackConfig {
             "postgres://{PG_USER}:{PG_PASSWORD}@127.0.0.1:{}/{REGISTRY_DATABASE}",
             self.pg_port
         )
+    }
+
+    /// One address of [`StackConfig::env`] by its variable's name.
+    pub fn env_value(&self, name: &str) -> Option<String> {
+        self.env().into_iter().find(|(k, _)| *k == name).map(|(_, v)| v)
     }
 
     /// `export NAME=value` pairs that point clients at the stack.
@@ -135,10 +241,12 @@ impl StackConfig {
 pub enum StackError {
     #[error("{0}")]
     Config(String),
-    #[error("{service}: port {port} is already in use by another program; stop it or set {env_var} to a free port")]
+    #[error("{service}: port {port} is already in use by {owner}; stop it or set {env_var} to a free port")]
     PortTaken {
         service: &'static str,
         port: u16,
+        /// `pid 1234 (java …)` when /proc tells, else "another program".
+        owner: String,
         env_var: &'static str,
     },
     #[error("{what} is missing: {hint}")]
@@ -163,4 +271,89 @@ pub enum StackError {
 pub(crate) fn io_err(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> StackError {
     let context = context.into();
     move |source| StackError::Io { context, source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let pairs: Vec<(String, String)> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |name| pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn defaults_are_the_users_stack_in_the_project() {
+        let cfg = StackConfig::from_env(Path::new("/p"), &env_of(&[("HOME", "/home/u")])).unwrap();
+        assert_eq!(cfg.data_dir, Path::new("/p/.contrail"));
+        assert_eq!(cfg.cache_dir, Path::new("/home/u/.cache/contrail"));
+        assert_eq!(
+            (
+                cfg.pg_port,
+                cfg.kafka_port,
+                cfg.kafka_controller_port,
+                cfg.snowflake_port,
+                cfg.registry_port
+            ),
+            (15432, 19092, 19093, 18085, 8081)
+        );
+        assert_eq!(cfg.env_value("KAFKA_BOOTSTRAP_SERVERS").unwrap(), "127.0.0.1:19092");
+    }
+
+    #[test]
+    fn overrides_move_the_directory_and_ports() {
+        let env = env_of(&[
+            ("CONTRAIL_STACK_DIR", "/t/stack"),
+            ("CONTRAIL_PG_PORT", "25432"),
+            ("XDG_CACHE_HOME", "/c"),
+        ]);
+        let cfg = StackConfig::from_env(Path::new("/p"), &env).unwrap();
+        assert_eq!(cfg.data_dir, Path::new("/t/stack"));
+        assert_eq!(cfg.cache_dir, Path::new("/c/contrail"));
+        assert_eq!(cfg.pg_port, 25432);
+    }
+
+    #[test]
+    fn bad_or_clashing_ports_are_refused_naming_the_variable() {
+        let err = StackConfig::from_env(Path::new("/p"), &env_of(&[("CONTRAIL_PG_PORT", "x")])).unwrap_err();
+        assert!(err.to_string().contains("CONTRAIL_PG_PORT=\"x\""), "{err}");
+        let err = StackConfig::from_env(Path::new("/p"), &env_of(&[("CONTRAIL_REGISTRY_PORT", "19092")])).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("CONTRAIL_KAFKA_PORT and CONTRAIL_REGISTRY_PORT"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn the_tests_refuse_the_users_stack() {
+        let p = Path::new("/p");
+        let ports = [
+            ("CONTRAIL_PG_PORT", "41001"),
+            ("CONTRAIL_KAFKA_PORT", "41002"),
+            ("CONTRAIL_KAFKA_CONTROLLER_PORT", "41003"),
+            ("CONTRAIL_SNOWFLAKE_PORT", "41004"),
+            ("CONTRAIL_REGISTRY_PORT", "41005"),
+        ];
+        let err = StackConfig::tests_from_env(p, &env_of(&ports)).unwrap_err();
+        assert!(err.to_string().contains("CONTRAIL_STACK_DIR is not set"), "{err}");
+        let mut own = ports.to_vec();
+        own.push(("CONTRAIL_STACK_DIR", "/p/.contrail"));
+        let err = StackConfig::tests_from_env(p, &env_of(&own)).unwrap_err();
+        assert!(err.to_string().contains("project's own stack"), "{err}");
+        let mut default_port = vec![("CONTRAIL_STACK_DIR", "/t"), ("CONTRAIL_PG_PORT", "41001")];
+        default_port.extend_from_slice(&ports[1..4]);
+        let err = StackConfig::tests_from_env(p, &env_of(&default_port)).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("CONTRAIL_REGISTRY_PORT is the user's stack's default port 8081"),
+            "{err}"
+        );
+        let mut good = ports.to_vec();
+        good.push(("CONTRAIL_STACK_DIR", "/t"));
+        assert_eq!(
+            StackConfig::tests_from_env(p, &env_of(&good)).unwrap().data_dir,
+            Path::new("/t")
+        );
+    }
 }

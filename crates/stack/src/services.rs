@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use crate::health::{http_status, kafka_api_versions, port_free, port_open};
+use crate::health::{http_status, kafka_probe, port_free, port_open, port_owner};
+use crate::kafka::Broker;
 use crate::process::{self, is_root, running_pid, spawn_detached, tail, wait_until};
 use crate::{
     io_err, StackConfig, StackError, FAKESNOW_VERSION, PG_DATABASE, PG_PASSWORD, PG_USER, POSTGRES_MAJOR,
@@ -14,6 +15,10 @@ use crate::{
 
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_GRACE: Duration = Duration::from_secs(15);
+/// Kafka's controlled shutdown flushes and closes every partition's log:
+/// seconds on the local stack, and a kill before the end means log recovery
+/// at the next start.
+const KAFKA_STOP_GRACE: Duration = Duration::from_secs(60);
 const FAKESNOW_SERVER_PY: &str = include_str!("fakesnow_server.py");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -31,7 +36,7 @@ impl Service {
     pub fn name(self) -> &'static str {
         match self {
             Service::Postgres => "postgres",
-            Service::Kafka => "kafka (tansu)",
+            Service::Kafka => crate::kafka::SERVICE_NAME,
             Service::Snowflake => "snowflake (fakesnow)",
             Service::Registry => "schema registry",
         }
@@ -111,7 +116,7 @@ impl Stack {
     fn log_name(&self, service: Service) -> &'static str {
         match service {
             Service::Postgres => "postgres",
-            Service::Kafka => "tansu",
+            Service::Kafka => "kafka",
             Service::Snowflake => "fakesnow",
             Service::Registry => "registry",
         }
@@ -136,7 +141,7 @@ impl Stack {
     }
 
     fn prepare_dirs(&self) -> Result<(), StackError> {
-        for d in ["logs", "run", "tansu", "fakesnow"] {
+        for d in ["logs", "run", "kafka", "fakesnow"] {
             std::fs::create_dir_all(self.dir(d)).map_err(io_err(format!("creating {}", self.dir(d).display())))?;
         }
         Ok(())
@@ -166,7 +171,14 @@ impl Stack {
                         )
                     })?;
                 }
-                ServiceState::Stopped => self.start(s)?,
+                ServiceState::Stopped => {
+                    let started = std::time::Instant::now();
+                    self.start(s)?;
+                    let mut status = self.status_of(s);
+                    status.detail = format!("started in {:.1} s", started.elapsed().as_secs_f64());
+                    out.push(status);
+                    continue;
+                }
             }
             out.push(self.status_of(s));
         }
@@ -189,7 +201,10 @@ impl Stack {
         let port = self.port(service);
         let (running, probe) = match service {
             Service::Postgres => (self.pg_running(), self.pg_probe()),
-            Service::Kafka => (running_pid(&self.pid_file("tansu")).is_some(), kafka_api_versions(port)),
+            Service::Kafka => (
+                running_pid(&self.pid_file("kafka")).is_some(),
+                kafka_probe(port).map(|_| ()),
+            ),
             Service::Snowflake => (
                 running_pid(&self.pid_file("fakesnow")).is_some(),
                 http_status(port, "GET", "/").map(|_| ()),
@@ -201,7 +216,7 @@ impl Stack {
             (true, Err(e)) => (ServiceState::Unhealthy, e),
             (false, _) if port_open(port) => (
                 ServiceState::Stopped,
-                format!("port {port} is taken by another program"),
+                format!("port {port} is taken by {}", Self::owner(port)),
             ),
             (false, _) => (ServiceState::Stopped, String::new()),
         };
@@ -213,16 +228,24 @@ impl Stack {
         }
     }
 
+    fn owner(port: u16) -> String {
+        port_owner(port).unwrap_or_else(|| "another program".into())
+    }
+
+    /// Every port the service will bind is free (Kafka binds two).
     fn ensure_port_free(&self, service: Service) -> Result<(), StackError> {
-        let port = self.port(service);
-        if port_free(port) {
-            Ok(())
-        } else {
-            Err(StackError::PortTaken {
+        let mut ports = vec![(self.port(service), Self::env_var(service))];
+        if service == Service::Kafka {
+            ports.push((self.cfg.kafka_controller_port, "CONTRAIL_KAFKA_CONTROLLER_PORT"));
+        }
+        match ports.into_iter().find(|(p, _)| !port_free(*p)) {
+            None => Ok(()),
+            Some((port, env_var)) => Err(StackError::PortTaken {
                 service: service.name(),
                 port,
-                env_var: Self::env_var(service),
-            })
+                owner: Self::owner(port),
+                env_var,
+            }),
         }
     }
 
@@ -231,7 +254,7 @@ impl Stack {
         tracing::info!(service = service.name(), port = self.port(service), "starting");
         match service {
             Service::Postgres => self.pg_start(),
-            Service::Kafka => self.tansu_start(),
+            Service::Kafka => self.kafka_start(),
             Service::Snowflake => self.fakesnow_start(),
             Service::Registry => self.registry_start(),
         }
@@ -253,7 +276,12 @@ impl Stack {
                 let name = self.log_name(service);
                 if let Some(pid) = running_pid(&self.pid_file(name)) {
                     tracing::info!(service = service.name(), pid, "stopping");
-                    process::stop(pid, STOP_GRACE);
+                    let grace = if service == Service::Kafka {
+                        KAFKA_STOP_GRACE
+                    } else {
+                        STOP_GRACE
+                    };
+                    process::stop(pid, grace);
                 }
                 let _ = std::fs::remove_file(self.pid_file(name));
             }
@@ -380,6 +408,24 @@ impl Stack {
         process::run("psql", &mut cmd)
     }
 
+    /// Under root the server runs as `postgres`, which must be able to
+    /// reach the cluster's directory: a stack in root's home cannot work.
+    fn pg_user_reaches(&self, data: &Path) -> Result<(), StackError> {
+        let reaches = Command::new("runuser")
+            .args(["-u", "postgres", "--", "test", "-x"])
+            .arg(data.parent().unwrap_or(data))
+            .status()
+            .is_ok_and(|s| s.success());
+        if reaches {
+            return Ok(());
+        }
+        Err(StackError::Config(format!(
+            "PostgreSQL runs as the postgres user, which cannot reach {}: put the stack where it can \
+             (set CONTRAIL_STACK_DIR, e.g. under /tmp), or open the directories on the way (chmod o+x)",
+            data.display()
+        )))
+    }
+
     fn pg_start(&self) -> Result<(), StackError> {
         let data = self.dir("postgres");
         let log = self.log("postgres");
@@ -388,6 +434,7 @@ impl Stack {
             tracing::info!(dir = %data.display(), "initialising a PostgreSQL cluster");
             std::fs::create_dir_all(&data).map_err(io_err(format!("creating {}", data.display())))?;
             if is_root() {
+                self.pg_user_reaches(&data)?;
                 process::run(
                     "chown",
                     Command::new("chown").args(["-R", "postgres:postgres"]).arg(&data),
@@ -451,108 +498,24 @@ impl Stack {
         wait_until(START_TIMEOUT, None, || self.pg_probe()).map_err(|r| self.start_failed(Service::Postgres, &log, r))
     }
 
-    // --- Tansu ------------------------------------------------------------
+    // --- Kafka --------------------------------------------------------------
 
-    fn tansu_bin(&self) -> Result<PathBuf, StackError> {
-        tansu_bin()
+    fn kafka_broker(&self) -> Broker {
+        Broker {
+            dir: self.dir("kafka"),
+            port: self.cfg.kafka_port,
+            controller_port: self.cfg.kafka_controller_port,
+        }
     }
-}
 
-/// The Tansu binary, installed with cargo when missing.
-pub(crate) fn tansu_bin() -> Result<PathBuf, StackError> {
-    {
-        let cargo_home = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")));
-        let candidates = std::env::var_os("PATH")
-            .map(|p| std::env::split_paths(&p).map(|d| d.join("tansu")).collect::<Vec<_>>())
-            .unwrap_or_default()
-            .into_iter()
-            .chain(cargo_home.iter().map(|c| c.join("bin/tansu")));
-        for c in candidates {
-            if c.is_file() {
-                return Ok(c);
-            }
-        }
-        let cargo = cargo_home
-            .map(|c| c.join("bin/cargo"))
-            .filter(|c| c.exists())
-            .unwrap_or_else(|| "cargo".into());
-        tracing::warn!("tansu is not installed: running `cargo install tansu --locked --features libsql,dynostore` (about 10 minutes)");
-        let status = Command::new(&cargo)
-            .args(["install", "tansu", "--locked", "--features", "libsql,dynostore"])
-            .status()
-            .map_err(|e| StackError::Missing {
-                what: "tansu (and cargo to install it)".into(),
-                hint: format!("{e}; install Rust, then `cargo install tansu --locked --features libsql,dynostore`"),
-            })?;
-        if !status.success() {
-            return Err(StackError::Command {
-                what: "cargo install tansu".into(),
-                detail: status.to_string(),
-            });
-        }
-        let p = std::env::var_os("CARGO_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
-            .map(|c| c.join("bin/tansu"));
-        p.filter(|p| p.is_file()).ok_or_else(|| StackError::Missing {
-            what: "tansu".into(),
-            hint: "cargo install finished but no tansu binary appeared in $CARGO_HOME/bin".into(),
+    fn kafka_start(&self) -> Result<(), StackError> {
+        let log = self.log("kafka");
+        let cmd = self.kafka_broker().prepare(&self.cfg.cache_dir)?;
+        let pid = spawn_detached(cmd, &log, &self.pid_file("kafka"))?;
+        wait_until(START_TIMEOUT, Some(pid), || {
+            kafka_probe(self.cfg.kafka_port).map(|_| ())
         })
-    }
-}
-
-impl Stack {
-    fn tansu_start(&self) -> Result<(), StackError> {
-        let bin = self.tansu_bin()?;
-        let log = self.log("tansu");
-        let url = format!("tcp://127.0.0.1:{}", self.cfg.kafka_port);
-        // sqlite paths are relative to the working directory: run in the data dir.
-        let storage = match std::env::var("CONTRAIL_KAFKA_STORAGE").as_deref() {
-            Ok("memory") => "memory://tansu/".to_string(),
-            _ => "sqlite://tansu.db".to_string(),
-        };
-        let mut cmd = Command::new(bin);
-        cmd.current_dir(self.dir("tansu"))
-            .args([
-                "broker",
-                "--storage-engine",
-                &storage,
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .env_remove("SCHEMA_REGISTRY");
-        let pid = spawn_detached(cmd, &log, &self.pid_file("tansu"))?;
-        wait_until(START_TIMEOUT, Some(pid), || kafka_api_versions(self.cfg.kafka_port))
-            .map_err(|r| self.start_failed(Service::Kafka, &log, r))?;
-        if storage.starts_with("sqlite:") {
-            self.tansu_index_headers();
-        }
-        Ok(())
-    }
-
-    /// Tansu 0.6.0's SQLite schema has no index on its `header` table, and
-    /// it reads the headers of every record it serves with a query on that
-    /// table: each record fetched scanned every header ever written (dead
-    /// letters carry six each), so the broker slowed with every run until
-    /// it could not keep up at 1,000 records/s. The stack adds the index
-    /// (through Python's sqlite3, which the stack needs anyway); Tansu's
-    /// data and answers are unchanged. A failure only costs speed, so it is
-    /// a warning.
-    fn tansu_index_headers(&self) {
-        const SCRIPT: &str = "import sqlite3, sys\n\
-            c = sqlite3.connect(sys.argv[1], timeout=30)\n\
-            c.execute('CREATE INDEX IF NOT EXISTS contrail_header_record ON header (topition, offset_id)')\n\
-            c.commit()\n";
-        let db = self.dir("tansu").join("tansu.db");
-        let mut cmd = Command::new("python3");
-        cmd.args(["-c", SCRIPT]).arg(&db);
-        if let Err(e) = process::run("indexing Tansu's header table", &mut cmd) {
-            tracing::warn!(error = %e, db = %db.display(), "could not index Tansu's header table; fetches will be slower");
-        }
+        .map_err(|r| self.start_failed(Service::Kafka, &log, r))
     }
 
     // --- schema registry ----------------------------------------------------
@@ -563,10 +526,9 @@ impl Stack {
             hint: "start the stack with `contrail stack up`".into(),
         })?;
         let log = self.log("registry");
-        let project = self.cfg.data_dir.parent().unwrap_or(&self.cfg.data_dir);
         let mut cmd = Command::new(exe);
         cmd.arg("--project-dir")
-            .arg(project)
+            .arg(&self.cfg.project_dir)
             .args([
                 "registry",
                 "serve",

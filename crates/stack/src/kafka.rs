@@ -1,0 +1,320 @@
+//! Apache Kafka for the local stack: one KRaft node that is both broker and
+//! controller, run from the jars Maven Central serves.
+//!
+//! - [`jars`] fetches `org.apache.kafka:kafka_2.13` and its runtime
+//!   dependencies once per machine into `<cache>/kafka-<version>/libs`, by
+//!   `mvn dependency:copy-dependencies` on a small pom written next to them.
+//!   Maven downloads into its own repository first, and the copy lands in a
+//!   temporary directory renamed into place, so an interrupted fetch is
+//!   never taken for a complete one.
+//! - [`Broker`] lays out one node's directory (`server.properties`,
+//!   `log4j2.properties`, `data/`), formats the storage on first start and
+//!   builds the `java` command. The quorum is static
+//!   (`controller.quorum.voters`), so a node keeps working when its ports
+//!   are changed between starts.
+//!
+//! Topics are never auto-created, as on production clusters: the stages
+//! create theirs through the admin API. Replication factors of the
+//! internal topics are 1, which only a one-node cluster may use.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::process;
+use crate::{io_err, StackError};
+
+/// The broker's version, pinned (a macro, so names can be built from it).
+macro_rules! kafka_version {
+    () => {
+        "4.1.1"
+    };
+}
+pub const KAFKA_VERSION: &str = kafka_version!();
+/// How `contrail stack status` names the broker.
+pub(crate) const SERVICE_NAME: &str = concat!("kafka (apache ", kafka_version!(), ")");
+/// Kafka 4.x logs through SLF4J 1.7 into Log4j 2; this is the binding its
+/// own distribution ships.
+const LOG4J_VERSION: &str = "2.24.3";
+const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies";
+/// The JVM's heap: Kafka's own default is 1 GiB; the local stack's traffic
+/// needs far less, and the machine runs two of them when tests run.
+const HEAP: [&str; 2] = ["-Xms256m", "-Xmx768m"];
+const MIN_JAVA: u32 = 17;
+
+fn pom() -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<!-- Written by `contrail stack up`: the jars of the local stack's Kafka broker. -->
+<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>dev.contrail.stack</groupId>
+  <artifactId>kafka-broker</artifactId>
+  <version>{KAFKA_VERSION}</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId>
+      <artifactId>kafka_2.13</artifactId>
+      <version>{KAFKA_VERSION}</version>
+    </dependency>
+    <dependency>
+      <groupId>org.apache.logging.log4j</groupId>
+      <artifactId>log4j-slf4j-impl</artifactId>
+      <version>{LOG4J_VERSION}</version>
+    </dependency>
+  </dependencies>
+</project>
+"#
+    )
+}
+
+/// The directory holding the broker's jars, fetched with Maven when missing.
+pub(crate) fn jars(cache_dir: &Path) -> Result<PathBuf, StackError> {
+    let home = cache_dir.join(format!("kafka-{KAFKA_VERSION}"));
+    let libs = home.join("libs");
+    if libs.join(format!("kafka_2.13-{KAFKA_VERSION}.jar")).is_file() {
+        return Ok(libs);
+    }
+    let mvn = which("mvn").ok_or_else(|| StackError::Missing {
+        what: "Maven (mvn), which fetches the Kafka broker's jars".into(),
+        hint: "install Debian's maven package (`apt-get install maven`), or run ./scripts/env.sh".into(),
+    })?;
+    std::fs::create_dir_all(&home).map_err(io_err(format!("creating {}", home.display())))?;
+    std::fs::write(home.join("pom.xml"), pom()).map_err(io_err(format!("writing {}/pom.xml", home.display())))?;
+    let partial = home.join("libs.partial");
+    let _ = std::fs::remove_dir_all(&partial);
+    tracing::info!(dir = %libs.display(), "fetching Apache Kafka {KAFKA_VERSION} from Maven Central (once per machine)");
+    process::run(
+        "mvn dependency:copy-dependencies (the Kafka broker's jars)",
+        Command::new(mvn)
+            .current_dir(&home)
+            .args(["-q", "-B", DEPENDENCY_PLUGIN, "-DincludeScope=runtime"])
+            .arg(format!("-DoutputDirectory={}", partial.display())),
+    )?;
+    let _ = std::fs::remove_dir_all(&libs);
+    std::fs::rename(&partial, &libs).map_err(io_err(format!("moving the jars into {}", libs.display())))?;
+    Ok(libs)
+}
+
+/// `java` from `JAVA_HOME` or the `PATH`, checked to be Java 17 or newer.
+pub(crate) fn java() -> Result<PathBuf, StackError> {
+    let missing = |found: String| StackError::Missing {
+        what: format!("Java {MIN_JAVA} or newer, which runs the Kafka broker ({found})"),
+        hint: "install Debian's openjdk-17-jre-headless package, or run ./scripts/env.sh; or set JAVA_HOME".into(),
+    };
+    let java = std::env::var_os("JAVA_HOME")
+        .map(|h| PathBuf::from(h).join("bin/java"))
+        .filter(|j| j.is_file())
+        .or_else(|| which("java"))
+        .ok_or_else(|| missing("none found".into()))?;
+    let out = Command::new(&java)
+        .arg("-version")
+        .output()
+        .map_err(|e| missing(format!("{}: {e}", java.display())))?;
+    let text = String::from_utf8_lossy(&out.stderr);
+    match java_major(&text) {
+        Some(major) if major >= MIN_JAVA => Ok(java),
+        Some(major) => Err(missing(format!("{} is Java {major}", java.display()))),
+        None => Err(missing(format!("{} printed no version", java.display()))),
+    }
+}
+
+/// The major version in `java -version`'s first line (`… version "17.0.15" …`,
+/// or `"1.8.0_392"` for Java 8).
+fn java_major(version_output: &str) -> Option<u32> {
+    let quoted = version_output.lines().next()?.split('"').nth(1)?;
+    let mut parts = quoted.split(['.', '_', '-', '+']);
+    match parts.next()?.parse().ok()? {
+        1 => parts.next()?.parse().ok(),
+        major => Some(major),
+    }
+}
+
+pub(crate) fn which(program: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
+/// One node's directory and ports.
+#[derive(Debug, Clone)]
+pub(crate) struct Broker {
+    pub(crate) dir: PathBuf,
+    pub(crate) port: u16,
+    pub(crate) controller_port: u16,
+}
+
+impl Broker {
+    fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    fn properties(&self) -> PathBuf {
+        self.dir.join("server.properties")
+    }
+
+    /// `server.properties` for this node.
+    pub(crate) fn server_properties(&self) -> String {
+        let (port, cport) = (self.port, self.controller_port);
+        format!(
+            "# Written by `contrail stack up` at every start: edits are lost.\n\
+             process.roles=broker,controller\n\
+             node.id=1\n\
+             controller.quorum.voters=1@127.0.0.1:{cport}\n\
+             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             controller.listener.names=CONTROLLER\n\
+             inter.broker.listener.name=PLAINTEXT\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
+             log.dirs={data}\n\
+             # As production clusters: topics are created on purpose, not by a typo.\n\
+             auto.create.topics.enable=false\n\
+             num.partitions=1\n\
+             # One node: the internal topics cannot have more replicas.\n\
+             offsets.topic.replication.factor=1\n\
+             offsets.topic.num.partitions=10\n\
+             transaction.state.log.replication.factor=1\n\
+             transaction.state.log.min.isr=1\n\
+             share.coordinator.state.topic.replication.factor=1\n\
+             share.coordinator.state.topic.min.isr=1\n\
+             # A consumer group of one need not wait for others to join.\n\
+             group.initial.rebalance.delay.ms=0\n",
+            data = self.data().display()
+        )
+    }
+
+    fn log4j2_properties() -> &'static str {
+        "# Written by `contrail stack up`: the broker logs to stdout, which the stack's log file keeps.\n\
+         status = warn\n\
+         appender.out.type = Console\n\
+         appender.out.name = out\n\
+         appender.out.layout.type = PatternLayout\n\
+         appender.out.layout.pattern = [%d] %p %m (%c)%n\n\
+         rootLogger.level = info\n\
+         rootLogger.appenderRef.out.ref = out\n\
+         logger.state.name = state.change.logger\n\
+         logger.state.level = warn\n"
+    }
+
+    fn java_command(&self, java: &Path, libs: &Path, main: &str) -> Command {
+        let mut cmd = Command::new(java);
+        cmd.args(HEAP)
+            .args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"])
+            .arg("-Djava.awt.headless=true")
+            .arg(format!(
+                "-Dlog4j2.configurationFile={}",
+                self.dir.join("log4j2.properties").display()
+            ))
+            .arg("-cp")
+            // The JVM expands `dir/*` itself.
+            .arg(format!("{}/*", libs.display()))
+            .arg(main)
+            .current_dir(&self.dir);
+        cmd
+    }
+
+    /// Writes the configuration, formats the storage on first start, and
+    /// returns the command that runs the node.
+    pub(crate) fn prepare(&self, cache_dir: &Path) -> Result<Command, StackError> {
+        let java = java()?;
+        let libs = jars(cache_dir)?;
+        std::fs::create_dir_all(self.data()).map_err(io_err(format!("creating {}", self.data().display())))?;
+        std::fs::write(self.properties(), self.server_properties())
+            .map_err(io_err(format!("writing {}", self.properties().display())))?;
+        let log4j = self.dir.join("log4j2.properties");
+        std::fs::write(&log4j, Self::log4j2_properties()).map_err(io_err(format!("writing {}", log4j.display())))?;
+        if !self.data().join("meta.properties").exists() {
+            tracing::info!(dir = %self.data().display(), "formatting Kafka's storage");
+            let cluster_id = cluster_id()?;
+            let mut format = self.java_command(&java, &libs, "kafka.tools.StorageTool");
+            format
+                .args(["format", "--cluster-id", &cluster_id, "--config"])
+                .arg(self.properties());
+            process::run("formatting Kafka's storage (kafka-storage format)", &mut format)?;
+        }
+        let mut cmd = self.java_command(&java, &libs, "kafka.Kafka");
+        cmd.arg(self.properties());
+        Ok(cmd)
+    }
+}
+
+/// A new cluster id: Kafka's form, a random UUID in URL-safe base64
+/// without padding (22 characters), from the kernel's generator.
+fn cluster_id() -> Result<String, StackError> {
+    let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
+        .map_err(io_err("reading /proc/sys/kernel/random/uuid"))?;
+    let hex: String = uuid.trim().chars().filter(|c| *c != '-').collect();
+    let bytes: Option<Vec<u8>> = (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect();
+    match bytes {
+        Some(b) if b.len() == 16 => Ok(base64_url(&b)),
+        _ => Err(StackError::Config(format!(
+            "the kernel gave a malformed UUID: {uuid:?}"
+        ))),
+    }
+}
+
+fn base64_url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn java_versions_are_read_in_both_styles() {
+        assert_eq!(
+            java_major("openjdk version \"17.0.15\" 2025-04-15\nOpenJDK Runtime"),
+            Some(17)
+        );
+        assert_eq!(java_major("java version \"1.8.0_392\""), Some(8));
+        assert_eq!(java_major("openjdk version \"21\" 2023-09-19"), Some(21));
+        assert_eq!(java_major("no version here"), None);
+    }
+
+    #[test]
+    fn cluster_ids_are_kafkas_22_character_form() {
+        assert_eq!(base64_url(&[0xfb, 0xff, 0xbf]), "-_-_");
+        assert_eq!(base64_url(b"\x00\x01"), "AAE");
+        let id = cluster_id().unwrap();
+        assert_eq!(id.len(), 22, "{id}");
+        assert!(
+            id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+            "{id}"
+        );
+        assert_ne!(id, cluster_id().unwrap());
+    }
+
+    #[test]
+    fn the_node_listens_on_loopback_and_never_auto_creates_topics() {
+        let b = Broker {
+            dir: "/s/kafka".into(),
+            port: 41000,
+            controller_port: 41001,
+        };
+        let p = b.server_properties();
+        for line in [
+            "listeners=PLAINTEXT://127.0.0.1:41000,CONTROLLER://127.0.0.1:41001",
+            "controller.quorum.voters=1@127.0.0.1:41001",
+            "auto.create.topics.enable=false",
+            "log.dirs=/s/kafka/data",
+        ] {
+            assert!(p.lines().any(|l| l == line), "{line} missing from\n{p}");
+        }
+    }
+}
