@@ -1,9 +1,25 @@
 # Sourced by the project's scripts: installs the machine packages Contrail
 # needs when they are missing (Debian; as root, or with sudo), and sets the
-# shared build settings. Tansu and fakesnow are installed by
-# `contrail stack up` itself.
+# shared build settings. The Kafka broker's jars (through Maven) and
+# fakesnow are fetched by `contrail stack up` itself.
 
 set -euo pipefail
+
+# `timed NAME COMMAND…` runs a step and notes how long it took; `timings`
+# prints the notes (the scripts end with them, so a slow first run shows
+# where its time went).
+contrail_timings=()
+timed() {
+  local name="$1" start=$SECONDS
+  shift
+  "$@"
+  contrail_timings+=("$(printf '%-28s %4ds' "$name" $((SECONDS - start)))")
+}
+timings() {
+  echo "time spent:"
+  local t
+  for t in "${contrail_timings[@]}"; do echo "  $t"; done
+}
 
 apt_install() {
   local sudo=""
@@ -27,8 +43,16 @@ missing=()
 command -v psql >/dev/null 2>&1 || missing+=(postgresql-client-15)
 /usr/bin/python3 -c 'import avro' >/dev/null 2>&1 || missing+=(python3-avro)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+# The local Kafka broker runs on Java 17 or newer; Maven fetches its jars.
+java_major() {
+  java -version 2>&1 | awk -F'"' 'NR == 1 { split($2, v, "."); print (v[1] == 1 ? v[2] : v[1]) }'
+}
+if [ -z "${JAVA_HOME:-}" ] && { ! command -v java >/dev/null 2>&1 || [ "$(java_major)" -lt 17 ]; }; then
+  missing+=(openjdk-17-jre-headless)
+fi
+command -v mvn >/dev/null 2>&1 || missing+=(maven)
 if [ "${#missing[@]}" -gt 0 ]; then
-  apt_install "${missing[@]}"
+  timed "apt-get install" apt_install "${missing[@]}"
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then
@@ -48,8 +72,11 @@ CONFLUENT_VENV="${XDG_CACHE_HOME:-$HOME/.cache}/contrail/confluent-kafka-$CONFLU
 export CONFLUENT_PYTHON="$CONFLUENT_VENV/bin/python"
 if ! "$CONFLUENT_PYTHON" -c 'import confluent_kafka.schema_registry.avro' >/dev/null 2>&1; then
   echo "installing confluent-kafka $CONFLUENT_KAFKA_VERSION into $CONFLUENT_VENV" >&2
-  python3 -m venv "$CONFLUENT_VENV"
-  "$CONFLUENT_VENV/bin/pip" install --quiet "confluent-kafka[avro,schemaregistry]==$CONFLUENT_KAFKA_VERSION"
+  confluent_venv() {
+    python3 -m venv "$CONFLUENT_VENV"
+    "$CONFLUENT_VENV/bin/pip" install --quiet "confluent-kafka[avro,schemaregistry]==$CONFLUENT_KAFKA_VERSION"
+  }
+  timed "confluent-kafka venv" confluent_venv
 fi
 
 # One target directory shared by every checkout on the machine, so a fresh

@@ -10,14 +10,17 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/env.sh
 
-cargo build -p contrail
-"$CONTRAIL" stack up
+timed "cargo build" cargo build -p contrail
+# First start on a machine: Kafka's jars through Maven, fakesnow's venv.
+timed "stack up" "$CONTRAIL" stack up
 "$CONTRAIL" schema lint
 "$CONTRAIL" schema compile
 "$CONTRAIL" schema check --against registry/schemas
 "$CONTRAIL" schema codegen --check
 echo
-"$CONTRAIL" run --duration 30 --rate 1000 --bad-percent 1 --report .contrail/last-run.json "$@"
+timed "contrail run" "$CONTRAIL" run --duration 30 --rate 1000 --bad-percent 1 --report .contrail/last-run.json "$@"
+echo
+timings
 echo
 echo "The stack is still up. Point tools at it with:"
 echo '  eval "$('"$CONTRAIL"' stack env)"'

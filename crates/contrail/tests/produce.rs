@@ -7,8 +7,17 @@ use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// An address of the tests' own stack (`scripts/test.sh` starts it).
+fn test_stack(name: &str) -> String {
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    stack::StackConfig::for_tests(&project)
+        .unwrap()
+        .env_value(name)
+        .unwrap()
+}
+
 fn admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://contrail:contrail@127.0.0.1:15432/contrail".into())
+    test_stack("DATABASE_URL")
 }
 
 fn psql(url: &str, sql: &str) -> String {

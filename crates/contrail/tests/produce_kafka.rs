@@ -1,5 +1,5 @@
-//! `contrail produce --target kafka` against Tansu and the schema registry of
-//! the local stack, read back with Confluent's own Python consumer and
+//! `contrail produce --target kafka` against Apache Kafka and the schema
+//! registry of the tests' own stack, read back with Confluent's own Python consumer and
 //! AvroDeserializer: every record decodes, keys are the icao24, good records
 //! pass every rule, and the dead-letter topic holds exactly the injected bad
 //! rows, each with the rules it broke in its headers.
@@ -22,6 +22,15 @@ fn confluent_python() -> PathBuf {
 fn number_before(text: &str, word: &str) -> u64 {
     let idx = text.find(word).unwrap_or_else(|| panic!("no {word:?} in {text}"));
     text[..idx].split_whitespace().last().unwrap().parse().unwrap()
+}
+
+/// An address of the tests' own stack (`scripts/test.sh` starts it).
+fn test_stack(name: &str) -> String {
+    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    stack::StackConfig::for_tests(&project)
+        .unwrap()
+        .env_value(name)
+        .unwrap()
 }
 
 #[test]
@@ -74,8 +83,8 @@ fn kafka_mode_publishes_registry_encoded_records_and_dead_letters_the_bad_ones()
         "exactly the injected rows are dead-lettered: {stdout}"
     );
 
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "127.0.0.1:19092".into());
-    let registry = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let bootstrap = test_stack("KAFKA_BOOTSTRAP_SERVERS");
+    let registry = test_stack("SCHEMA_REGISTRY_URL");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_topics.py");
     let dlq = format!("{topic}.dlq");
     let read = Command::new(confluent_python())

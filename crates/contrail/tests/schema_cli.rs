@@ -263,7 +263,11 @@ fn check_against_a_live_registry_checks_every_registered_version() {
         .unwrap()
         .replace("flights.state-value", &subject);
     std::fs::write(dir.path().join("registry/subjects.toml"), subjects).unwrap();
-    let url = std::env::var("SCHEMA_REGISTRY_URL").unwrap_or_else(|_| "http://127.0.0.1:8081".into());
+    let project = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let url = stack::StackConfig::for_tests(&project)
+        .unwrap()
+        .env_value("SCHEMA_REGISTRY_URL")
+        .unwrap();
     let agent: ureq::Agent = ureq::Agent::config_builder().http_status_as_error(false).build().into();
     let avsc = std::fs::read_to_string(dir.path().join("registry/schemas/flights.state-value.avsc")).unwrap();
     let body = serde_json::json!({ "schema": avsc }).to_string();

@@ -10,7 +10,7 @@ use flight_types::{AircraftCategory, FlightState, PositionSource};
 use simulator::{Op, SimConfig, Simulator};
 
 async fn fresh_database(name: &str) -> tokio_postgres::Client {
-    let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let cfg = stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let admin = cfg.env().into_iter().find(|(k, _)| *k == "DATABASE_URL").unwrap().1;
     let (client, conn) = tokio_postgres::connect(&admin, tokio_postgres::NoTls)
         .await
@@ -113,7 +113,7 @@ async fn a_simulated_stream_leaves_the_table_equal_to_the_changes() {
 }
 
 async fn fresh_reader(name: &str) -> tokio_postgres::Client {
-    let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let cfg = stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let admin = cfg.env().into_iter().find(|(k, _)| *k == "DATABASE_URL").unwrap().1;
     let url = admin
         .rsplit_once('/')

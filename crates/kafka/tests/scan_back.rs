@@ -1,7 +1,6 @@
-//! `scan_back` against the local stack's broker (run `contrail stack up`;
-//! not the in-memory Tansu of the benchmarks, whose high watermark stayed at
-//! 1 after 750 records here): every record newest first per partition, across windows,
-//! stopping where the visitor says or at the limit.
+//! `scan_back` against the tests' own stack's Apache Kafka broker
+//! (`scripts/test.sh` starts it): every record newest first per partition,
+//! across windows, stopping where the visitor says or at the limit.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,8 +14,7 @@ fn number(headers: &kafka::Headers) -> u64 {
 
 #[tokio::test]
 async fn reads_each_partition_newest_first_until_told_to_stop() {
-    let stack =
-        stack::StackConfig::for_project(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let stack = stack::StackConfig::for_tests(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let bootstrap = stack
         .env()
         .into_iter()

@@ -20,7 +20,7 @@ async fn connect(url: &str) -> tokio_postgres::Client {
 /// message pgoutput sends for it.
 async fn relation_of(db: &str, table: &str, ddl: &str, insert: &str) -> Relation {
     let slot = format!("{db}_slot");
-    let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let cfg = stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let admin_url = cfg.env().into_iter().find(|(k, _)| *k == "DATABASE_URL").unwrap().1;
     let admin = connect(&admin_url).await;
     admin

@@ -36,7 +36,7 @@ fn text(s: &str) -> Datum {
 
 #[tokio::test]
 async fn decodes_what_postgres_writes() {
-    let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let cfg = stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let admin_url = cfg.env().into_iter().find(|(k, _)| *k == "DATABASE_URL").unwrap().1;
     let admin = connect(&admin_url).await;
     admin

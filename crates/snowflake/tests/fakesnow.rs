@@ -12,7 +12,7 @@ async fn client(database: &str) -> Client {
 
 /// A session as `auth`, or as the stack's URL says.
 async fn client_with(database: &str, auth: Option<Auth>) -> Client {
-    let cfg = stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
+    let cfg = stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
     let url = cfg.env().into_iter().find(|(k, _)| *k == "SNOWFLAKE_URL").unwrap().1;
     let parsed = reqwest::Url::parse(&url).unwrap();
     let c = Client::connect(SnowflakeConfig {

@@ -9,7 +9,7 @@ use serde_json::Value;
 
 /// The local stack's configuration (the README's test command starts it).
 pub fn stack() -> stack::StackConfig {
-    stack::StackConfig::for_project(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
+    stack::StackConfig::for_tests(&Path::new(env!("CARGO_MANIFEST_DIR")).join("..")).unwrap()
 }
 
 /// Creates (or re-creates) a database named `registry_test_<name>` and returns its URL.

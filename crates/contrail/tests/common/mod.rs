@@ -15,7 +15,7 @@ pub(crate) fn project() -> PathBuf {
 }
 
 pub(crate) fn stack_env(name: &str) -> String {
-    let cfg = stack::StackConfig::for_project(&project()).unwrap();
+    let cfg = stack::StackConfig::for_tests(&project()).unwrap();
     cfg.env().into_iter().find(|(k, _)| *k == name).unwrap().1
 }
 
