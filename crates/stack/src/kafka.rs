@@ -229,7 +229,7 @@ impl Broker {
             let cluster_id = cluster_id()?;
             let mut format = self.java_command(&java, &libs, "kafka.tools.StorageTool");
             format
-                .args(["format", "--cluster-id", &cluster_id, "--config"])
+                .args(["format", &format!("--cluster-id={cluster_id}"), "--config"])
                 .arg(self.properties());
             process::run("formatting Kafka's storage (kafka-storage format)", &mut format)?;
         }
@@ -240,8 +240,19 @@ impl Broker {
 }
 
 /// A new cluster id: Kafka's form, a random UUID in URL-safe base64
-/// without padding (22 characters), from the kernel's generator.
+/// without padding (22 characters), from the kernel's generator. Like
+/// Kafka's own `Uuid.randomUuid`, never one that starts with `-`, which
+/// command-line parsers take for an option.
 fn cluster_id() -> Result<String, StackError> {
+    loop {
+        let id = random_id()?;
+        if !id.starts_with('-') {
+            return Ok(id);
+        }
+    }
+}
+
+fn random_id() -> Result<String, StackError> {
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err("reading /proc/sys/kernel/random/uuid"))?;
     let hex: String = uuid.trim().chars().filter(|c| *c != '-').collect();
@@ -298,6 +309,8 @@ mod tests {
             "{id}"
         );
         assert_ne!(id, cluster_id().unwrap());
+        // One in 64 random ids starts with '-': none of a few hundred may.
+        assert!((0..500).all(|_| !cluster_id().unwrap().starts_with('-')));
     }
 
     #[test]
