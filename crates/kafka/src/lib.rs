@@ -70,6 +70,11 @@ pub enum KafkaIoError {
     Send(#[source] KafkaError),
     #[error("reading records failed")]
     Receive(#[source] KafkaError),
+    /// A fetch position outside the partition's log: the broker answered
+    /// OFFSET_OUT_OF_RANGE, and the consumer never resets by itself
+    /// (`auto.offset.reset=error`), so nothing is skipped silently.
+    #[error("a fetch position is outside its partition's log (OFFSET_OUT_OF_RANGE)")]
+    OffsetOutOfRange,
 }
 
 impl KafkaIoError {
@@ -382,8 +387,10 @@ pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>
 }
 
 /// Each partition of `topic` with its low and high watermarks.
-fn watermarks(consumer: &rdkafka::consumer::BaseConsumer, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {
-    use rdkafka::consumer::Consumer as _;
+fn watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &impl rdkafka::consumer::Consumer<C>,
+    topic: &str,
+) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {
     let md = consumer
         .fetch_metadata(Some(topic), Duration::from_secs(30))
         .map_err(KafkaIoError::Admin)?;
@@ -538,10 +545,13 @@ impl std::fmt::Debug for Consumer {
 impl Consumer {
     pub fn new(cfg: &KafkaConfig, group_id: &str) -> Result<Consumer, KafkaIoError> {
         let mut c = cfg.client_config();
+        // Positions are always assigned explicitly; one the log no longer
+        // holds is an error for the caller, never a silent jump to either
+        // end of the log.
         c.set("group.id", group_id)
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
+            .set("auto.offset.reset", "error")
             .set("enable.partition.eof", "false");
         if !cfg.extra.contains_key("max.partition.fetch.bytes") {
             // A sink's batch is thousands of records: librdkafka's 1 MB per
@@ -589,15 +599,44 @@ impl Consumer {
         Ok(t.partitions().iter().map(|p| p.id()).collect())
     }
 
+    /// Each partition of `topic` with its low and high watermarks: the
+    /// first offset the log still holds and the offset of its next record.
+    pub fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {
+        watermarks(&self.inner, topic)
+    }
+
+    /// The next offset the consumer will fetch on each assigned partition
+    /// (`None` where librdkafka has no position yet).
+    pub fn positions(&self) -> Result<Vec<(String, i32, Option<i64>)>, KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        let tpl = self.inner.position().map_err(KafkaIoError::Admin)?;
+        Ok(tpl
+            .elements()
+            .iter()
+            .map(|e| {
+                let at = match e.offset() {
+                    rdkafka::Offset::Offset(n) => Some(n),
+                    _ => None,
+                };
+                (e.topic().to_string(), e.partition(), at)
+            })
+            .collect())
+    }
+
+    /// Adds these (topic, partition, next offset) positions to what is read.
+    pub fn assign_more(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        self.inner
+            .incremental_assign(&partition_list(positions)?)
+            .map_err(KafkaIoError::Admin)
+    }
+
     /// Reads these (topic, partition, next offset) positions from now on.
     pub fn assign(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
         use rdkafka::consumer::Consumer as _;
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for (t, p, o) in positions {
-            tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
-                .map_err(KafkaIoError::Admin)?;
-        }
-        self.inner.assign(&tpl).map_err(KafkaIoError::Admin)
+        self.inner
+            .assign(&partition_list(positions)?)
+            .map_err(KafkaIoError::Admin)
     }
 
     /// Up to `max` records: waits up to `wait` for the first, then takes
@@ -632,6 +671,9 @@ impl Consumer {
                     }
                     break;
                 }
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::AutoOffsetReset)) => {
+                    return Err(KafkaIoError::OffsetOutOfRange)
+                }
                 Err(e) => return Err(KafkaIoError::Receive(e)),
             };
             if out.is_empty() {
@@ -652,13 +694,18 @@ impl Consumer {
     /// group, without waiting for the broker's answer.
     pub fn commit(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
         use rdkafka::consumer::Consumer as _;
-        let mut tpl = rdkafka::TopicPartitionList::new();
-        for (t, p, o) in positions {
-            tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
-                .map_err(KafkaIoError::Admin)?;
-        }
         self.inner
-            .commit(&tpl, rdkafka::consumer::CommitMode::Async)
+            .commit(&partition_list(positions)?, rdkafka::consumer::CommitMode::Async)
             .map_err(KafkaIoError::Admin)
     }
+}
+
+/// (topic, partition, offset) triples as librdkafka's list.
+fn partition_list(positions: &[(String, i32, i64)]) -> Result<rdkafka::TopicPartitionList, KafkaIoError> {
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    for (t, p, o) in positions {
+        tpl.add_partition_offset(t, *p, rdkafka::Offset::Offset(*o))
+            .map_err(KafkaIoError::Admin)?;
+    }
+    Ok(tpl)
 }

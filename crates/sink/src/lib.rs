@@ -36,6 +36,7 @@ pub mod config;
 pub mod ddl;
 mod generations;
 pub mod metrics;
+mod positions;
 pub mod tables;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -53,6 +54,7 @@ use tokio::sync::watch;
 pub use config::{ServiceDefaults, SinkConfig};
 pub use generations::HISTORY_TABLE;
 use generations::{Schemas, Services, TopicTables};
+pub use positions::{reset_positions, stored_positions, PositionChange, PositionLost, ResetTo};
 use tables::Layout;
 
 /// What can stop the sink, classified.
@@ -68,6 +70,9 @@ pub enum SinkError {
     Layout { topic: String, message: String },
     #[error("schema registry")]
     Registry(#[source] registry_client::ClientError),
+    /// Fatal: a stored position the log no longer holds (see `positions`).
+    #[error(transparent)]
+    PositionLost(#[from] PositionLost),
     #[error("cannot serve metrics on {addr}")]
     Metrics {
         addr: std::net::SocketAddr,
@@ -97,43 +102,12 @@ pub struct Summary {
     pub batches: u64,
 }
 
-/// Where the sink keeps its next offset per topic and partition, in its schema.
-const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
-
 /// How often, at most, positions are stored while batches keep coming.
 /// Storing them is a statement the next batch waits for (a fifth of a
 /// small batch's time); storing them later only means a crash replays more,
 /// which the idempotent statements absorb. When the topics go quiet, and
 /// when the sink stops, they are stored at once.
 const POSITIONS_EVERY: Duration = Duration::from_secs(1);
-
-/// The next offset per partition the sink has stored for `topic` in the
-/// schema `qualifier` (`"DB"."SCHEMA"`): everything before it is loaded.
-pub async fn stored_positions(
-    sf: &Client,
-    qualifier: &str,
-    topic: &str,
-) -> Result<HashMap<i32, i64>, snowflake::SnowflakeError> {
-    let stored = sf
-        .query(
-            &format!(
-                "SELECT \"PART\", \"NEXT_OFFSET\" FROM {qualifier}.{} WHERE \"TOPIC\" = ?",
-                snowflake::quote_ident(OFFSETS_TABLE)
-            ),
-            &[Bind::Text(topic.to_string())],
-        )
-        .await?;
-    Ok(stored
-        .rows
-        .iter()
-        .filter_map(|r| {
-            Some((
-                r.first()?.as_deref()?.parse().ok()?,
-                r.get(1)?.as_deref()?.parse().ok()?,
-            ))
-        })
-        .collect())
-}
 
 struct Decoded {
     key: Value,
@@ -190,7 +164,7 @@ pub async fn run_with_metrics(
         ])
         .await?;
     }
-    let offsets = format!("{qualifier}.{}", snowflake::quote_ident(OFFSETS_TABLE));
+    let offsets = format!("{qualifier}.{}", snowflake::quote_ident(positions::OFFSETS_TABLE));
     sf.query(
         &format!(
             "CREATE TABLE IF NOT EXISTS {offsets} (\"TOPIC\" TEXT, \"PART\" NUMBER(38,0), \"NEXT_OFFSET\" NUMBER(38,0))"
@@ -212,36 +186,14 @@ pub async fn run_with_metrics(
     )
     .await?;
 
-    // Resume from the positions stored with the data.
-    let mut positions = Vec::new();
-    for topic in &cfg.topics {
-        let stored = stored_positions(&sf, &qualifier, topic).await?;
-        let mut missing = Vec::new();
-        for p in consumer.partitions(topic)? {
-            let next = stored.get(&p).copied();
-            if next.is_none() {
-                missing.push((topic.clone(), p, 0));
-            }
-            positions.push((topic.clone(), p, next.unwrap_or(0)));
-        }
-        if !missing.is_empty() {
-            // A row per partition up front, so each batch only updates.
-            let (source, binds) = positions_source(&missing);
-            sf.query(
-                &format!(
-                    "MERGE INTO {offsets} t USING ({source}) s ON t.\"TOPIC\" = s.\"TOPIC\" AND t.\"PART\" = s.\"PART\" \
-                     WHEN NOT MATCHED THEN INSERT (\"TOPIC\", \"PART\", \"NEXT_OFFSET\") \
-                     VALUES (s.\"TOPIC\", s.\"PART\", s.\"NEXT_OFFSET\")"
-                ),
-                &binds,
-            )
-            .await?;
-        }
-    }
-    tracing::info!(?positions, "resuming from the positions stored in Snowflake");
-    consumer.assign(&positions)?;
+    let resumed = positions::resume(&sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
+    consumer.assign(&resumed)?;
+    let mut assigned: HashSet<(String, i32)> = resumed.into_iter().map(|(t, p, _)| (t, p)).collect();
+    let mut checked = Instant::now();
 
     let reader = Reader {
+        sf: &sf,
+        qualifier: &qualifier,
         consumer: &consumer,
         producer: &producer,
         registry: &registry,
@@ -278,6 +230,10 @@ pub async fn run_with_metrics(
     };
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
+        if checked.elapsed() >= positions::CHECK_EVERY {
+            positions::recheck(&sf, &consumer, &cfg.topics, &offsets, &mut assigned).await?;
+            checked = Instant::now();
+        }
         let stopping = *shutdown.borrow();
         let mut batch = match ahead.take() {
             Some(b) => b,
@@ -358,6 +314,8 @@ impl Unstored {
 }
 
 struct Reader<'a> {
+    sf: &'a Client,
+    qualifier: &'a str,
     consumer: &'a kafka::Consumer,
     producer: &'a kafka::Producer,
     registry: &'a RegistryClient,
@@ -373,7 +331,12 @@ impl Reader<'_> {
         shutdown: &mut watch::Receiver<bool>,
     ) -> Result<Option<Prepared>, SinkError> {
         let batch = tokio::select! {
-            b = self.consumer.poll_batch(self.cfg.max_rows, self.cfg.max_wait) => b?,
+            b = self.consumer.poll_batch(self.cfg.max_rows, self.cfg.max_wait) => match b {
+                Err(kafka::KafkaIoError::OffsetOutOfRange) => {
+                    return Err(positions::explain_out_of_range(self.sf, self.consumer, &self.cfg.topics, self.qualifier).await)
+                }
+                b => b?,
+            },
             _ = shutdown.changed() => return Ok(None),
         };
         if let Some(lag) = self.consumer.lag() {
@@ -562,7 +525,7 @@ impl Writer<'_> {
             .into_iter()
             .map(|((t, p), o)| (t, p, o))
             .collect();
-        let (source, binds) = positions_source(&committed);
+        let (source, binds) = positions::source(&committed);
         self.sf
             .query(
                 &format!(
@@ -580,25 +543,6 @@ impl Writer<'_> {
         }
         Ok(())
     }
-}
-
-/// `(topic, partition, next offset)` rows as a bound `SELECT … UNION ALL …`
-/// with columns `TOPIC`, `PART` and `NEXT_OFFSET`, and its bindings.
-fn positions_source(positions: &[(String, i32, i64)]) -> (String, Vec<Bind>) {
-    let select = "SELECT CAST(? AS TEXT) AS \"TOPIC\", CAST(? AS NUMBER(38,0)) AS \"PART\", \
-                  CAST(? AS NUMBER(38,0)) AS \"NEXT_OFFSET\"";
-    let source = vec![select; positions.len()].join(" UNION ALL ");
-    let binds = positions
-        .iter()
-        .flat_map(|(topic, part, offset)| {
-            [
-                Bind::Text(topic.clone()),
-                Bind::Text(part.to_string()),
-                Bind::Text(offset.to_string()),
-            ]
-        })
-        .collect();
-    (source, binds)
 }
 
 fn unix_micros() -> i64 {
