@@ -5,11 +5,15 @@
 //! or look up their schema once and keep the id; [`RegistryClient::schema_by_id`]
 //! caches, since a schema's content never changes once it has an id.
 //!
-//! Errors are classified. [`ClientError::Rejected`] carries the registry's
-//! status, Confluent error code and message (an incompatible schema is 409,
-//! an invalid one 42201): retrying cannot help. [`ClientError::Unavailable`]
-//! (connection refused, timeout, 5xx) is retried here with exponential
-//! backoff before it is returned. Credentials come from the URL's user info
+//! Errors are classified by status and Confluent error code, never by
+//! message. [`ClientError::Rejected`] carries the registry's status, code and
+//! message (an incompatible schema is 409, an invalid one 42201, an unknown
+//! id 40403): retrying cannot help, except for 401 and 403 (credentials
+//! being rotated, a proxy), 408 and 429, which [`ClientError::is_transient`]
+//! counts as the registry being unavailable: none of them says anything
+//! about the data. [`ClientError::Unavailable`] (connection refused,
+//! timeout, 408, 429, 5xx) is retried here with exponential backoff before
+//! it is returned. Credentials come from the URL's user info
 //! or from `basic_auth` (`user:password`) and are never logged.
 
 use std::collections::HashMap;
@@ -35,9 +39,21 @@ pub enum ClientError {
 }
 
 impl ClientError {
-    /// Whether the request may succeed later unchanged.
+    /// Whether the request may succeed later unchanged: the registry is
+    /// unreachable or overloaded, or refuses the credentials for now. A
+    /// record whose schema lookup fails this way is not bad data.
     pub fn is_transient(&self) -> bool {
-        matches!(self, ClientError::Unavailable { .. })
+        match self {
+            ClientError::Unavailable { .. } => true,
+            ClientError::Rejected { status, .. } => matches!(status, 401 | 403 | 408 | 429),
+            _ => false,
+        }
+    }
+
+    /// The registry's definite answer that a schema id does not exist
+    /// (Confluent error 40403).
+    pub fn is_schema_not_found(&self) -> bool {
+        matches!(self, ClientError::Rejected { code: 40403, .. })
     }
 }
 
@@ -148,7 +164,8 @@ impl RegistryClient {
                     if (200..300).contains(&status) {
                         return serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{e}: {text}")));
                     }
-                    if status < 500 {
+                    // 408 and 429 say "later", like a 5xx.
+                    if status < 500 && status != 408 && status != 429 {
                         let err: ErrorBody = serde_json::from_str(&text).unwrap_or(ErrorBody {
                             error_code: None,
                             message: Some(text.clone()),

@@ -61,16 +61,31 @@ pub(crate) struct Schemas {
     by_id: HashMap<u32, Arc<schema::Schema>>,
 }
 
+/// Why a writer schema could not be had.
+#[derive(Debug)]
+pub(crate) enum Lookup {
+    /// A definite answer: the id does not exist, or its schema does not
+    /// parse. A record that names it is bad data.
+    Bad(String),
+    /// The registry is unreachable, overloaded or refusing credentials for
+    /// now: says nothing about the record, which must wait.
+    Unavailable(registry_client::ClientError),
+}
+
 impl Schemas {
-    pub(crate) async fn get(&mut self, registry: &RegistryClient, id: u32) -> Result<Arc<schema::Schema>, String> {
+    pub(crate) async fn get(&mut self, registry: &RegistryClient, id: u32) -> Result<Arc<schema::Schema>, Lookup> {
         if let Some(s) = self.by_id.get(&id) {
             return Ok(s.clone());
         }
-        let text = registry
-            .schema_by_id(id)
-            .await
-            .map_err(|e| format!("schema id {id}: {e}"))?;
-        let parsed = Arc::new(schema::Schema::parse_str(&text).map_err(|e| format!("schema id {id}: {e}"))?);
+        let text = registry.schema_by_id(id).await.map_err(|e| {
+            if e.is_transient() {
+                Lookup::Unavailable(e)
+            } else {
+                Lookup::Bad(format!("schema id {id}: {e}"))
+            }
+        })?;
+        let parsed =
+            Arc::new(schema::Schema::parse_str(&text).map_err(|e| Lookup::Bad(format!("schema id {id}: {e}")))?);
         self.by_id.insert(id, parsed.clone());
         Ok(parsed)
     }
@@ -154,9 +169,24 @@ impl TopicTables {
         }
     }
 
+    fn lookup_error(&self, e: Lookup) -> SinkError {
+        match e {
+            Lookup::Bad(message) => self.error(message),
+            Lookup::Unavailable(e) => SinkError::Registry(e),
+        }
+    }
+
     async fn layout(&self, s: &mut Services<'_>, value_id: u32, key_id: u32) -> Result<Layout, SinkError> {
-        let value = s.schemas.get(s.registry, value_id).await.map_err(|e| self.error(e))?;
-        let key = s.schemas.get(s.registry, key_id).await.map_err(|e| self.error(e))?;
+        let value = s
+            .schemas
+            .get(s.registry, value_id)
+            .await
+            .map_err(|e| self.lookup_error(e))?;
+        let key = s
+            .schemas
+            .get(s.registry, key_id)
+            .await
+            .map_err(|e| self.lookup_error(e))?;
         let base = crate::tables::base_name(&self.topic);
         Layout::new(&self.qualifier, &base, &value, &key).map_err(|e| self.error(e.0))
     }

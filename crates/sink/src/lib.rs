@@ -53,7 +53,7 @@ use tokio::sync::watch;
 
 pub use config::{ServiceDefaults, SinkConfig};
 pub use generations::HISTORY_TABLE;
-use generations::{Schemas, Services, TopicTables};
+use generations::{Lookup, Schemas, Services, TopicTables};
 pub use positions::{reset_positions, stored_positions, PositionChange, PositionLost, ResetTo};
 use tables::Layout;
 
@@ -116,16 +116,23 @@ struct Decoded {
     value_id: u32,
 }
 
-async fn decode(schemas: &mut Schemas, registry: &RegistryClient, rec: &Consumed) -> Result<Option<Decoded>, String> {
+/// A record decoded, a tombstone (`None`), or why not: [`Lookup::Bad`] is
+/// bad data for the dead-letter topic, [`Lookup::Unavailable`] a registry
+/// that must be waited for.
+async fn decode(schemas: &mut Schemas, registry: &RegistryClient, rec: &Consumed) -> Result<Option<Decoded>, Lookup> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| Lookup::Bad(format!("{what}: {e}"));
     let Some(value) = &rec.value else { return Ok(None) };
-    let key = rec.key.as_deref().ok_or("a change event without a key")?;
-    let fk = wire::decode(key).map_err(|e| format!("key: {e}"))?;
-    let fv = wire::decode(value).map_err(|e| format!("value: {e}"))?;
+    let key = rec
+        .key
+        .as_deref()
+        .ok_or_else(|| Lookup::Bad("a change event without a key".into()))?;
+    let fk = wire::decode(key).map_err(|e| bad("key", &e))?;
+    let fv = wire::decode(value).map_err(|e| bad("value", &e))?;
     let ks = schemas.get(registry, fk.schema_id).await?;
     let vs = schemas.get(registry, fv.schema_id).await?;
     Ok(Some(Decoded {
-        key: avro_json::decode(&ks, fk.body).map_err(|e| format!("key: {e}"))?,
-        envelope: avro_json::decode(&vs, fv.body).map_err(|e| format!("value: {e}"))?,
+        key: avro_json::decode(&ks, fk.body).map_err(|e| bad("key", &e))?,
+        envelope: avro_json::decode(&vs, fv.body).map_err(|e| bad("value", &e))?,
         key_id: fk.schema_id,
         value_id: fv.schema_id,
     }))
@@ -324,6 +331,39 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
+    /// [`decode`], waiting out a registry that is unavailable (backoff 1 s
+    /// doubling to 30 s, `/healthz` unhealthy meanwhile): such a record is
+    /// never dead-lettered or skipped. `Some(Err(reason))` is bad data;
+    /// `None` means the sink is stopping.
+    async fn decode_waiting(
+        &self,
+        schemas: &mut Schemas,
+        rec: &Consumed,
+        shutdown: &mut watch::Receiver<bool>,
+    ) -> Option<Result<Option<Decoded>, String>> {
+        let mut backoff = Duration::from_secs(1);
+        loop {
+            match decode(schemas, self.registry, rec).await {
+                Err(Lookup::Unavailable(e)) => {
+                    self.metrics.registry_unavailable.inc();
+                    self.metrics.registry_up.set(0);
+                    tracing::warn!(error = %e, topic = %rec.topic, partition = rec.partition, offset = rec.offset,
+                        "schema registry unavailable: the batch waits, nothing is dead-lettered or skipped");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => return None,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(30));
+                }
+                Err(Lookup::Bad(reason)) => return Some(Err(reason)),
+                Ok(d) => {
+                    self.metrics.registry_up.set(1);
+                    return Some(Ok(d));
+                }
+            }
+        }
+    }
+
     /// The next batch, decoded; `None` when none came or the sink stops.
     async fn read(
         &self,
@@ -364,7 +404,12 @@ impl Reader<'_> {
             }
             let pos = p.polled.next.entry((rec.topic.clone(), rec.partition)).or_insert(0);
             *pos = (*pos).max(rec.offset + 1);
-            match decode(schemas, self.registry, &rec).await {
+            let Some(decoded) = self.decode_waiting(schemas, &rec, shutdown).await else {
+                // Stopping while the registry is down: nothing of this
+                // batch is stored, so all of it is read again.
+                return Ok(None);
+            };
+            match decoded {
                 Ok(Some(d)) => p.by_topic.entry(rec.topic.clone()).or_default().push((rec, d)),
                 Ok(None) => {} // a tombstone: for compaction only
                 Err(reason) => {
@@ -575,9 +620,12 @@ async fn serve_metrics(
     metrics: Arc<metrics::Metrics>,
     alive: Arc<AtomicI64>,
 ) -> Result<metrics_server::Server, SinkError> {
+    let registry_up = metrics.registry_up.clone();
     let health = move || {
         let age = unix_micros() / 1000 - alive.load(Ordering::Relaxed);
-        if age < 60_000 {
+        if registry_up.get() == 0 {
+            Err("the schema registry is unavailable: records wait for it".to_string())
+        } else if age < 60_000 {
             Ok(())
         } else {
             Err(format!("no batch loop for {age} ms"))

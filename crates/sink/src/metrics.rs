@@ -13,6 +13,8 @@ pub const DEAD_LETTERED: &str = "contrail_sink_dead_lettered";
 pub const BATCH_SECONDS: &str = "contrail_sink_batch_seconds";
 pub const COMMIT_TO_VISIBLE: &str = "contrail_sink_commit_to_visible_seconds";
 pub const KAFKA_LAG: &str = "contrail_sink_kafka_lag_records";
+pub const REGISTRY_UNAVAILABLE: &str = "contrail_sink_registry_unavailable";
+pub const REGISTRY_UP: &str = "contrail_sink_registry_up";
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct TopicLabels {
@@ -28,6 +30,8 @@ pub struct Metrics {
     pub batch_seconds: Histogram,
     pub commit_to_visible: Histogram,
     pub kafka_lag: Gauge,
+    pub registry_unavailable: Counter,
+    pub registry_up: Gauge,
 }
 
 impl Metrics {
@@ -40,8 +44,11 @@ impl Metrics {
             batch_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             commit_to_visible: Histogram::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             kafka_lag: Gauge::default(),
+            registry_unavailable: Counter::default(),
+            registry_up: Gauge::default(),
             registry: Registry::default(),
         };
+        m.registry_up.set(1);
         registry.register(
             RECORDS,
             "Kafka records consumed (events, tombstones, dead letters)",
@@ -71,6 +78,16 @@ impl Metrics {
             KAFKA_LAG,
             "Records on the assigned partitions not yet read (librdkafka's consumer lag, refreshed every second)",
             m.kafka_lag.clone(),
+        );
+        registry.register(
+            REGISTRY_UNAVAILABLE,
+            "Schema lookups that failed because the registry was unavailable (retried; the records waited)",
+            m.registry_unavailable.clone(),
+        );
+        registry.register(
+            REGISTRY_UP,
+            "1 while schema lookups succeed, 0 while the sink waits for the registry",
+            m.registry_up.clone(),
         );
         Metrics { registry, ..m }
     }
