@@ -30,6 +30,11 @@ fn free_port() -> Result<u16, StackError> {
 }
 
 impl ScratchKafka {
+    /// The broker's process (its JVM), for CPU accounting.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// Starts one and waits until it is healthy. The jars come from the
     /// shared cache (fetched with Maven when missing).
     pub fn start() -> Result<ScratchKafka, StackError> {
