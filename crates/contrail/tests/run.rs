@@ -77,6 +77,13 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
         stdout.contains("verified   the warehouse equals the source"),
         "{stdout}"
     );
+    // Both checks: the current state, and every change of the run counted.
+    assert!(stdout.contains("accounted  every change of the run once"), "{stdout}");
+    assert_eq!(r["accounting"]["ok"], true, "{stdout}");
+    assert_eq!(
+        r["accounting"]["changelog_rows"], r["accounting"]["changelog_distinct"],
+        "{stdout}"
+    );
 
     // Counts agree from stage to stage.
     let produced = n(&r["produced"]);

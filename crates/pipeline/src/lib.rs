@@ -29,6 +29,7 @@
 //! that does not finish in `drain_timeout` ends the run with
 //! [`RunError::Drain`], naming what was still missing.
 
+pub mod accounting;
 pub mod latency;
 mod observe;
 pub mod prom;
@@ -525,8 +526,8 @@ pub async fn run(
     let produced_at = Instant::now();
 
     // Draining: everything written is loaded.
+    let end = mark(&pg).await?;
     let drain = async {
-        let end = mark(&pg).await?;
         Box::pin(wait_through(&pg, &sf, &cfg, &qualifier, end)).await?;
         // The observer reads the changelog past everything loaded (two more
         // reads: the next may have begun before), then sees its waiting
@@ -606,6 +607,16 @@ pub async fn run(
         }
     }
     let counts = meters.counts(&table).since(&base);
+    let changelog_view = sink::tables::view_names(&qualifier, &topic).1;
+    let (changelog_rows, changelog_distinct) = accounting::changelog_between(&sf, &changelog_view, now, end).await?;
+    let accounting = accounting::account(accounting::Counted {
+        produced: summary.total(),
+        captured: counts.captured,
+        rejected: counts.rejected,
+        sink_dead_lettered: counts.sink_dead_lettered,
+        changelog_rows,
+        changelog_distinct,
+    });
     let t = tracker.lock().unwrap_or_else(|p| p.into_inner());
     let producing_s = summary.elapsed.as_secs_f64();
     let to_drained = drained_at.duration_since(started).as_secs_f64();
@@ -646,8 +657,9 @@ pub async fn run(
         rss_mib_end: rss_end,
         rss_mib_max: larger(rss_max, rss_end),
         rss_mib_per_minute: rss_per_minute,
-        verified: verification.verified,
+        verified: verification.verified && accounting.ok,
         verification,
+        accounting,
     })
 }
 

@@ -113,6 +113,8 @@ pub struct Report {
     /// True only when the warehouse's current state equals the source.
     pub verified: bool,
     pub verification: Verification,
+    /// Every change of the run in the changelog once or dead-lettered.
+    pub accounting: crate::accounting::Accounting,
 }
 
 /// p50 and p99 in milliseconds of two stage histograms.
@@ -180,7 +182,7 @@ impl fmt::Display for Report {
             )?;
         }
         let v = &self.verification;
-        if self.verified {
+        if v.verified {
             writeln!(
                 f,
                 "verified   the warehouse equals the source: {} rows, checksum {}{}",
@@ -203,6 +205,22 @@ impl fmt::Display for Report {
             )?;
             for d in &v.differences {
                 writeln!(f, "  {d}")?;
+            }
+        }
+        let a = &self.accounting;
+        if a.ok {
+            writeln!(
+                f,
+                "accounted  every change of the run once: {} captured of {} produced, {} in the changelog, {} dead-lettered",
+                a.captured,
+                a.produced,
+                a.changelog_distinct,
+                a.rejected + a.sink_dead_lettered
+            )?;
+        } else {
+            writeln!(f, "NOT ACCOUNTED for:")?;
+            for p in &a.problems {
+                writeln!(f, "  {p}")?;
             }
         }
         Ok(())
@@ -232,6 +250,8 @@ mod tests {
             "rejected",
             "throughput_per_s",
             "verified",
+            "verification",
+            "accounting",
         ] {
             assert!(v.get(field).is_some(), "{field}");
         }
@@ -239,6 +259,7 @@ mod tests {
             assert!(v["latency_ms"][p].is_number(), "{p}");
         }
         assert!(r.to_string().contains("NOT VERIFIED"));
+        assert!(r.to_string().contains("NOT ACCOUNTED"));
     }
 
     #[test]
