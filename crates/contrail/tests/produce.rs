@@ -3,21 +3,14 @@
 //! reports what it wrote, and the table holds exactly the rows the report
 //! implies (inserts minus deletes).
 
+mod common;
+
 use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// An address of the tests' own stack (`scripts/test.sh` starts it).
-fn test_stack(name: &str) -> String {
-    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    stack::StackConfig::for_tests(&project)
-        .unwrap()
-        .env_value(name)
-        .unwrap()
-}
-
 fn admin_url() -> String {
-    test_stack("DATABASE_URL")
+    common::stack_env("DATABASE_URL")
 }
 
 fn psql(url: &str, sql: &str) -> String {

@@ -4,33 +4,19 @@
 //! pass every rule, and the dead-letter topic holds exactly the injected bad
 //! rows, each with the rules it broke in its headers.
 
+mod common;
+
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use flight_types::{FlightState, Validate};
 use serde_json::Value;
 
-fn confluent_python() -> PathBuf {
-    if let Some(p) = std::env::var_os("CONFLUENT_PYTHON") {
-        return p.into();
-    }
-    Path::new(&std::env::var("HOME").unwrap()).join(".cache/contrail/confluent-kafka-2.16.0/bin/python")
-}
-
 fn number_before(text: &str, word: &str) -> u64 {
     let idx = text.find(word).unwrap_or_else(|| panic!("no {word:?} in {text}"));
     text[..idx].split_whitespace().last().unwrap().parse().unwrap()
-}
-
-/// An address of the tests' own stack (`scripts/test.sh` starts it).
-fn test_stack(name: &str) -> String {
-    let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    stack::StackConfig::for_tests(&project)
-        .unwrap()
-        .env_value(name)
-        .unwrap()
 }
 
 #[test]
@@ -83,11 +69,11 @@ fn kafka_mode_publishes_registry_encoded_records_and_dead_letters_the_bad_ones()
         "exactly the injected rows are dead-lettered: {stdout}"
     );
 
-    let bootstrap = test_stack("KAFKA_BOOTSTRAP_SERVERS");
-    let registry = test_stack("SCHEMA_REGISTRY_URL");
+    let bootstrap = common::stack_env("KAFKA_BOOTSTRAP_SERVERS");
+    let registry = common::stack_env("SCHEMA_REGISTRY_URL");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/read_topics.py");
     let dlq = format!("{topic}.dlq");
-    let read = Command::new(confluent_python())
+    let read = Command::new(common::confluent_python())
         .arg(script)
         .args([&bootstrap, &registry, &topic, &dlq])
         .output()

@@ -130,19 +130,8 @@ fn reset(db: &TestDb, topic: &str, to: &[&str]) -> String {
 }
 
 async fn setup(base: &str) -> (TestDb, Stage, snowflake::Client, String, String) {
-    let db = TestDb::create(base).await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, name text);
-             ALTER TABLE t REPLICA IDENTITY FULL;
-             INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 40) g;",
-        )
-        .await
-        .unwrap();
-    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
-    db.wait_captured(&mut cdc).await;
+    let (db, cdc, sf) = TestDb::small_table_captured(base).await;
     let database = db.name.to_uppercase();
-    let sf = common::warehouse(&database, "CDC").await;
     let topic = format!("{}.public.t", db.name);
     (db, cdc, sf, database, topic)
 }

@@ -35,19 +35,8 @@ async fn stored_sum(sf: &snowflake::Client, database: &str) -> i64 {
 
 #[tokio::test]
 async fn a_sink_waits_for_the_registry_and_dead_letters_nothing() {
-    let db = TestDb::create("sink_registry_down").await;
-    db.client
-        .batch_execute(
-            "CREATE TABLE t (id int PRIMARY KEY, name text);
-             ALTER TABLE t REPLICA IDENTITY FULL;
-             INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 40) g;",
-        )
-        .await
-        .unwrap();
-    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
-    db.wait_captured(&mut cdc).await;
+    let (db, cdc, sf) = TestDb::small_table_captured("sink_registry_down").await;
     let database = db.name.to_uppercase();
-    let sf = common::warehouse(&database, "CDC").await;
 
     let mut cfg = StackConfig::for_tests(&project()).unwrap();
     cfg.contrail_exe = Some(env!("CARGO_BIN_EXE_contrail").into());

@@ -23,6 +23,16 @@ use crate::RunError;
 pub struct Accounting {
     /// True only when every change is accounted for, once.
     pub ok: bool,
+    #[serde(flatten)]
+    pub counted: Counted,
+    /// What does not add up, in words.
+    pub problems: Vec<String>,
+}
+
+/// The counts the run took (the stages' since its start, the warehouse's
+/// within its WAL window).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counted {
     pub produced: u64,
     pub captured: u64,
     pub rejected: u64,
@@ -30,20 +40,6 @@ pub struct Accounting {
     /// Changelog rows committed within the run.
     pub changelog_rows: u64,
     /// Of those, distinct `(commit LSN, LSN, op)`.
-    pub changelog_distinct: u64,
-    /// What does not add up, in words.
-    pub problems: Vec<String>,
-}
-
-/// The counts the run took (the stages' since its start, the warehouse's
-/// within its WAL window).
-#[derive(Debug, Clone, Copy)]
-pub struct Counted {
-    pub produced: u64,
-    pub captured: u64,
-    pub rejected: u64,
-    pub sink_dead_lettered: u64,
-    pub changelog_rows: u64,
     pub changelog_distinct: u64,
 }
 
@@ -73,12 +69,7 @@ pub fn account(c: Counted) -> Accounting {
     }
     Accounting {
         ok: problems.is_empty(),
-        produced: c.produced,
-        captured: c.captured,
-        rejected: c.rejected,
-        sink_dead_lettered: c.sink_dead_lettered,
-        changelog_rows: c.changelog_rows,
-        changelog_distinct: c.changelog_distinct,
+        counted: c,
         problems,
     }
 }

@@ -207,15 +207,15 @@ impl fmt::Display for Report {
                 writeln!(f, "  {d}")?;
             }
         }
-        let a = &self.accounting;
+        let (a, c) = (&self.accounting, &self.accounting.counted);
         if a.ok {
             writeln!(
                 f,
                 "accounted  every change of the run once: {} captured of {} produced, {} in the changelog, {} dead-lettered",
-                a.captured,
-                a.produced,
-                a.changelog_distinct,
-                a.rejected + a.sink_dead_lettered
+                c.captured,
+                c.produced,
+                c.changelog_distinct,
+                c.rejected + c.sink_dead_lettered
             )?;
         } else {
             writeln!(f, "NOT ACCOUNTED for:")?;

@@ -57,6 +57,25 @@ impl TestDb {
         TestDb { name, url, client }
     }
 
+    /// A database whose table `t (id, name)` holds 40 rows, captured by a
+    /// running `contrail cdc` (topic `<name>.public.t`), and a warehouse
+    /// session in its Snowflake database, schema `CDC`.
+    pub(crate) async fn small_table_captured(base: &str) -> (TestDb, Stage, snowflake::Client) {
+        let db = TestDb::create(base).await;
+        db.client
+            .batch_execute(
+                "CREATE TABLE t (id int PRIMARY KEY, name text);
+                 ALTER TABLE t REPLICA IDENTITY FULL;
+                 INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 40) g;",
+            )
+            .await
+            .unwrap();
+        let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
+        db.wait_captured(&mut cdc).await;
+        let sf = warehouse(&db.name.to_uppercase(), "CDC").await;
+        (db, cdc, sf)
+    }
+
     /// Waits until everything written is captured, stops the stage
     /// (which must exit cleanly), and drops the slot and the database.
     pub(crate) async fn finish(&self, mut stage: Stage) {
