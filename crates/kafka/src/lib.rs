@@ -80,7 +80,13 @@ pub enum KafkaIoError {
 impl KafkaIoError {
     /// Whether retrying may help (the broker was unreachable or slow).
     pub fn is_transient(&self) -> bool {
-        matches!(self, KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. })
+        match self {
+            KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. } => true,
+            // An admin request the broker could not answer yet (no leader,
+            // unreachable), by its error code.
+            KafkaIoError::Admin(e) | KafkaIoError::Receive(e) => e.rdkafka_error_code().is_some_and(is_connectivity),
+            _ => false,
+        }
     }
 }
 
@@ -397,9 +403,7 @@ fn watermarks<C: rdkafka::consumer::ConsumerContext>(
     let mut out = Vec::new();
     for t in md.topics().iter().filter(|t| t.name() == topic) {
         for p in t.partitions() {
-            let (low, high) = consumer
-                .fetch_watermarks(topic, p.id(), Duration::from_secs(30))
-                .map_err(KafkaIoError::Admin)?;
+            let (low, high) = settled(|| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)))?;
             out.push((p.id(), low, high));
         }
     }
@@ -410,6 +414,22 @@ fn watermarks<C: rdkafka::consumer::ConsumerContext>(
         });
     }
     Ok(out)
+}
+
+/// Runs an admin request again while the broker answers that it is still
+/// settling (a partition of a topic created a moment ago has no leader
+/// yet; a broker is restarting), for up to 30 s, classed by error code.
+fn settled<T>(mut request: impl FnMut() -> Result<T, KafkaError>) -> Result<T, KafkaIoError> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        match request() {
+            Err(e) if e.rdkafka_error_code().is_some_and(is_connectivity) && std::time::Instant::now() < deadline => {
+                tracing::debug!(error = %e, "the broker is settling; asking again");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            r => return r.map_err(KafkaIoError::Admin),
+        }
+    }
 }
 
 /// A record's headers, as read back by [`scan_back`].
