@@ -186,6 +186,7 @@ fn main() {
         topic_prefix: DB.into(),
         partitions: 3,
         replication: 1,
+        min_insync_replicas: 1,
         dead_letter_topic: format!("{DB}.dlq"),
         tombstones: true,
         transaction_topic: None,

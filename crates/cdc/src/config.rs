@@ -43,6 +43,7 @@ struct RawKafka {
     topic_prefix: Option<String>,
     partitions: Option<i32>,
     replication: Option<i32>,
+    min_insync_replicas: Option<i32>,
     dead_letter_topic: Option<String>,
     tombstones: Option<bool>,
     transaction_metadata: Option<bool>,
@@ -119,6 +120,9 @@ pub struct CdcConfig {
     pub topic_prefix: String,
     pub partitions: i32,
     pub replication: i32,
+    /// `min.insync.replicas` of the topics the stage creates: how many
+    /// replicas must have a record before `acks=all` acknowledges it.
+    pub min_insync_replicas: i32,
     pub dead_letter_topic: String,
     pub tombstones: bool,
     /// Debezium's transaction metadata: BEGIN and END records on this topic.
@@ -223,6 +227,12 @@ impl CdcConfig {
         if !(1..=16).contains(&replication) {
             return Err(bad(format!("kafka.replication = {replication}: expected 1 to 16")));
         }
+        let min_insync_replicas = raw.kafka.min_insync_replicas.unwrap_or(1);
+        if !(1..=replication).contains(&min_insync_replicas) {
+            return Err(bad(format!(
+                "kafka.min_insync_replicas = {min_insync_replicas}: expected 1 to kafka.replication ({replication})"
+            )));
+        }
         let linger_ms = raw.kafka.linger_ms.unwrap_or(5);
         if linger_ms > 10_000 {
             return Err(bad(format!("kafka.linger_ms = {linger_ms}: expected at most 10000")));
@@ -281,6 +291,7 @@ impl CdcConfig {
             topic_prefix,
             partitions,
             replication,
+            min_insync_replicas,
             dead_letter_topic,
             tombstones: raw.kafka.tombstones.unwrap_or(true),
             transaction_topic,
@@ -324,6 +335,19 @@ mod tests {
             !format!("{c:?}").contains("u:p@"),
             "the database URL must not be printed"
         );
+    }
+
+    #[test]
+    fn min_insync_replicas_lies_between_one_and_the_replication() {
+        let base = "[source]\ntables = [\"public.t\"]\n";
+        let err = parse(&format!("{base}[kafka]\nreplication = 3\nmin_insync_replicas = 4")).unwrap_err();
+        assert!(
+            err.contains("kafka.min_insync_replicas = 4: expected 1 to kafka.replication (3)"),
+            "{err}"
+        );
+        assert!(parse(&format!("{base}[kafka]\nmin_insync_replicas = 0")).is_err());
+        let ok = parse(&format!("{base}[kafka]\nreplication = 3\nmin_insync_replicas = 2")).unwrap();
+        assert_eq!((ok.replication, ok.min_insync_replicas), (3, 2));
     }
 
     #[test]

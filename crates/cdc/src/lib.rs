@@ -95,7 +95,8 @@ impl CdcError {
     /// Whether restarting unchanged may succeed (the failure was outside).
     pub fn is_transient(&self) -> bool {
         match self {
-            CdcError::Postgres(_) | CdcError::Replication(_) | CdcError::Kafka(_) => true,
+            CdcError::Postgres(_) | CdcError::Replication(_) => true,
+            CdcError::Kafka(e) => !e.is_fatal(),
             CdcError::Registry(e) => e.is_transient(),
             _ => false,
         }

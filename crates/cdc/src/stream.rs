@@ -102,10 +102,12 @@ pub async fn run_with_metrics(
         contracts,
         metrics.clone(),
     );
+    let durability = vec![("min.insync.replicas".to_string(), cfg.min_insync_replicas.to_string())];
     let mut topics = vec![kafka::TopicSpec {
         name: cfg.dead_letter_topic.clone(),
         partitions: cfg.partitions,
         replication: cfg.replication,
+        config: durability.clone(),
     }];
     for shape in &shapes {
         emitter.register(&shape.relation, &shape.primary_key).await?;
@@ -113,6 +115,7 @@ pub async fn run_with_metrics(
             name: emitter.topic_for(&shape.relation),
             partitions: cfg.partitions,
             replication: cfg.replication,
+            config: durability.clone(),
         });
     }
     if let Some(topic) = &cfg.transaction_topic {
@@ -122,9 +125,12 @@ pub async fn run_with_metrics(
             name: topic.clone(),
             partitions: 1,
             replication: cfg.replication,
+            config: durability.clone(),
         });
     }
     kafka::ensure_topics(&cfg.kafka, &topics).await?;
+    let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    kafka::check_durability(&cfg.kafka, &names).await?;
     catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 

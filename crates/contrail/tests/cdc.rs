@@ -502,3 +502,45 @@ async fn tables_that_cannot_be_captured_faithfully_stop_the_stage_at_start() {
     assert!(slots.is_empty());
     db.drop_slot().await;
 }
+
+/// A topic whose settings would lose acknowledged records stops the stage
+/// before it writes anything (issue 16, path 8).
+#[tokio::test]
+async fn a_topic_with_unclean_leader_election_is_refused() {
+    let db = TestDb::create("cdc_unclean").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .await
+        .unwrap();
+    let topic = format!("{}.public.t", db.name);
+    let kafka = kafka::KafkaConfig {
+        bootstrap_servers: stack_env("KAFKA_BOOTSTRAP_SERVERS"),
+        client_id: "cdc-unclean-test".into(),
+        extra: Default::default(),
+    };
+    kafka::ensure_topics(
+        &kafka,
+        &[kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 2,
+            replication: 1,
+            config: vec![("unclean.leader.election.enable".into(), "true".into())],
+        }],
+    )
+    .await
+    .unwrap();
+    let mut stage = Stage::start(&db, &config(&db, &["public.t"], ""));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = stage.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "the stage kept running:\n{}", stage.log());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let log = stage.log();
+    assert!(!status.success(), "{log}");
+    assert!(log.contains(&format!("topic {topic} is not safe to write to")), "{log}");
+    assert!(log.contains("unclean.leader.election.enable=false"), "{log}");
+    db.drop_slot().await;
+}

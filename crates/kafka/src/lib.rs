@@ -62,6 +62,9 @@ pub enum KafkaIoError {
     CreateTopic { topic: String, reason: String },
     #[error("admin request failed")]
     Admin(#[source] KafkaError),
+    /// Fatal: the topic's settings would lose acknowledged records.
+    #[error("topic {topic} is not safe to write to: {reason}")]
+    Unsafe { topic: String, reason: String },
     #[error("{failed} record(s) were not delivered; first error: {first}")]
     Delivery { failed: u64, first: String },
     #[error("records still in flight after {0:?}")]
@@ -78,6 +81,13 @@ pub enum KafkaIoError {
 }
 
 impl KafkaIoError {
+    /// Whether restarting unchanged cannot help: the topic's settings are
+    /// unsafe, or the client's configuration is invalid. Stages that retry
+    /// every other Kafka error stop on these, with their message.
+    pub fn is_fatal(&self) -> bool {
+        matches!(self, KafkaIoError::Unsafe { .. } | KafkaIoError::Config(_))
+    }
+
     /// Whether retrying may help (the broker was unreachable or slow).
     pub fn is_transient(&self) -> bool {
         match self {
@@ -147,6 +157,8 @@ pub struct TopicSpec {
     pub name: String,
     pub partitions: i32,
     pub replication: i32,
+    /// Topic-level settings given at creation (`min.insync.replicas`, …).
+    pub config: Vec<(String, String)>,
 }
 
 /// Creates the topics that do not exist yet; existing ones are left alone.
@@ -154,7 +166,12 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[TopicSpec]) -> Result<()
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
-        .map(|t| NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)))
+        .map(|t| {
+            t.config.iter().fold(
+                NewTopic::new(&t.name, t.partitions, TopicReplication::Fixed(t.replication)),
+                |topic, (k, v)| topic.set(k, v),
+            )
+        })
         .collect();
     let opts = AdminOptions::new().operation_timeout(Some(Duration::from_secs(30)));
     for result in admin
@@ -171,6 +188,41 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[TopicSpec]) -> Result<()
                     reason: code.to_string(),
                 })
             }
+        }
+    }
+    Ok(())
+}
+
+/// Refuses topics whose settings would lose acknowledged records: with
+/// `unclean.leader.election.enable=true` a replica that missed writes can
+/// become leader after a failure, and the records only the old leader had
+/// are gone, though the producer was told they were written.
+pub async fn check_durability(cfg: &KafkaConfig, topics: &[&str]) -> Result<(), KafkaIoError> {
+    use rdkafka::admin::ResourceSpecifier;
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
+    let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
+    let described = admin
+        .describe_configs(specs.iter(), &opts)
+        .await
+        .map_err(KafkaIoError::Admin)?;
+    for (topic, result) in topics.iter().zip(described) {
+        let resource = result.map_err(|code| KafkaIoError::CreateTopic {
+            topic: topic.to_string(),
+            reason: format!("describing its settings failed: {code}"),
+        })?;
+        let unclean = resource
+            .get("unclean.leader.election.enable")
+            .and_then(|e| e.value.as_deref());
+        if unclean == Some("true") {
+            return Err(KafkaIoError::Unsafe {
+                topic: topic.to_string(),
+                reason: "unclean.leader.election.enable=true lets a replica that missed writes become leader, \
+                         losing records Kafka had acknowledged; set it to false on the topic \
+                         (kafka-configs --alter --entity-type topics --entity-name TOPIC \
+                         --add-config unclean.leader.election.enable=false)"
+                    .into(),
+            });
         }
     }
     Ok(())

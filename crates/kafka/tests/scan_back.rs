@@ -37,11 +37,13 @@ async fn reads_each_partition_newest_first_until_told_to_stop() {
                 name: topic.clone(),
                 partitions: 2,
                 replication: 1,
+                config: Vec::new(),
             },
             TopicSpec {
                 name: empty.clone(),
                 partitions: 1,
                 replication: 1,
+                config: Vec::new(),
             },
         ],
     )

@@ -78,6 +78,7 @@ fn main() {
             name: "bench.bare".into(),
             partitions: 3,
             replication: 1,
+            config: Vec::new(),
         }],
     ))
     .unwrap();

@@ -74,6 +74,7 @@ impl KafkaTarget {
                 name: name.clone(),
                 partitions: cfg.partitions,
                 replication: 1,
+                config: Vec::new(),
             })
             .collect();
         kafka::ensure_topics(&cfg.kafka, &topics)

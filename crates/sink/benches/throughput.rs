@@ -258,6 +258,7 @@ fn main() {
                 name: topic.clone(),
                 partitions: 3,
                 replication: 1,
+                config: Vec::new(),
             }],
         )
         .await

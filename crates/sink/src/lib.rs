@@ -189,6 +189,7 @@ pub async fn run_with_metrics(
             name: cfg.dead_letter_topic.clone(),
             partitions: 1,
             replication: 1,
+            config: Vec::new(),
         }],
     )
     .await?;
