@@ -444,28 +444,42 @@ pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>
         .collect())
 }
 
-/// Each partition of `topic` with its low and high watermarks.
+/// Each partition of `topic` with its low and high watermarks. A topic
+/// another stage created a moment ago may not be in the metadata yet: it
+/// is asked for again for up to 30 s before it counts as missing.
 fn watermarks<C: rdkafka::consumer::ConsumerContext>(
     consumer: &impl rdkafka::consumer::Consumer<C>,
     topic: &str,
 ) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {
-    let md = consumer
-        .fetch_metadata(Some(topic), Duration::from_secs(30))
-        .map_err(KafkaIoError::Admin)?;
-    let mut out = Vec::new();
-    for t in md.topics().iter().filter(|t| t.name() == topic) {
-        for p in t.partitions() {
-            let (low, high) = settled(|| consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(30)))?;
-            out.push((p.id(), low, high));
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let partitions = loop {
+        let md = settled(|| consumer.fetch_metadata(Some(topic), Duration::from_secs(30)))?;
+        let found: Vec<i32> = md
+            .topics()
+            .iter()
+            .filter(|t| t.name() == topic && t.error().is_none())
+            .flat_map(|t| t.partitions().iter().map(|p| p.id()))
+            .collect();
+        if !found.is_empty() {
+            break found;
         }
-    }
-    if out.is_empty() {
-        return Err(KafkaIoError::CreateTopic {
-            topic: topic.into(),
-            reason: "not in the metadata".into(),
-        });
-    }
-    Ok(out)
+        if std::time::Instant::now() >= deadline {
+            return Err(KafkaIoError::CreateTopic {
+                topic: topic.into(),
+                reason: "not in the cluster's metadata after 30 s: check the topic's name and the cluster, \
+                         or start the stage that creates it"
+                    .into(),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    partitions
+        .into_iter()
+        .map(|p| {
+            let (low, high) = settled(|| consumer.fetch_watermarks(topic, p, Duration::from_secs(30)))?;
+            Ok((p, low, high))
+        })
+        .collect()
 }
 
 /// Runs an admin request again while the broker answers that it is still
