@@ -529,17 +529,8 @@ async fn a_topic_with_unclean_leader_election_is_refused() {
     )
     .await
     .unwrap();
-    let mut stage = Stage::start(&db, &config(&db, &["public.t"], ""));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let status = loop {
-        if let Some(status) = stage.child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(Instant::now() < deadline, "the stage kept running:\n{}", stage.log());
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    };
-    let log = stage.log();
-    assert!(!status.success(), "{log}");
+    let (ok, log) = Stage::start(&db, &config(&db, &["public.t"], "")).wait_exit();
+    assert!(!ok, "{log}");
     assert!(log.contains(&format!("topic {topic} is not safe to write to")), "{log}");
     assert!(log.contains("unclean.leader.election.enable=false"), "{log}");
     db.drop_slot().await;

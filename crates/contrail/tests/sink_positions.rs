@@ -103,18 +103,6 @@ async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut 
     }
 }
 
-/// Waits for the stage to exit on its own; its success and log.
-fn wait_exit(mut stage: Stage) -> (bool, String) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(status) = stage.child.try_wait().unwrap() {
-            return (status.success(), stage.log());
-        }
-        assert!(Instant::now() < deadline, "the stage kept running:\n{}", stage.log());
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 fn reset(db: &TestDb, topic: &str, to: &[&str]) -> String {
     let file = std::env::temp_dir().join(format!("contrail-reset-{}.toml", db.name));
     std::fs::write(&file, sink_config(db)).unwrap();
@@ -156,7 +144,7 @@ async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
     let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
     db.wait_captured(&mut cdc).await;
 
-    let (ok, log) = wait_exit(Stage::command(&db, "sink", &sink_config(&db)));
+    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
     assert!(!ok, "the sink must stop:\n{log}");
     for part in [
         format!("topic {topic} partition"),
@@ -198,7 +186,7 @@ async fn records_deleted_below_a_stored_position_stop_the_sink() {
     db.wait_captured(&mut cdc).await;
     kafka(&["truncate", &topic]);
 
-    let (ok, log) = wait_exit(Stage::command(&db, "sink", &sink_config(&db)));
+    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
     assert!(!ok, "the sink must stop:\n{log}");
     assert!(log.contains("before the start of the log"), "{log}");
     assert!(log.contains("retention deleted records"), "{log}");

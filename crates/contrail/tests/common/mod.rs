@@ -195,6 +195,19 @@ impl Stage {
         }
     }
 
+    /// Waits (up to 60 s) for the stage to exit on its own: whether it
+    /// succeeded, and its log.
+    pub(crate) fn wait_exit(mut self) -> (bool, String) {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return (status.success(), self.log());
+            }
+            assert!(Instant::now() < deadline, "the stage kept running:\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
     /// SIGINT, then the exit status and the log.
     pub(crate) fn stop(mut self) -> (bool, String) {
         Command::new("kill")
