@@ -661,30 +661,6 @@ impl Consumer {
         u64::try_from(self.lag.load(Ordering::Relaxed)).ok()
     }
 
-    /// The partitions of `topic`.
-    pub fn partitions(&self, topic: &str) -> Result<Vec<i32>, KafkaIoError> {
-        use rdkafka::consumer::Consumer as _;
-        let md = self
-            .inner
-            .fetch_metadata(Some(topic), Duration::from_secs(30))
-            .map_err(KafkaIoError::Admin)?;
-        let t = md
-            .topics()
-            .iter()
-            .find(|t| t.name() == topic)
-            .ok_or_else(|| KafkaIoError::CreateTopic {
-                topic: topic.into(),
-                reason: "not in the metadata".into(),
-            })?;
-        if let Some(e) = t.error() {
-            return Err(KafkaIoError::CreateTopic {
-                topic: topic.into(),
-                reason: format!("{e:?}"),
-            });
-        }
-        Ok(t.partitions().iter().map(|p| p.id()).collect())
-    }
-
     /// Each partition of `topic` with its low and high watermarks: the
     /// first offset the log still holds and the offset of its next record.
     pub fn watermarks(&self, topic: &str) -> Result<Vec<(i32, i64, i64)>, KafkaIoError> {

@@ -359,11 +359,7 @@ pub async fn run(
         .map(|r| r.get(0))
         .collect();
     let sf = Arc::new(snowflake::Client::connect(cfg.sink.snowflake.clone()).await?);
-    let qualifier = format!(
-        "{}.{}",
-        snowflake::quote_ident(&cfg.sink.database),
-        snowflake::quote_ident(&cfg.sink.schema)
-    );
+    let qualifier = cfg.sink.qualifier();
 
     // The CDC stage and the sink run until the end of the run.
     let (stages_tx, stages_rx) = watch::channel(false);

@@ -103,6 +103,15 @@ fn identifier(key: &str, s: &str) -> Result<String, SinkError> {
 }
 
 impl SinkConfig {
+    /// The sink's schema, quoted: `"DATABASE"."SCHEMA"`.
+    pub fn qualifier(&self) -> String {
+        format!(
+            "{}.{}",
+            snowflake::quote_ident(&self.database),
+            snowflake::quote_ident(&self.schema)
+        )
+    }
+
     pub fn load(file: &Path, defaults: ServiceDefaults) -> Result<SinkConfig, SinkError> {
         let text = std::fs::read_to_string(file).map_err(|e| bad(format!("cannot read {}: {e}", file.display())))?;
         Self::parse(&text, defaults).map_err(|e| match e {

@@ -156,11 +156,7 @@ pub async fn run_with_metrics(
         None => None,
     };
     let sf = Client::connect(cfg.snowflake.clone()).await?;
-    let qualifier = format!(
-        "{}.{}",
-        snowflake::quote_ident(&cfg.database),
-        snowflake::quote_ident(&cfg.schema)
-    );
+    let qualifier = cfg.qualifier();
     if cfg.create_schema {
         sf.execute_all(&[
             &format!(
@@ -171,7 +167,7 @@ pub async fn run_with_metrics(
         ])
         .await?;
     }
-    let offsets = format!("{qualifier}.{}", snowflake::quote_ident(positions::OFFSETS_TABLE));
+    let offsets = positions::offsets_table(&qualifier);
     sf.query(
         &format!(
             "CREATE TABLE IF NOT EXISTS {offsets} (\"TOPIC\" TEXT, \"PART\" NUMBER(38,0), \"NEXT_OFFSET\" NUMBER(38,0))"

@@ -33,7 +33,21 @@ use crate::{SinkConfig, SinkError};
 pub(crate) const CHECK_EVERY: Duration = Duration::from_secs(10);
 
 /// Where the positions live, in the sink's schema.
-pub(crate) const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+const OFFSETS_TABLE: &str = "_CONTRAIL_SINK_OFFSETS";
+
+/// The positions table in the schema `qualifier`, quoted.
+pub(crate) fn offsets_table(qualifier: &str) -> String {
+    format!("{qualifier}.{}", snowflake::quote_ident(OFFSETS_TABLE))
+}
+
+/// `topic`'s partitions → next fetch offset, from [`kafka::Consumer::positions`].
+fn fetching_of(fetching: &[(String, i32, Option<i64>)], topic: &str) -> HashMap<i32, i64> {
+    fetching
+        .iter()
+        .filter(|(t, _, _)| t == topic)
+        .filter_map(|(_, p, o)| Some((*p, (*o)?)))
+        .collect()
+}
 
 /// A stored position the partition's log does not hold.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,8 +199,8 @@ pub async fn stored_positions(
     let stored = sf
         .query(
             &format!(
-                "SELECT \"PART\", \"NEXT_OFFSET\" FROM {qualifier}.{} WHERE \"TOPIC\" = ?",
-                snowflake::quote_ident(OFFSETS_TABLE)
+                "SELECT \"PART\", \"NEXT_OFFSET\" FROM {} WHERE \"TOPIC\" = ?",
+                offsets_table(qualifier)
             ),
             &[Bind::Text(topic.to_string())],
         )
@@ -270,12 +284,7 @@ pub(crate) async fn recheck(
     let fetching = consumer.positions()?;
     for topic in topics {
         let logs = consumer.watermarks(topic)?;
-        let at: HashMap<i32, i64> = fetching
-            .iter()
-            .filter(|(t, _, _)| t == topic)
-            .filter_map(|(_, p, o)| Some((*p, (*o)?)))
-            .collect();
-        if let Some(lost) = out_of_range(topic, &at, &logs) {
+        if let Some(lost) = out_of_range(topic, &fetching_of(&fetching, topic), &logs) {
             return Err(lost.into());
         }
         let added: Vec<(String, i32, i64)> = logs
@@ -304,11 +313,7 @@ pub(crate) async fn explain_out_of_range(
     let fetching = consumer.positions().unwrap_or_default();
     for topic in topics {
         let Ok(logs) = consumer.watermarks(topic) else { continue };
-        let at: HashMap<i32, i64> = fetching
-            .iter()
-            .filter(|(t, _, _)| t == topic)
-            .filter_map(|(_, p, o)| Some((*p, (*o)?)))
-            .collect();
+        let at = fetching_of(&fetching, topic);
         let stored = stored_positions(sf, qualifier, topic).await.unwrap_or_default();
         if let Some(lost) = out_of_range(topic, &at, &logs).or_else(|| out_of_range(topic, &stored, &logs)) {
             return lost.into();
@@ -335,23 +340,13 @@ pub async fn reset_positions(
         )));
     }
     let sf = Client::connect(cfg.snowflake.clone()).await?;
-    let qualifier = format!(
-        "{}.{}",
-        snowflake::quote_ident(&cfg.database),
-        snowflake::quote_ident(&cfg.schema)
-    );
+    let qualifier = cfg.qualifier();
     let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
     let stored = stored_positions(&sf, &qualifier, topic).await?;
     let plan = plan_reset(topic, &stored, &consumer.watermarks(topic)?, partition, to).map_err(SinkError::Config)?;
     if !dry_run {
         let rows: Vec<_> = plan.iter().map(|c| (topic.to_string(), c.partition, c.to)).collect();
-        write(
-            &sf,
-            &format!("{qualifier}.{}", snowflake::quote_ident(OFFSETS_TABLE)),
-            &rows,
-            true,
-        )
-        .await?;
+        write(&sf, &offsets_table(&qualifier), &rows, true).await?;
     }
     Ok(plan)
 }
