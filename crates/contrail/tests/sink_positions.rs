@@ -56,14 +56,11 @@ elif op == "garbage":
     p.produce(topic, b"not a change event", partition=int(sys.argv[4]))
     p.flush(30)
 "#;
-    let out = Command::new(confluent_python())
-        .args(["-c", script, &stack_env("KAFKA_BOOTSTRAP_SERVERS")])
-        .args(args)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "kafka {args:?}: {text}");
-    text
+    run_ok(
+        Command::new(confluent_python())
+            .args(["-c", script, &stack_env("KAFKA_BOOTSTRAP_SERVERS")])
+            .args(args),
+    )
 }
 
 fn sink_config(db: &TestDb) -> String {
@@ -76,23 +73,10 @@ fn sink_config(db: &TestDb) -> String {
     )
 }
 
-/// The sink's stored next offset per partition, summed (`None`: no table yet).
-async fn stored_sum(sf: &snowflake::Client, database: &str) -> Option<i64> {
-    sf.query(
-        &format!("SELECT SUM(\"NEXT_OFFSET\") AS N FROM {database}.CDC.\"_CONTRAIL_SINK_OFFSETS\""),
-        &[],
-    )
-    .await
-    .ok()?
-    .get(0, "N")?
-    .parse()
-    .ok()
-}
-
 /// Waits until the stored positions sum to `n` records.
 async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut Stage) {
     let deadline = Instant::now() + Duration::from_secs(90);
-    while stored_sum(sf, database).await != Some(n) {
+    while stored_offsets_sum(sf, database, "CDC").await != Some(n) {
         sink.assert_running();
         assert!(
             Instant::now() < deadline,
@@ -106,15 +90,12 @@ async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut 
 fn reset(db: &TestDb, topic: &str, to: &[&str]) -> String {
     let file = std::env::temp_dir().join(format!("contrail-reset-{}.toml", db.name));
     std::fs::write(&file, sink_config(db)).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_contrail"))
-        .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
-        .args(["--config", file.to_str().unwrap(), "--topic", topic])
-        .args(to)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{text}");
-    text
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
+            .args(["--config", file.to_str().unwrap(), "--topic", topic])
+            .args(to),
+    )
 }
 
 async fn setup(base: &str) -> (TestDb, Stage, snowflake::Client, String, String) {
@@ -153,7 +134,11 @@ async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
     ] {
         assert!(log.contains(&part), "{part:?} missing from:\n{log}");
     }
-    assert_eq!(stored_sum(&sf, &database).await, Some(40), "nothing moved by itself");
+    assert_eq!(
+        stored_offsets_sum(&sf, &database, "CDC").await,
+        Some(40),
+        "nothing moved by itself"
+    );
 
     let printed = reset(&db, &topic, &["--to", "earliest"]);
     assert!(printed.contains("partition 0: moved the sink's position"), "{printed}");
@@ -190,10 +175,18 @@ async fn records_deleted_below_a_stored_position_stop_the_sink() {
     assert!(!ok, "the sink must stop:\n{log}");
     assert!(log.contains("before the start of the log"), "{log}");
     assert!(log.contains("retention deleted records"), "{log}");
-    assert_eq!(stored_sum(&sf, &database).await, Some(40), "nothing moved by itself");
+    assert_eq!(
+        stored_offsets_sum(&sf, &database, "CDC").await,
+        Some(40),
+        "nothing moved by itself"
+    );
     let printed = reset(&db, &topic, &["--to", "latest", "--dry-run"]);
     assert!(printed.contains("would move"), "{printed}");
-    assert_eq!(stored_sum(&sf, &database).await, Some(40), "a dry run changes nothing");
+    assert_eq!(
+        stored_offsets_sum(&sf, &database, "CDC").await,
+        Some(40),
+        "a dry run changes nothing"
+    );
     db.finish(cdc).await;
 }
 

@@ -22,17 +22,6 @@ fn get(port: u16, path: &str) -> Option<String> {
     Some(text)
 }
 
-async fn stored_sum(sf: &snowflake::Client, database: &str) -> i64 {
-    sf.query(
-        &format!("SELECT COALESCE(SUM(\"NEXT_OFFSET\"), 0) AS N FROM {database}.CDC.\"_CONTRAIL_SINK_OFFSETS\""),
-        &[],
-    )
-    .await
-    .ok()
-    .and_then(|r| r.get(0, "N").and_then(|n| n.parse().ok()))
-    .unwrap_or(0)
-}
-
 #[tokio::test]
 async fn a_sink_waits_for_the_registry_and_dead_letters_nothing() {
     let (db, cdc, sf) = TestDb::small_table_captured("sink_registry_down").await;
@@ -77,7 +66,7 @@ async fn a_sink_waits_for_the_registry_and_dead_letters_nothing() {
     );
     assert!(health.contains("schema registry is unavailable"), "{health}");
     assert_eq!(
-        stored_sum(&sf, &database).await,
+        stored_offsets_sum(&sf, &database, "CDC").await.unwrap_or(0),
         0,
         "no position moves while the registry is down"
     );
@@ -88,7 +77,7 @@ async fn a_sink_waits_for_the_registry_and_dead_letters_nothing() {
 
     stack.up(&[Service::Registry]).unwrap();
     let deadline = Instant::now() + Duration::from_secs(90);
-    while stored_sum(&sf, &database).await != 40 {
+    while stored_offsets_sum(&sf, &database, "CDC").await.unwrap_or(0) != 40 {
         sink.assert_running();
         assert!(Instant::now() < deadline, "the sink did not resume:\n{}", sink.log());
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -268,6 +268,28 @@ pub(crate) fn flight_sink_config(db: &TestDb) -> String {
     )
 }
 
+/// Runs `cmd` to completion; it must succeed. Its stdout and stderr.
+pub(crate) fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{cmd:?} failed:\n{text}");
+    text
+}
+
+/// The sink's stored next offsets in `database`.`schema`, summed: the
+/// records it has consumed (`None` while it has no positions table or rows).
+pub(crate) async fn stored_offsets_sum(sf: &snowflake::Client, database: &str, schema: &str) -> Option<i64> {
+    sf.query(
+        &format!("SELECT SUM(\"NEXT_OFFSET\") AS N FROM {database}.{schema}.\"_CONTRAIL_SINK_OFFSETS\""),
+        &[],
+    )
+    .await
+    .ok()?
+    .get(0, "N")?
+    .parse()
+    .ok()
+}
+
 /// A session on the local stack's Snowflake, in `database`.`schema`.
 pub(crate) async fn warehouse(database: &str, schema: &str) -> snowflake::Client {
     let url = reqwest::Url::parse(&stack_env("SNOWFLAKE_URL")).unwrap();
