@@ -6,7 +6,8 @@
 //! (to the table's topic, keyed by the primary key, plus a tombstone after
 //! a delete) or the dead-letter record (same key and envelope, with the
 //! broken rules, the reasons and the LSN in headers). A value that has no
-//! Avro form is dead-lettered as JSON text with rule `decode`. The record
+//! Avro form is dead-lettered as JSON text with rule `decode`; one larger
+//! than its topic takes, as a small JSON record with rule `size`. The record
 //! numbers the tracked producer hands out let the stage confirm a WAL
 //! position only once everything before it is acknowledged.
 
@@ -65,6 +66,43 @@ pub(crate) struct Emitter {
     /// (LSN, key), with how many: a replayed change finds its own here and
     /// is not dead-lettered twice.
     sent_before: HashMap<(u64, Vec<u8>), u32>,
+    /// The largest record each topic takes (see [`kafka::record_size`]);
+    /// a topic not listed takes what the producer can send.
+    limits: HashMap<String, usize>,
+}
+
+/// An event too large for the topic it was meant for.
+#[derive(Debug)]
+struct Oversized {
+    topic: String,
+    size: usize,
+    limit: usize,
+    /// The event's key.
+    key: Vec<u8>,
+    /// Rules the event broke as well, with their reasons.
+    broken: Vec<(String, String)>,
+}
+
+/// A key longer than this is not repeated in the small dead letter that
+/// stands for an oversized event; the table's name keys it instead.
+const MAX_DEAD_LETTER_KEY: usize = 1024;
+
+/// The headers every dead letter of this stage carries.
+fn dead_letter_headers<'a>(
+    rules: &'a str,
+    reasons: &'a str,
+    lsn: &'a str,
+    commit_lsn: &'a str,
+    prefix: &'a str,
+) -> [(&'static str, &'a [u8]); 6] {
+    [
+        (dlq::RULES_HEADER, rules.as_bytes()),
+        (dlq::REASON_HEADER, reasons.as_bytes()),
+        (dlq::STAGE_HEADER, b"cdc"),
+        (dlq::LSN_HEADER, lsn.as_bytes()),
+        (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
+        (dlq::TOPIC_PREFIX_HEADER, prefix.as_bytes()),
+    ]
 }
 
 impl std::fmt::Debug for Emitter {
@@ -105,7 +143,29 @@ impl Emitter {
             last_seq: 0,
             transactions: None,
             sent_before: HashMap::new(),
+            limits: HashMap::new(),
         }
+    }
+
+    /// The size limits of the topics written to, as Kafka reported them.
+    pub(crate) fn set_limits(&mut self, topics: &[kafka::TopicSettings]) {
+        self.limits = topics
+            .iter()
+            .map(|t| (t.name.clone(), self.producer.limit_for(t)))
+            .collect();
+    }
+
+    /// `Some` when `record` is larger than its topic takes.
+    fn oversized(&self, record: &kafka::Record<'_>) -> Option<Oversized> {
+        let limit = self.limits.get(record.topic).copied()?;
+        let size = kafka::record_size(record);
+        (size > limit).then(|| Oversized {
+            topic: record.topic.to_string(),
+            size,
+            limit,
+            key: record.key.to_vec(),
+            broken: Vec::new(),
+        })
     }
 
     /// The dead letters already in the topic past the resume position
@@ -374,51 +434,22 @@ impl Emitter {
                 .evaluate_into(after, &EvalContext { now_ms: meta.now_ms }, &mut self.violations);
         }
         if !self.violations.is_empty() {
-            if self.sent_before(meta.lsn, &self.key_buf.clone()) {
-                return Ok(false);
-            }
-            let rules: Vec<&str> = self.violations.iter().map(|v| &*v.rule).collect();
-            let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
-            for r in &rules {
-                self.metrics
-                    .dead_lettered
-                    .get_or_create(&RuleLabels { rule: (*r).to_string() })
-                    .inc();
-            }
-            self.metrics.dead_lettered_rows.inc();
-            tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
-            let rules = rules.join(",");
-            let reasons = serde_json::to_string(&reasons).unwrap_or_default();
-            let lsn = pgoutput::Lsn(meta.lsn).to_string();
-            let commit_lsn = pgoutput::Lsn(meta.commit_lsn).to_string();
-            self.last_seq = self.producer.send(kafka::Record {
-                topic: &self.cfg.dead_letter_topic,
-                key: &self.key_buf,
-                value: Some(&self.value_buf),
-                headers: &[
-                    (dlq::RULES_HEADER, rules.as_bytes()),
-                    (dlq::REASON_HEADER, reasons.as_bytes()),
-                    (dlq::STAGE_HEADER, b"cdc"),
-                    (dlq::LSN_HEADER, lsn.as_bytes()),
-                    (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
-                    (dlq::TOPIC_PREFIX_HEADER, self.cfg.topic_prefix.as_bytes()),
-                ],
-            })?;
+            self.dead_letter_rule_breaker(name, &meta)?;
             return Ok(false);
         }
-        self.last_seq = self.producer.send(kafka::Record {
+        let event = kafka::Record {
             topic: &cap.codec.topic,
             key: &self.key_buf,
             value: Some(&self.value_buf),
             headers: &[],
-        })?;
+        };
+        if let Some(too_big) = self.oversized(&event) {
+            self.dead_letter_oversized(name, &meta, too_big)?;
+            return Ok(false);
+        }
+        self.last_seq = self.producer.send(event)?;
         if meta.op == Op::Delete && self.cfg.tombstones {
-            self.last_seq = self.producer.send(kafka::Record {
-                topic: &cap.codec.topic,
-                key: &self.key_buf,
-                value: None,
-                headers: &[],
-            })?;
+            self.last_seq = self.producer.send(kafka::Record { value: None, ..event })?;
         }
         let op = match meta.op {
             Op::Create => 0,
@@ -428,6 +459,95 @@ impl Emitter {
         };
         cap.events[op].inc();
         Ok(true)
+    }
+
+    /// The encoded event in `key_buf` and `value_buf` broke the rules in
+    /// `violations`: it goes to the dead-letter topic with them.
+    fn dead_letter_rule_breaker(&mut self, name: &str, meta: &EventMeta<'_>) -> Result<(), CdcError> {
+        if self.sent_before(meta.lsn, &self.key_buf.clone()) {
+            return Ok(());
+        }
+        let rules: Vec<String> = self.violations.iter().map(|v| v.rule.to_string()).collect();
+        let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
+        tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
+        let (joined, reasons_json) = (rules.join(","), serde_json::to_string(&reasons).unwrap_or_default());
+        let (lsn, commit_lsn) = (
+            pgoutput::Lsn(meta.lsn).to_string(),
+            pgoutput::Lsn(meta.commit_lsn).to_string(),
+        );
+        let headers = dead_letter_headers(&joined, &reasons_json, &lsn, &commit_lsn, &self.cfg.topic_prefix);
+        let record = kafka::Record {
+            topic: &self.cfg.dead_letter_topic,
+            key: &self.key_buf,
+            value: Some(&self.value_buf),
+            headers: &headers,
+        };
+        if let Some(too_big) = self.oversized(&record) {
+            let broken = rules.into_iter().zip(reasons).collect();
+            return self.dead_letter_oversized(name, meta, Oversized { broken, ..too_big });
+        }
+        self.last_seq = self.producer.send(record)?;
+        self.count_dead_letter(rules.iter().map(String::as_str));
+        Ok(())
+    }
+
+    /// An event larger than its topic takes (`max.message.bytes`): Kafka
+    /// would refuse it on every retry and the slot could never move past
+    /// it. A small record stands in for it in the dead-letter topic: its
+    /// key, table, op, positions, size and the limit, as JSON text, with
+    /// rule `size` (and any rules it broke as well).
+    fn dead_letter_oversized(&mut self, name: &str, meta: &EventMeta<'_>, too_big: Oversized) -> Result<(), CdcError> {
+        let key = if too_big.key.len() <= MAX_DEAD_LETTER_KEY {
+            too_big.key
+        } else {
+            name.as_bytes().to_vec()
+        };
+        if self.sent_before(meta.lsn, &key) {
+            return Ok(());
+        }
+        let reason = format!(
+            "the event is {} bytes, more than the {} bytes topic {} takes \
+             (the topic's max.message.bytes, or the producer's message.max.bytes)",
+            too_big.size, too_big.limit, too_big.topic
+        );
+        tracing::warn!(table = name, lsn = %pgoutput::Lsn(meta.lsn), %reason, "an oversized event was dead-lettered");
+        let mut rules = vec!["size".to_string()];
+        let mut reasons = vec![reason];
+        for (rule, why) in too_big.broken {
+            rules.push(rule);
+            reasons.push(why);
+        }
+        let doc = serde_json::json!({
+            "table": name, "op": meta.op.code(), "lsn": meta.lsn, "commit_lsn": meta.commit_lsn, "txid": meta.txid,
+            "topic": too_big.topic, "size_bytes": too_big.size, "limit_bytes": too_big.limit,
+        })
+        .to_string();
+        let (joined, reasons_json) = (rules.join(","), serde_json::to_string(&reasons).unwrap_or_default());
+        let (lsn, commit_lsn) = (
+            pgoutput::Lsn(meta.lsn).to_string(),
+            pgoutput::Lsn(meta.commit_lsn).to_string(),
+        );
+        let headers = dead_letter_headers(&joined, &reasons_json, &lsn, &commit_lsn, &self.cfg.topic_prefix);
+        self.last_seq = self.producer.send(kafka::Record {
+            topic: &self.cfg.dead_letter_topic,
+            key: &key,
+            value: Some(doc.as_bytes()),
+            headers: &headers,
+        })?;
+        self.metrics.oversized.inc();
+        self.count_dead_letter(rules.iter().map(String::as_str));
+        Ok(())
+    }
+
+    /// Counts one dead-lettered row, and each rule it broke.
+    fn count_dead_letter<'r>(&self, rules: impl Iterator<Item = &'r str>) {
+        for rule in rules {
+            self.metrics
+                .dead_lettered
+                .get_or_create(&RuleLabels { rule: rule.to_string() })
+                .inc();
+        }
+        self.metrics.dead_lettered_rows.inc();
     }
 
     /// A row with a value that has no Avro form: its columns as JSON text go
@@ -471,28 +591,25 @@ impl Emitter {
             "before": as_json(old), "after": as_json(new),
         });
         let reasons = serde_json::to_string(&[error.to_string()]).unwrap_or_default();
-        let lsn = pgoutput::Lsn(meta.lsn).to_string();
-        let commit_lsn = pgoutput::Lsn(meta.commit_lsn).to_string();
+        let (lsn, commit_lsn) = (
+            pgoutput::Lsn(meta.lsn).to_string(),
+            pgoutput::Lsn(meta.commit_lsn).to_string(),
+        );
         tracing::warn!(table = name, lsn = %lsn, %error, "a row that has no Avro form was dead-lettered");
-        self.metrics
-            .dead_lettered
-            .get_or_create(&RuleLabels { rule: "decode".into() })
-            .inc();
-        self.metrics.dead_lettered_rows.inc();
         let value = doc.to_string();
-        self.last_seq = self.producer.send(kafka::Record {
+        let headers = dead_letter_headers("decode", &reasons, &lsn, &commit_lsn, &self.cfg.topic_prefix);
+        let record = kafka::Record {
             topic: &self.cfg.dead_letter_topic,
             key: name.as_bytes(),
             value: Some(value.as_bytes()),
-            headers: &[
-                (dlq::RULES_HEADER, b"decode"),
-                (dlq::REASON_HEADER, reasons.as_bytes()),
-                (dlq::STAGE_HEADER, b"cdc"),
-                (dlq::LSN_HEADER, lsn.as_bytes()),
-                (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
-                (dlq::TOPIC_PREFIX_HEADER, self.cfg.topic_prefix.as_bytes()),
-            ],
-        })?;
+            headers: &headers,
+        };
+        if let Some(too_big) = self.oversized(&record) {
+            let broken = vec![("decode".to_string(), error.to_string())];
+            return self.dead_letter_oversized(name, meta, Oversized { broken, ..too_big });
+        }
+        self.last_seq = self.producer.send(record)?;
+        self.count_dead_letter(std::iter::once("decode"));
         Ok(())
     }
 }

@@ -37,7 +37,10 @@
 //! logical messages) keep the slot advancing while the tables are idle.
 //!
 //! **Failures.** Bad rows are data errors: dead-lettered and counted, never
-//! dropped. A schema change the registry refuses, a lost connection, or a
+//! dropped. So is an event larger than its topic takes (`max.message.bytes`,
+//! read from the topic at start): Kafka would refuse it on every retry and
+//! hold the slot for good, so a small record with its key, LSN, size and
+//! the limit goes to the dead-letter topic in its place (rule `size`). A schema change the registry refuses, a lost connection, or a
 //! failed delivery stops the stage with the reason; nothing unacknowledged
 //! was confirmed, so a restart resumes without loss.
 

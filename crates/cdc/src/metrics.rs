@@ -12,6 +12,7 @@ use prometheus_client::registry::Registry;
 pub const EVENTS: &str = "contrail_cdc_events";
 pub const DEAD_LETTERED: &str = "contrail_cdc_dead_lettered";
 pub const DEAD_LETTERED_ROWS: &str = "contrail_cdc_dead_lettered_rows";
+pub const OVERSIZED: &str = "contrail_cdc_oversized";
 pub const DEAD_LETTERS_ALREADY_SENT: &str = "contrail_cdc_dead_letters_already_sent";
 pub const TRANSACTIONS: &str = "contrail_cdc_transactions";
 pub const TRANSACTION_EVENTS: &str = "contrail_cdc_transaction_events";
@@ -38,7 +39,8 @@ pub struct EventLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct RuleLabels {
-    /// A rule name from the schema, or `decode` for a value that has no Avro form.
+    /// A rule name from the schema, `decode` for a value that has no Avro
+    /// form, or `size` for an event larger than its topic takes.
     pub rule: String,
 }
 
@@ -49,6 +51,7 @@ pub struct Metrics {
     pub dead_lettered: Family<RuleLabels, Counter>,
     pub dead_lettered_rows: Counter,
     pub dead_letters_already_sent: Counter,
+    pub oversized: Counter,
     pub transactions: Counter,
     pub transaction_events: Histogram,
     pub kafka_acked: Gauge<u64, AtomicU64>,
@@ -67,6 +70,7 @@ impl Metrics {
             dead_lettered: Family::default(),
             dead_lettered_rows: Counter::default(),
             dead_letters_already_sent: Counter::default(),
+            oversized: Counter::default(),
             transactions: Counter::default(),
             transaction_events: Histogram::new([1.0, 10.0, 100.0, 1_000.0, 10_000.0, 100_000.0]),
             kafka_acked: Gauge::default(),
@@ -92,6 +96,11 @@ impl Metrics {
             DEAD_LETTERS_ALREADY_SENT,
             "Rejected changes replayed after a restart whose dead letter was already in the topic, not sent again",
             m.dead_letters_already_sent.clone(),
+        );
+        registry.register(
+            OVERSIZED,
+            "Changes larger than their topic takes (max.message.bytes), dead-lettered as a small record",
+            m.oversized.clone(),
         );
         registry.register(TRANSACTIONS, "Source transactions captured", m.transactions.clone());
         registry.register(

@@ -130,7 +130,9 @@ pub async fn run_with_metrics(
     }
     kafka::ensure_topics(&cfg.kafka, &topics).await?;
     let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-    kafka::check_durability(&cfg.kafka, &names).await?;
+    let settings = kafka::describe_topics(&cfg.kafka, &names).await?;
+    kafka::check_durability(&settings)?;
+    emitter.set_limits(&settings);
     catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 

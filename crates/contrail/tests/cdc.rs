@@ -535,3 +535,71 @@ async fn a_topic_with_unclean_leader_election_is_refused() {
     assert!(log.contains("unclean.leader.election.enable=false"), "{log}");
     db.drop_slot().await;
 }
+
+/// A row larger than its topic's `max.message.bytes` would be refused by
+/// Kafka on every retry: it is dead-lettered as a small record, and the
+/// rows after it, in the same transaction and later, flow on.
+#[tokio::test]
+async fn a_row_too_large_for_its_topic_is_dead_lettered_small_and_the_slot_moves_on() {
+    let db = TestDb::create("cdc_oversized").await;
+    db.client
+        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, body text); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .await
+        .unwrap();
+    let topic = format!("{}.public.t", db.name);
+    let kafka = kafka::KafkaConfig {
+        bootstrap_servers: stack_env("KAFKA_BOOTSTRAP_SERVERS"),
+        client_id: "cdc-oversized-test".into(),
+        extra: Default::default(),
+    };
+    kafka::ensure_topics(
+        &kafka,
+        &[kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 2,
+            replication: 1,
+            config: vec![("max.message.bytes".into(), "20000".into())],
+        }],
+    )
+    .await
+    .unwrap();
+    let mut stage = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut stage).await;
+    db.client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO t VALUES (1, 'small');
+             INSERT INTO t SELECT 2, string_agg(md5(i::text), '') FROM generate_series(1, 1000) i;
+             INSERT INTO t VALUES (3, 'small');
+             COMMIT;
+             INSERT INTO t VALUES (4, 'after');",
+        )
+        .await
+        .unwrap();
+    // The slot's confirmed position passing these writes is the proof that
+    // nothing holds it.
+    db.finish(stage).await;
+    let records = read(&[topic.clone(), format!("{}.dlq", db.name)]);
+    let mut captured: Vec<i64> = records
+        .iter()
+        .filter(|r| r["topic"] == topic.as_str())
+        .map(|r| r["key"]["id"].as_i64().unwrap())
+        .collect();
+    captured.sort();
+    assert_eq!(captured, [1, 3, 4]);
+    let dead: Vec<&Value> = records.iter().filter(|r| r["topic"] != topic.as_str()).collect();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let headers = &dead[0]["headers"];
+    assert_eq!(headers["contrail.dlq.rules"], "size");
+    assert!(headers["contrail.dlq.lsn"].as_str().unwrap().contains('/'));
+    let reason = headers["contrail.dlq.reason"].as_str().unwrap();
+    assert!(reason.contains(&format!("20000 bytes topic {topic} takes")), "{reason}");
+    assert_eq!(dead[0]["key"]["id"], 2, "the dead letter keeps the row's key");
+    let doc: Value = serde_json::from_str(dead[0]["value"].as_str().unwrap()).unwrap();
+    assert_eq!(
+        (doc["table"].as_str(), doc["op"].as_str()),
+        (Some("public.t"), Some("c"))
+    );
+    assert!(doc["size_bytes"].as_u64().unwrap() > 32_000, "{doc}");
+    assert_eq!(doc["limit_bytes"], 20000);
+}

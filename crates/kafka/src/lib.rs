@@ -193,11 +193,21 @@ pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[TopicSpec]) -> Result<()
     Ok(())
 }
 
-/// Refuses topics whose settings would lose acknowledged records: with
-/// `unclean.leader.election.enable=true` a replica that missed writes can
-/// become leader after a failure, and the records only the old leader had
-/// are gone, though the producer was told they were written.
-pub async fn check_durability(cfg: &KafkaConfig, topics: &[&str]) -> Result<(), KafkaIoError> {
+/// What a stage needs to know of a topic's settings before it writes to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSettings {
+    pub name: String,
+    /// `unclean.leader.election.enable`.
+    pub unclean_leader_election: bool,
+    /// `max.message.bytes`: the largest record batch the topic accepts.
+    pub max_message_bytes: usize,
+}
+
+/// Kafka's default `max.message.bytes`, for a topic that does not report it.
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
+
+/// Reads the settings of `topics` with DescribeConfigs.
+pub async fn describe_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<Vec<TopicSettings>, KafkaIoError> {
     use rdkafka::admin::ResourceSpecifier;
     let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
@@ -206,26 +216,53 @@ pub async fn check_durability(cfg: &KafkaConfig, topics: &[&str]) -> Result<(), 
         .describe_configs(specs.iter(), &opts)
         .await
         .map_err(KafkaIoError::Admin)?;
-    for (topic, result) in topics.iter().zip(described) {
-        let resource = result.map_err(|code| KafkaIoError::CreateTopic {
-            topic: topic.to_string(),
-            reason: format!("describing its settings failed: {code}"),
-        })?;
-        let unclean = resource
-            .get("unclean.leader.election.enable")
-            .and_then(|e| e.value.as_deref());
-        if unclean == Some("true") {
-            return Err(KafkaIoError::Unsafe {
+    topics
+        .iter()
+        .zip(described)
+        .map(|(topic, result)| {
+            let resource = result.map_err(|code| KafkaIoError::CreateTopic {
                 topic: topic.to_string(),
-                reason: "unclean.leader.election.enable=true lets a replica that missed writes become leader, \
-                         losing records Kafka had acknowledged; set it to false on the topic \
-                         (kafka-configs --alter --entity-type topics --entity-name TOPIC \
-                         --add-config unclean.leader.election.enable=false)"
-                    .into(),
-            });
-        }
+                reason: format!("describing its settings failed: {code}"),
+            })?;
+            let value = |name: &str| resource.get(name).and_then(|e| e.value.as_deref());
+            Ok(TopicSettings {
+                name: topic.to_string(),
+                unclean_leader_election: value("unclean.leader.election.enable") == Some("true"),
+                max_message_bytes: value("max.message.bytes")
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(DEFAULT_MAX_MESSAGE_BYTES),
+            })
+        })
+        .collect()
+}
+
+/// Refuses topics whose settings would lose acknowledged records: with
+/// `unclean.leader.election.enable=true` a replica that missed writes can
+/// become leader after a failure, and the records only the old leader had
+/// are gone, though the producer was told they were written.
+pub fn check_durability(topics: &[TopicSettings]) -> Result<(), KafkaIoError> {
+    match topics.iter().find(|t| t.unclean_leader_election) {
+        Some(t) => Err(KafkaIoError::Unsafe {
+            topic: t.name.clone(),
+            reason: "unclean.leader.election.enable=true lets a replica that missed writes become leader, \
+                     losing records Kafka had acknowledged; set it to false on the topic \
+                     (kafka-configs --alter --entity-type topics --entity-name TOPIC \
+                     --add-config unclean.leader.election.enable=false)"
+                .into(),
+        }),
+        None => Ok(()),
     }
-    Ok(())
+}
+
+/// An upper bound on the bytes `record` takes in a record batch of its own,
+/// uncompressed: what a broker compares with the topic's `max.message.bytes`
+/// (and librdkafka with `message.max.bytes`). The batch header is 61 bytes;
+/// each varint of a record is at most 10.
+pub fn record_size(record: &Record<'_>) -> usize {
+    const BATCH_HEADER: usize = 61;
+    const RECORD_FIXED: usize = 1 + 4 * 10;
+    let headers: usize = record.headers.iter().map(|(k, v)| 20 + k.len() + v.len()).sum();
+    BATCH_HEADER + RECORD_FIXED + 10 + record.key.len() + 10 + record.value.map_or(0, <[u8]>::len) + headers
 }
 
 /// Delivery accounting shared with librdkafka's callback thread.
@@ -301,7 +338,12 @@ impl ProducerContext for Context {
 pub struct Producer {
     inner: ThreadedProducer<Context>,
     deliveries: Arc<Deliveries>,
+    /// librdkafka's `message.max.bytes`: larger records are refused before sending.
+    max_message_bytes: usize,
 }
+
+/// librdkafka's default `message.max.bytes`.
+const CLIENT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 
 impl std::fmt::Debug for Producer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -357,7 +399,22 @@ impl Producer {
         let inner: ThreadedProducer<Context> = c
             .create_with_context(Context(deliveries.clone()))
             .map_err(KafkaIoError::Config)?;
-        Ok(Producer { inner, deliveries })
+        let max_message_bytes = cfg
+            .extra
+            .get("message.max.bytes")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(CLIENT_MAX_MESSAGE_BYTES);
+        Ok(Producer {
+            inner,
+            deliveries,
+            max_message_bytes,
+        })
+    }
+
+    /// The largest record (by [`record_size`]) this producer can write to
+    /// `topic`: the smaller of the topic's limit and the client's.
+    pub fn limit_for(&self, topic: &TopicSettings) -> usize {
+        topic.max_message_bytes.min(self.max_message_bytes)
     }
 
     pub fn deliveries(&self) -> &Deliveries {
@@ -770,4 +827,41 @@ fn partition_list(positions: &[(String, i32, i64)]) -> Result<rdkafka::TopicPart
             .map_err(KafkaIoError::Admin)?;
     }
     Ok(tpl)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(name: &str, unclean: bool) -> TopicSettings {
+        TopicSettings {
+            name: name.into(),
+            unclean_leader_election: unclean,
+            max_message_bytes: DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    #[test]
+    fn unclean_leader_election_is_refused_by_topic_name() {
+        assert!(check_durability(&[settings("a", false)]).is_ok());
+        let err = check_durability(&[settings("a", false), settings("b", true)]).unwrap_err();
+        assert!(err.is_fatal());
+        assert!(err.to_string().contains("topic b"), "{err}");
+    }
+
+    #[test]
+    fn a_record_size_bounds_its_parts() {
+        let value = vec![0u8; 1000];
+        let record = Record {
+            topic: "t",
+            key: b"key",
+            value: Some(&value),
+            headers: &[("h", b"v")],
+        };
+        let size = record_size(&record);
+        assert!(size > 1000 + 3 + 2 + 61, "{size}");
+        assert!(size < 1000 + 200, "{size}");
+        let tombstone = Record { value: None, ..record };
+        assert!(record_size(&tombstone) < 200);
+    }
 }
