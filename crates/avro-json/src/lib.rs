@@ -19,6 +19,16 @@
 //!
 //! Everything else maps as JSON does. Malformed bytes are a [`DecodeError`]
 //! naming the field path; nothing panics on untrusted input.
+//!
+//! **Bounds.** The bytes and the schema both come from outside (a topic, a
+//! registry), so nothing here lets either exhaust memory, time or the
+//! stack. Values nest at most [`MAX_DEPTH`] deep. Array and map block
+//! counts are checked against the bytes left, and every item decoded is
+//! taken from one budget for the whole datum, the input's length plus
+//! [`MAX_ZERO_WIDTH_ITEMS`]: an item takes at least a byte, except a
+//! zero-width one (`null`, an empty record), so a few bytes of nested
+//! counts cannot stand for billions of values. A decimal may take no more
+//! bytes than its precision needs, and the schema parser bounds precision.
 
 use avro_codec::Reader;
 use schema::{LogicalType, Named, Primitive, Schema, Type};
@@ -35,7 +45,11 @@ pub struct DecodeError {
 /// Decodes `bytes` (a whole datum) with the writer schema `schema`.
 pub fn decode(schema: &Schema, bytes: &[u8]) -> Result<Value, DecodeError> {
     let mut r = Reader::new(bytes);
-    let v = value(schema, &schema.root, &mut r, "$", 0)?;
+    let mut d = Decoder {
+        schema,
+        items_left: bytes.len().saturating_add(MAX_ZERO_WIDTH_ITEMS),
+    };
+    let v = d.value(&schema.root, &mut r, "$", 0)?;
     r.finish().map_err(|e| DecodeError {
         path: "$".into(),
         message: e.to_string(),
@@ -44,7 +58,11 @@ pub fn decode(schema: &Schema, bytes: &[u8]) -> Result<Value, DecodeError> {
 }
 
 /// Deeper than this is a malformed or hostile schema/value pair.
-const MAX_DEPTH: usize = 64;
+pub const MAX_DEPTH: usize = 64;
+
+/// Items beyond one per input byte a datum may hold, all arrays and maps
+/// together: room for arrays of nulls, not for a forged count.
+pub const MAX_ZERO_WIDTH_ITEMS: usize = 1 << 16;
 
 fn err(path: &str, e: impl std::fmt::Display) -> DecodeError {
     DecodeError {
@@ -53,118 +71,145 @@ fn err(path: &str, e: impl std::fmt::Display) -> DecodeError {
     }
 }
 
-fn value(schema: &Schema, ty: &Type, r: &mut Reader<'_>, path: &str, depth: usize) -> Result<Value, DecodeError> {
-    if depth > MAX_DEPTH {
-        return Err(err(path, "nested too deeply"));
-    }
-    let e = |x: avro_codec::DecodeError| err(path, x);
-    Ok(match ty {
-        Type::Primitive { kind, logical } => match (kind, logical) {
-            (Primitive::Null, _) => Value::Null,
-            (Primitive::Boolean, _) => Value::Bool(r.boolean().map_err(e)?),
-            (Primitive::Int, Some(LogicalType::Date)) => Value::String(date(i64::from(r.int().map_err(e)?))),
-            (Primitive::Int, Some(LogicalType::TimeMillis)) => {
-                Value::String(time_of_day(i64::from(r.int().map_err(e)?) * 1000))
-            }
-            (Primitive::Int, _) => Value::from(r.int().map_err(e)?),
-            (Primitive::Long, Some(LogicalType::TimestampMillis)) => {
-                Value::String(timestamp(r.long().map_err(e)?.saturating_mul(1000), true))
-            }
-            (Primitive::Long, Some(LogicalType::TimestampMicros)) => {
-                Value::String(timestamp(r.long().map_err(e)?, true))
-            }
-            (Primitive::Long, Some(LogicalType::LocalTimestampMillis)) => {
-                Value::String(timestamp(r.long().map_err(e)?.saturating_mul(1000), false))
-            }
-            (Primitive::Long, Some(LogicalType::LocalTimestampMicros)) => {
-                Value::String(timestamp(r.long().map_err(e)?, false))
-            }
-            (Primitive::Long, Some(LogicalType::TimeMicros)) => Value::String(time_of_day(r.long().map_err(e)?)),
-            (Primitive::Long, _) => Value::from(r.long().map_err(e)?),
-            (Primitive::Float, _) => float(f64::from(r.float().map_err(e)?)),
-            (Primitive::Double, _) => float(r.double().map_err(e)?),
-            (Primitive::Bytes, Some(LogicalType::Decimal { scale, .. })) => {
-                Value::String(decimal(r.bytes().map_err(e)?, *scale).map_err(|m| err(path, m))?)
-            }
-            (Primitive::Bytes, _) => Value::String(hex(r.bytes().map_err(e)?)),
-            (Primitive::String, _) => Value::String(r.str().map_err(e)?.to_string()),
-        },
-        Type::Array(item) => {
-            let mut items = Vec::new();
-            blocks(r, path, |r, i| {
-                items.push(value(schema, item, r, &format!("{path}[{i}]"), depth + 1)?);
-                Ok(())
-            })?;
-            Value::Array(items)
-        }
-        Type::Map(v) => {
-            let mut map = Map::new();
-            blocks(r, path, |r, _| {
-                let k = r.str().map_err(|x| err(path, x))?.to_string();
-                let val = value(schema, v, r, &format!("{path}.{k}"), depth + 1)?;
-                map.insert(k, val);
-                Ok(())
-            })?;
-            Value::Object(map)
-        }
-        Type::Union(branches) => {
-            let i = r.union_index(branches.len()).map_err(e)?;
-            value(schema, &branches[i], r, path, depth + 1)?
-        }
-        Type::Named(name) => match schema.lookup(name) {
-            None => return Err(err(path, format!("the schema does not define {name}"))),
-            Some(Named::Record(rec)) => {
-                let mut obj = Map::new();
-                for f in &rec.fields {
-                    let p = format!("{path}.{}", f.name);
-                    obj.insert(f.name.clone(), value(schema, &f.ty, r, &p, depth + 1)?);
-                }
-                Value::Object(obj)
-            }
-            Some(Named::Enum(en)) => {
-                let i = r.enum_index(en.symbols.len()).map_err(e)?;
-                Value::String(en.symbols[i].clone())
-            }
-            Some(Named::Fixed(fx)) => {
-                let bytes = r.fixed_bytes(fx.size).map_err(e)?;
-                match &fx.logical {
-                    Some(LogicalType::Decimal { scale, .. }) => {
-                        Value::String(decimal(bytes, *scale).map_err(|m| err(path, m))?)
-                    }
-                    _ => Value::String(hex(bytes)),
-                }
-            }
-        },
-    })
+/// One datum's decoding: the schema and what is left of the item budget.
+struct Decoder<'s> {
+    schema: &'s Schema,
+    items_left: usize,
 }
 
-/// Items of an array or map: blocks of a count (negative: followed by the
-/// block's byte size) until a zero count. The item total is bounded by the
-/// input left, so a forged count cannot make it spin.
-fn blocks(
-    r: &mut Reader<'_>,
-    path: &str,
-    mut item: impl FnMut(&mut Reader<'_>, usize) -> Result<(), DecodeError>,
-) -> Result<(), DecodeError> {
-    let limit = r.remaining().saturating_add(1 << 16);
-    let mut seen = 0usize;
-    loop {
-        let count = r.long().map_err(|x| err(path, x))?;
-        if count == 0 {
-            return Ok(());
+impl Decoder<'_> {
+    fn value(&mut self, ty: &Type, r: &mut Reader<'_>, path: &str, depth: usize) -> Result<Value, DecodeError> {
+        if depth > MAX_DEPTH {
+            return Err(err(path, format!("nested more than {MAX_DEPTH} levels deep")));
         }
-        if count < 0 {
-            r.long().map_err(|x| err(path, x))?;
-        }
-        let count = usize::try_from(count.unsigned_abs()).map_err(|_| err(path, "block count too large"))?;
-        for _ in 0..count {
-            if seen >= limit {
-                return Err(err(path, format!("more than {limit} items for the bytes left")));
+        let e = |x: avro_codec::DecodeError| err(path, x);
+        Ok(match ty {
+            Type::Primitive { kind, logical } => primitive(*kind, logical.as_ref(), r, path)?,
+            Type::Array(item) => {
+                let mut items = Vec::new();
+                self.blocks(r, path, |d, r, i| {
+                    items.push(d.value(item, r, &format!("{path}[{i}]"), depth + 1)?);
+                    Ok(())
+                })?;
+                Value::Array(items)
             }
-            item(r, seen)?;
-            seen += 1;
+            Type::Map(v) => {
+                let mut map = Map::new();
+                self.blocks(r, path, |d, r, _| {
+                    let k = r.str().map_err(|x| err(path, x))?.to_string();
+                    let val = d.value(v, r, &format!("{path}.{k}"), depth + 1)?;
+                    map.insert(k, val);
+                    Ok(())
+                })?;
+                Value::Object(map)
+            }
+            Type::Union(branches) => {
+                // Not a level of its own: a union holds no union directly.
+                let i = r.union_index(branches.len()).map_err(e)?;
+                self.value(&branches[i], r, path, depth)?
+            }
+            Type::Named(name) => match self.schema.lookup(name) {
+                None => return Err(err(path, format!("the schema does not define {name}"))),
+                Some(Named::Record(rec)) => {
+                    let mut obj = Map::new();
+                    for f in &rec.fields {
+                        let p = format!("{path}.{}", f.name);
+                        obj.insert(f.name.clone(), self.value(&f.ty, r, &p, depth + 1)?);
+                    }
+                    Value::Object(obj)
+                }
+                Some(Named::Enum(en)) => {
+                    let i = r.enum_index(en.symbols.len()).map_err(e)?;
+                    Value::String(en.symbols[i].clone())
+                }
+                Some(Named::Fixed(fx)) => {
+                    let bytes = r.fixed_bytes(fx.size).map_err(e)?;
+                    match &fx.logical {
+                        Some(LogicalType::Decimal { precision, scale }) => {
+                            Value::String(decimal(bytes, *precision, *scale).map_err(|m| err(path, m))?)
+                        }
+                        _ => Value::String(hex(bytes)),
+                    }
+                }
+            },
+        })
+    }
+
+    /// Items of an array or map: blocks of a count (negative: followed by
+    /// the block's byte size) until a zero count. Each block's count is
+    /// checked against the bytes left and taken from the datum's item
+    /// budget before any item is read (see the crate docs).
+    fn blocks(
+        &mut self,
+        r: &mut Reader<'_>,
+        path: &str,
+        mut item: impl FnMut(&mut Self, &mut Reader<'_>, usize) -> Result<(), DecodeError>,
+    ) -> Result<(), DecodeError> {
+        let mut seen = 0usize;
+        loop {
+            let count = r.long().map_err(|x| err(path, x))?;
+            if count == 0 {
+                return Ok(());
+            }
+            if count < 0 {
+                r.long().map_err(|x| err(path, x))?;
+            }
+            let count = usize::try_from(count.unsigned_abs()).unwrap_or(usize::MAX);
+            let plausible = r.remaining().saturating_add(MAX_ZERO_WIDTH_ITEMS);
+            if count > plausible || count > self.items_left {
+                return Err(err(
+                    path,
+                    format!(
+                        "a block of {count} items, more than {} bytes left can hold",
+                        r.remaining()
+                    ),
+                ));
+            }
+            self.items_left -= count;
+            for _ in 0..count {
+                item(self, r, seen)?;
+                seen += 1;
+            }
         }
     }
+}
+
+/// A primitive value, with its logical type's rendering.
+fn primitive(
+    kind: Primitive,
+    logical: Option<&LogicalType>,
+    r: &mut Reader<'_>,
+    path: &str,
+) -> Result<Value, DecodeError> {
+    let e = |x: avro_codec::DecodeError| err(path, x);
+    Ok(match (kind, logical) {
+        (Primitive::Null, _) => Value::Null,
+        (Primitive::Boolean, _) => Value::Bool(r.boolean().map_err(e)?),
+        (Primitive::Int, Some(LogicalType::Date)) => Value::String(date(i64::from(r.int().map_err(e)?))),
+        (Primitive::Int, Some(LogicalType::TimeMillis)) => {
+            Value::String(time_of_day(i64::from(r.int().map_err(e)?) * 1000))
+        }
+        (Primitive::Int, _) => Value::from(r.int().map_err(e)?),
+        (Primitive::Long, Some(LogicalType::TimestampMillis)) => {
+            Value::String(timestamp(r.long().map_err(e)?.saturating_mul(1000), true))
+        }
+        (Primitive::Long, Some(LogicalType::TimestampMicros)) => Value::String(timestamp(r.long().map_err(e)?, true)),
+        (Primitive::Long, Some(LogicalType::LocalTimestampMillis)) => {
+            Value::String(timestamp(r.long().map_err(e)?.saturating_mul(1000), false))
+        }
+        (Primitive::Long, Some(LogicalType::LocalTimestampMicros)) => {
+            Value::String(timestamp(r.long().map_err(e)?, false))
+        }
+        (Primitive::Long, Some(LogicalType::TimeMicros)) => Value::String(time_of_day(r.long().map_err(e)?)),
+        (Primitive::Long, _) => Value::from(r.long().map_err(e)?),
+        (Primitive::Float, _) => float(f64::from(r.float().map_err(e)?)),
+        (Primitive::Double, _) => float(r.double().map_err(e)?),
+        (Primitive::Bytes, Some(LogicalType::Decimal { precision, scale })) => {
+            Value::String(decimal(r.bytes().map_err(e)?, *precision, *scale).map_err(|m| err(path, m))?)
+        }
+        (Primitive::Bytes, _) => Value::String(hex(r.bytes().map_err(e)?)),
+        (Primitive::String, _) => Value::String(r.str().map_err(e)?.to_string()),
+    })
 }
 
 fn float(f: f64) -> Value {
@@ -180,8 +225,21 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// The most bytes a two's complement number of `precision` digits takes.
+fn decimal_bytes(precision: u32) -> usize {
+    // log2(10) < 3.33 bits a digit, and a sign bit.
+    (precision as usize * 333 / 100 + 2) / 8 + 1
+}
+
 /// Big-endian two's complement unscaled value at `scale`, as decimal text.
-fn decimal(bytes: &[u8], scale: u32) -> Result<String, String> {
+/// The conversion is quadratic in the length, which the precision bounds.
+fn decimal(bytes: &[u8], precision: u32, scale: u32) -> Result<String, String> {
+    if bytes.len() > decimal_bytes(precision) {
+        return Err(format!(
+            "a decimal of {} bytes, more than precision {precision} needs",
+            bytes.len()
+        ));
+    }
     if bytes.is_empty() {
         return Ok(if scale == 0 {
             "0".into()
@@ -284,6 +342,41 @@ mod tests {
         }
     }
 
+    /// Nested block counts: a few bytes that claim arrays of millions of
+    /// nulls each are refused before anything is built.
+    #[test]
+    fn forged_counts_cannot_multiply_into_memory() {
+        let s = Schema::parse_str(r#"{"type":"array","items":{"type":"array","items":"null"}}"#).unwrap();
+        let mut b = Vec::new();
+        avro_codec::put_long(&mut b, 1000);
+        for _ in 0..1000 {
+            avro_codec::put_long(&mut b, 60_000);
+            avro_codec::put_long(&mut b, 0);
+        }
+        avro_codec::put_long(&mut b, 0);
+        let e = decode(&s, &b).unwrap_err();
+        assert!(e.message.contains("items"), "{e}");
+        // One count beyond the bytes left, on its own.
+        let mut b = Vec::new();
+        avro_codec::put_long(&mut b, 1);
+        avro_codec::put_long(&mut b, i64::MAX);
+        assert!(decode(&s, &b).is_err());
+        // Arrays of nulls within the budget still decode.
+        let b = [2u8, 200, 1, 0, 0];
+        assert_eq!(decode(&s, &b).unwrap()[0].as_array().map(Vec::len), Some(100));
+    }
+
+    #[test]
+    fn a_recursive_schema_bounds_the_value_depth() {
+        let s = Schema::parse_str(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#)
+            .unwrap();
+        let deep = [vec![2u8; 40], vec![0]].concat();
+        assert!(decode(&s, &deep).is_ok());
+        let deeper = [vec![2u8; 1000], vec![0]].concat();
+        let e = decode(&s, &deeper).unwrap_err();
+        assert!(e.message.contains("levels deep"), "{e}");
+    }
+
     #[test]
     fn logical_types_render_as_warehouse_text() {
         assert_eq!(date(0), "1970-01-01");
@@ -291,10 +384,14 @@ mod tests {
         assert_eq!(date(-1), "1969-12-31");
         assert_eq!(timestamp(1_709_202_896_789_012, true), "2024-02-29T10:34:56.789012Z");
         assert_eq!(timestamp(-1, false), "1969-12-31T23:59:59.999999");
-        assert_eq!(decimal(&[0x00, 0x80], 2).unwrap(), "1.28");
-        assert_eq!(decimal(&[0xff, 0x7f], 2).unwrap(), "-1.29");
-        assert_eq!(decimal(&[0xff], 3).unwrap(), "-0.001");
-        assert_eq!(decimal(&[0x7f], 0).unwrap(), "127");
+        assert_eq!(decimal(&[0x00, 0x80], 10, 2).unwrap(), "1.28");
+        assert_eq!(decimal(&[0xff, 0x7f], 10, 2).unwrap(), "-1.29");
+        assert_eq!(decimal(&[0xff], 10, 3).unwrap(), "-0.001");
+        assert_eq!(decimal(&[0x7f], 3, 0).unwrap(), "127");
+        // 38 digits (Snowflake's NUMBER(38)) take 16 bytes; one of slack
+        // is allowed for encoders that pad, more is refused.
+        assert!(decimal(&[0x7f; 17], 38, 0).is_ok());
+        assert!(decimal(&[0x7f; 18], 38, 0).unwrap_err().contains("precision 38"));
         assert_eq!(float(f64::NAN), json!("NaN"));
     }
 

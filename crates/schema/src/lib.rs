@@ -26,6 +26,7 @@ mod parse;
 pub use canonical::{canonical_form, fingerprint, normalized_json};
 pub use compatibility::{check, CompatibilityLevel, Incompatibility, IncompatibilityKind};
 pub use model::{EnumSchema, Field, FixedSchema, LogicalType, Name, Named, Primitive, RecordSchema, Schema, Type};
+pub use parse::{MAX_DECIMAL_PRECISION, MAX_NESTING};
 
 /// A schema that could not be parsed. `path` is where in the JSON document the
 /// problem sits, in the form `FlightState.fields[3].type`.

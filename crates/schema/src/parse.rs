@@ -1,7 +1,7 @@
 //! JSON to [`Schema`]: name resolution, validation of names, symbols, sizes
 //! and defaults, and the custom properties kept on each node.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
@@ -45,6 +45,8 @@ impl Schema {
                 .flat_map(|r| r.named.iter().map(|(k, v)| (k.clone(), v.clone())))
                 .collect(),
             order: Vec::new(),
+            depth: 0,
+            depths: HashMap::new(),
         };
         let root = parser.parse_type(json, None, "$")?;
         Ok(Schema {
@@ -59,7 +61,16 @@ impl Schema {
 struct Parser {
     named: BTreeMap<String, Named>,
     order: Vec<String>,
+    /// How many types enclose the one being parsed.
+    depth: usize,
+    /// Each record's nesting depth through the named types it refers to.
+    depths: HashMap<String, usize>,
 }
+
+/// Types nested deeper than this are refused: every walk over a schema
+/// (canonical form, compatibility, decoding) recurses along its nesting,
+/// and a hostile schema must not overflow their stacks.
+pub const MAX_NESTING: usize = 64;
 
 fn invalid(path: &str, message: impl Into<String>) -> SchemaError {
     SchemaError::Invalid {
@@ -92,6 +103,16 @@ fn opt_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<Opt
 
 impl Parser {
     fn parse_type(&mut self, json: &Value, ns: Option<&str>, path: &str) -> Result<Type, SchemaError> {
+        if self.depth >= MAX_NESTING {
+            return Err(invalid(path, format!("types nest more than {MAX_NESTING} levels deep")));
+        }
+        self.depth += 1;
+        let ty = self.parse_nested(json, ns, path);
+        self.depth -= 1;
+        ty
+    }
+
+    fn parse_nested(&mut self, json: &Value, ns: Option<&str>, path: &str) -> Result<Type, SchemaError> {
         match json {
             Value::String(name) => self.reference(name, ns, path),
             Value::Array(branches) => {
@@ -309,10 +330,31 @@ impl Parser {
                 props: props_without(fobj, FIELD_ATTRS),
             });
         }
+        // Nesting through references to records defined earlier is nesting
+        // too, for whatever walks the schema later: bounded here, once.
+        let depth = 1 + fields.iter().map(|f| self.type_depth(&f.ty)).max().unwrap_or(0);
+        if depth > MAX_NESTING {
+            return Err(invalid(
+                &path,
+                format!("types nest more than {MAX_NESTING} levels deep (through the records they refer to)"),
+            ));
+        }
+        self.depths.insert(full.clone(), depth);
         if let Some(Named::Record(r)) = self.named.get_mut(&full) {
             r.fields = fields;
         }
         Ok(Type::Named(full))
+    }
+
+    /// How deep `ty` nests: a record counts what its fields do; a record
+    /// still being parsed (a recursive reference) counts one.
+    fn type_depth(&self, ty: &Type) -> usize {
+        match ty {
+            Type::Primitive { .. } => 1,
+            Type::Array(inner) | Type::Map(inner) => 1 + self.type_depth(inner),
+            Type::Union(branches) => branches.iter().map(|b| self.type_depth(b)).max().unwrap_or(1),
+            Type::Named(name) => self.depths.get(name).copied().unwrap_or(1),
+        }
     }
 
     fn parse_enum(&mut self, obj: &Map<String, Value>, ns: Option<&str>, path: &str) -> Result<Type, SchemaError> {
@@ -388,15 +430,21 @@ impl Parser {
     }
 }
 
-/// A decimal's precision and scale, if valid (precision > 0, scale <= precision,
-/// and the precision fits a fixed of `fixed_size` bytes).
+/// The largest decimal precision taken (PostgreSQL's `numeric` declares at
+/// most 1,000 digits): decoders size their work by it.
+pub const MAX_DECIMAL_PRECISION: u32 = 1000;
+
+/// A decimal's precision and scale, if valid (0 < precision <=
+/// [`MAX_DECIMAL_PRECISION`], scale <= precision, and the precision fits a
+/// fixed of `fixed_size` bytes). An invalid one is ignored, as the Avro
+/// specification says of logical types: the value reads as its base type.
 fn decimal(obj: &Map<String, Value>, fixed_size: Option<usize>) -> Option<LogicalType> {
     let precision = u32::try_from(obj.get("precision")?.as_u64()?).ok()?;
     let scale = match obj.get("scale") {
         None => 0,
         Some(s) => u32::try_from(s.as_u64()?).ok()?,
     };
-    if precision == 0 || scale > precision {
+    if precision == 0 || precision > MAX_DECIMAL_PRECISION || scale > precision {
         return None;
     }
     if let Some(size) = fixed_size {
@@ -545,6 +593,52 @@ mod tests {
     fn rejects_enum_default_outside_symbols() {
         let err = Schema::parse_str(r#"{"type":"enum","name":"E","symbols":["A"],"default":"B"}"#).unwrap_err();
         assert!(err.to_string().contains("not one of its symbols"));
+    }
+
+    #[test]
+    fn nesting_is_bounded() {
+        let nest = |n: usize| format!("{}\"int\"{}", r#"{"type":"array","items":"#.repeat(n), "}".repeat(n));
+        assert!(Schema::parse_str(&nest(MAX_NESTING - 1)).is_ok());
+        let err = Schema::parse_str(&nest(MAX_NESTING)).unwrap_err();
+        assert!(err.to_string().contains("levels deep"), "{err}");
+        // Deeper than serde_json's own limit, through a value built in code.
+        let mut json = serde_json::json!("int");
+        for _ in 0..1_000 {
+            json = serde_json::json!({"type": "array", "items": json});
+        }
+        assert!(Schema::parse(&json).is_err());
+    }
+
+    #[test]
+    fn nesting_through_references_is_bounded() {
+        // Each record defined at the top level, refering to the one before:
+        // shallow JSON, deep types.
+        let chain = |n: usize| {
+            let fields: Vec<String> = (0..n)
+                .map(|i| {
+                    let inner = if i == 0 { "\"int\"".to_string() } else { format!("\"R{}\"", i - 1) };
+                    format!(
+                        r#"{{"name":"f{i}","type":{{"type":"record","name":"R{i}","fields":[{{"name":"x","type":{inner}}}]}}}}"#
+                    )
+                })
+                .collect();
+            format!(r#"{{"type":"record","name":"Top","fields":[{}]}}"#, fields.join(","))
+        };
+        assert!(Schema::parse_str(&chain(MAX_NESTING - 2)).is_ok());
+        let err = Schema::parse_str(&chain(5_000)).unwrap_err();
+        assert!(err.to_string().contains("levels deep"), "{err}");
+    }
+
+    #[test]
+    fn decimal_precision_is_bounded() {
+        let s = Schema::parse_str(r#"{"type":"bytes","logicalType":"decimal","precision":100000,"scale":2}"#).unwrap();
+        assert!(matches!(
+            s.root,
+            Type::Primitive {
+                logical: Some(LogicalType::Other(_)),
+                ..
+            }
+        ));
     }
 
     #[test]
