@@ -471,3 +471,69 @@ fn concurrent_registrations_from_two_instances_never_duplicate_ids_or_versions()
         );
     }
 }
+
+/// Schemas built to exhaust a parser or a checker: too deep to parse is a
+/// 422, too costly to compare a 409, and the registry answers each at once
+/// and goes on serving.
+#[test]
+fn hostile_schemas_get_422_or_409_and_the_registry_keeps_serving() {
+    let r = registry("hostile");
+    let u = &r.url;
+    // Deep anonymous nesting, within and beyond JSON's own limit.
+    let nest = |n: usize| format!("{}\"int\"{}", r#"{"type":"array","items":"#.repeat(n), "}".repeat(n));
+    for depth in [100, 20_000] {
+        let (s, err) = register(u, "deep-value", &nest(depth));
+        assert_eq!(
+            (s, err["error_code"].clone()),
+            (422, json!(42201)),
+            "depth {depth}: {err}"
+        );
+    }
+    // Deep through references: each record refers to the one defined before it.
+    let chain: Vec<String> = (0..3_000)
+        .map(|i| {
+            let inner = if i == 0 {
+                "\"int\"".to_string()
+            } else {
+                format!("\"C{}\"", i - 1)
+            };
+            format!(
+                r#"{{"name":"f{i}","type":{{"type":"record","name":"C{i}","fields":[{{"name":"x","type":{inner}}}]}}}}"#
+            )
+        })
+        .collect();
+    let (s, err) = register(u, "chain-value", &record("Top", &chain.join(",")));
+    assert_eq!((s, err["error_code"].clone()), (422, json!(42201)), "{err}");
+    assert!(err["message"].as_str().unwrap().contains("levels deep"), "{err}");
+
+    // Shared types: Tk has two fields of type T(k-1), 2^60 paths to the leaf.
+    let shared = |leaf: &str| {
+        let fields: Vec<String> = (1..=60)
+            .map(|k| {
+                let inner = if k == 1 { format!("\"{leaf}\"") } else { format!("\"T{}\"", k - 1) };
+                format!(
+                    r#"{{"name":"t{k}","type":{{"type":"record","name":"T{k}","fields":[{{"name":"a","type":{inner}}},{{"name":"b","type":{inner}}}]}}}}"#
+                )
+            })
+            .collect();
+        record("Top", &fields.join(","))
+    };
+    assert_eq!(register(u, "shared-value", &shared("int")).0, 200);
+    let (s, err) = register(u, "shared-value", &shared("string"));
+    assert_eq!((s, err["error_code"].clone()), (409, json!(409)), "{err}");
+
+    // Wide: ten thousand fields, then the same with one field's type changed.
+    let wide = |last: &str| {
+        let mut fields: Vec<String> = (0..9_999)
+            .map(|i| format!(r#"{{"name":"f{i}","type":"int"}}"#))
+            .collect();
+        fields.push(format!(r#"{{"name":"last","type":"{last}"}}"#));
+        record("Wide", &fields.join(","))
+    };
+    assert_eq!(register(u, "wide-value", &wide("int")).0, 200);
+    let (s, err) = register(u, "wide-value", &wide("string"));
+    assert_eq!(s, 409, "{err}");
+    assert!(err["message"].as_str().unwrap().contains("Wide.last"), "{err}");
+
+    assert_eq!(get(&format!("{u}/subjects")).0, 200);
+}

@@ -10,11 +10,22 @@
 //! writer union branch must be readable. Every problem found is reported, each
 //! naming where it is (`FlightState.latitude`) and which rule it breaks.
 //!
+//! **Bounded.** Schemas come from outside (a registry client may post
+//! anything), so the walk is bounded in time and depth. The outcome for a
+//! pair of named types is computed once and reused wherever the pair meets
+//! again (memoised on the pair; there its first problem stands for all of
+//! them), so shared types cost nothing more; a result that leaned on the
+//! assumption of a recursive pair further up is not memoised, since that
+//! pair may still fail. The walk also stops after [`MAX_STEPS`] steps or
+//! [`MAX_DEPTH`] levels and then reports the pair as incompatible
+//! ([`IncompatibilityKind::TooComplex`]): refusing is safe, hanging is not.
+//! The parser bounds nesting as well (see [`crate::MAX_NESTING`]).
+//!
 //! [`CompatibilityLevel`] lifts that to the registry's levels: BACKWARD (the new
 //! schema reads the latest), FORWARD (the latest reads the new), FULL (both),
 //! their transitive forms (against every earlier version), and NONE.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -30,7 +41,15 @@ pub enum IncompatibilityKind {
     ReaderFieldMissingDefaultValue,
     TypeMismatch,
     MissingUnionBranch,
+    /// Not a resolution rule: the schemas were too large or deep to compare
+    /// within the checker's bounds, so they count as incompatible.
+    TooComplex,
 }
+
+/// Steps (type pairs visited) one [`check`] may take.
+pub const MAX_STEPS: usize = 1_000_000;
+/// Levels of nesting one [`check`] follows.
+pub const MAX_DEPTH: usize = 256;
 
 impl IncompatibilityKind {
     pub fn as_str(self) -> &'static str {
@@ -41,6 +60,7 @@ impl IncompatibilityKind {
             Self::ReaderFieldMissingDefaultValue => "READER_FIELD_MISSING_DEFAULT_VALUE",
             Self::TypeMismatch => "TYPE_MISMATCH",
             Self::MissingUnionBranch => "MISSING_UNION_BRANCH",
+            Self::TooComplex => "TOO_COMPLEX_TO_CHECK",
         }
     }
 }
@@ -63,10 +83,20 @@ impl fmt::Display for Incompatibility {
 /// Checks whether `reader` can read data written with `writer`. Returns every
 /// incompatibility found; an empty list means compatible.
 pub fn check(reader: &Schema, writer: &Schema) -> Vec<Incompatibility> {
+    check_within(reader, writer, MAX_STEPS)
+}
+
+fn check_within(reader: &Schema, writer: &Schema, max_steps: usize) -> Vec<Incompatibility> {
     let mut c = Checker {
+        max_steps,
         reader,
         writer,
-        in_progress: HashSet::new(),
+        in_progress: HashMap::new(),
+        assumed: usize::MAX,
+        memo: HashMap::new(),
+        steps: 0,
+        depth: 0,
+        exhausted: false,
         found: Vec::new(),
     };
     let location = root_location(reader);
@@ -85,12 +115,30 @@ fn short(full: &str) -> &str {
     full.rsplit('.').next().unwrap_or(full)
 }
 
+/// A pair of named types: (reader's full name, writer's).
+type Pair = (String, String);
+
+/// A memoised pair's outcome: `None` when compatible, else its first
+/// problem, which stands for all of them where the pair meets again (so
+/// the report stays linear in the schemas' size, not in their paths).
+type Memo = Option<Incompatibility>;
+
 struct Checker<'a> {
     reader: &'a Schema,
     writer: &'a Schema,
-    /// Pairs of named types being compared higher up the stack: recursion
-    /// assumes they are compatible, the rest of the walk decides.
-    in_progress: HashSet<(String, String)>,
+    /// Pairs of named types being compared higher up the stack, with how
+    /// deep (0: outermost): recursion assumes they are compatible, the rest
+    /// of the walk decides.
+    in_progress: HashMap<Pair, usize>,
+    /// The outermost in-progress pair the current walk assumed compatible
+    /// (`usize::MAX`: none): a result that leans on it is not memoised.
+    assumed: usize,
+    memo: HashMap<Pair, Memo>,
+    max_steps: usize,
+    steps: usize,
+    depth: usize,
+    /// Whether a bound was hit (reported once).
+    exhausted: bool,
     found: Vec<Incompatibility>,
 }
 
@@ -119,13 +167,40 @@ impl Checker<'_> {
     /// Whether the pair is compatible, without recording anything.
     fn compatible(&mut self, r: &Type, w: &Type, location: &str) -> bool {
         let before = self.found.len();
+        let was_exhausted = self.exhausted;
         self.check(r, w, location);
         let ok = self.found.len() == before;
+        if !was_exhausted && self.exhausted {
+            // Keep the bound's report: the trial's answer is not to be trusted.
+            return false;
+        }
         self.found.truncate(before);
         ok
     }
 
+    /// [`Checker::walk`] within the bounds of the module docs.
     fn check(&mut self, r: &Type, w: &Type, location: &str) {
+        self.steps += 1;
+        if self.steps > self.max_steps || self.depth >= MAX_DEPTH {
+            if !self.exhausted {
+                self.exhausted = true;
+                self.report(
+                    IncompatibilityKind::TooComplex,
+                    location,
+                    format!(
+                        "the schemas are too large or deep to compare (over {} steps or {MAX_DEPTH} levels)",
+                        self.max_steps
+                    ),
+                );
+            }
+            return;
+        }
+        self.depth += 1;
+        self.walk(r, w, location);
+        self.depth -= 1;
+    }
+
+    fn walk(&mut self, r: &Type, w: &Type, location: &str) {
         // A writer union: every branch the writer may have used must be readable.
         if let Type::Union(wb) = w {
             for (i, branch) in wb.iter().enumerate() {
@@ -235,9 +310,37 @@ impl Checker<'_> {
             return;
         };
         let key = (rn.to_string(), wn.to_string());
-        if !self.in_progress.insert(key.clone()) {
+        if let Some(memo) = self.memo.get(&key) {
+            if let Some(first) = memo {
+                let again = Incompatibility {
+                    kind: first.kind,
+                    location: location.to_string(),
+                    message: format!("{} (the same types as at {})", first.message, first.location),
+                };
+                self.found.push(again);
+            }
             return;
         }
+        if let Some(&at) = self.in_progress.get(&key) {
+            self.assumed = self.assumed.min(at);
+            return;
+        }
+        let (outer_assumed, at) = (self.assumed, self.in_progress.len());
+        self.in_progress.insert(key.clone(), at);
+        self.assumed = usize::MAX;
+        let before = self.found.len();
+        self.compare_named(r, w, rn, wn, location);
+        self.in_progress.remove(&key);
+        // Sound to reuse only if it assumed nothing about pairs further out.
+        if self.assumed >= at && !self.exhausted {
+            self.memo.insert(key, self.found.get(before).cloned());
+        }
+        let inner = if self.assumed >= at { usize::MAX } else { self.assumed };
+        self.assumed = outer_assumed.min(inner);
+    }
+
+    /// The pair's own rules: names, then fields, symbols or size.
+    fn compare_named(&mut self, r: &Named, w: &Named, rn: &str, wn: &str, location: &str) {
         let names_match = r.name().name == w.name().name || r.aliases().iter().any(|a| a == wn);
         match (r, w) {
             _ if !names_match && r.kind() == w.kind() => self.report(
@@ -308,7 +411,6 @@ impl Checker<'_> {
                 ),
             ),
         }
-        self.in_progress.remove(&key);
     }
 }
 
@@ -496,6 +598,69 @@ mod tests {
     fn recursive_records_terminate() {
         let a = s(r#"{"type":"record","name":"L","fields":[{"name":"next","type":["null","L"]}]}"#);
         assert!(check(&a, &a).is_empty());
+    }
+
+    /// `T0` is an int; each `Tk` has two fields of type `T(k-1)`: a walk
+    /// that is not memoised visits 2^depth pairs.
+    fn shared_chain(depth: usize, leaf: &str) -> Schema {
+        let mut fields = Vec::new();
+        for k in 1..=depth {
+            let inner = if k == 1 {
+                format!("\"{leaf}\"")
+            } else {
+                format!("\"T{}\"", k - 1)
+            };
+            fields.push(format!(
+                r#"{{"name":"t{k}","type":{{"type":"record","name":"T{k}","fields":[{{"name":"a","type":{inner}}},{{"name":"b","type":{inner}}}]}}}}"#
+            ));
+        }
+        s(&format!(
+            r#"{{"type":"record","name":"Top","fields":[{}]}}"#,
+            fields.join(",")
+        ))
+    }
+
+    #[test]
+    fn shared_named_types_are_compared_once() {
+        let a = shared_chain(60, "int");
+        assert!(check(&a, &shared_chain(60, "int")).is_empty());
+        // A change at the bottom is found, in few steps, and reported in
+        // full once, then as a reference wherever the pair meets again.
+        let b = shared_chain(60, "string");
+        let problems = check_within(&b, &a, 10_000);
+        assert!(!problems.is_empty());
+        assert!(
+            problems.iter().all(|p| p.kind == IncompatibilityKind::TypeMismatch),
+            "{problems:?}"
+        );
+        assert!(problems.iter().any(|p| p.location == "Top.t1.a"), "{problems:?}");
+        assert!(problems.len() < 200, "{}", problems.len());
+        assert!(problems
+            .iter()
+            .any(|p| p.location == "Top.t2.b" && p.message.contains("as at Top.t1.a")));
+    }
+
+    #[test]
+    fn wide_schemas_check_in_linear_steps() {
+        let fields: Vec<String> = (0..5_000)
+            .map(|i| format!(r#"{{"name":"f{i}","type":["null","int","string"],"default":null}}"#))
+            .collect();
+        let wide = rec(&fields.join(","));
+        assert!(check_within(&wide, &wide, 100_000).is_empty());
+    }
+
+    #[test]
+    fn beyond_the_bounds_the_pair_is_incompatible() {
+        let fields: Vec<String> = (0..100).map(|i| format!(r#"{{"name":"f{i}","type":"int"}}"#)).collect();
+        let wide = rec(&fields.join(","));
+        let problems = check_within(&wide, &wide, 50);
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].kind, IncompatibilityKind::TooComplex);
+        // A recursive pair still terminates and stays compatible.
+        let list = s(
+            r#"{"type":"record","name":"L","fields":[{"name":"v","type":"int"},{"name":"next","type":["null","L"]}]}"#,
+        );
+        assert!(check(&list, &list).is_empty());
     }
 
     #[test]
