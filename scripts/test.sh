@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's tests: lints, schema drift checks, then every unit,
+# The project's tests: lints, schema drift checks, a short fuzz run of
+# every decoder of untrusted input (scripts/fuzz.sh), then every unit,
 # property, interoperability and integration test, the last against real
 # services on a stack of the tests' own: its own data directory (under
 # $TMPDIR/contrail-test-stacks/) and free ports, started here and always stopped at the
@@ -16,6 +17,8 @@ timed "cargo build" cargo build -p contrail
 "$CONTRAIL" schema lint --deny-warnings
 "$CONTRAIL" schema compile --check
 "$CONTRAIL" schema codegen --check
+# The decoders of untrusted input, fuzzed for a fixed time from the committed corpora.
+timed "fuzz (20 s a target)" scripts/fuzz.sh 20
 
 source scripts/test-stack.sh
 timed "test stack up" test_stack_up
