@@ -372,6 +372,7 @@ fn main() {
             create_schema: true,
             max_rows: BATCH,
             max_wait: Duration::from_millis(200),
+            max_bytes: sink::config::DEFAULT_MAX_BYTES,
             kafka: kafka.clone(),
             registry_url: env["SCHEMA_REGISTRY_URL"].clone(),
             registry_auth: None,

@@ -60,6 +60,7 @@ struct RawSnowflake {
 struct RawBatch {
     max_rows: Option<usize>,
     max_ms: Option<u64>,
+    max_bytes: Option<usize>,
 }
 
 /// Service addresses when the environment names none (the local stack's).
@@ -84,11 +85,19 @@ pub struct SinkConfig {
     pub create_schema: bool,
     pub max_rows: usize,
     pub max_wait: Duration,
+    /// The most staged JSON one load binds: a batch larger than this is
+    /// loaded in parts. Snowflake takes a bound value of at most 16 MB.
+    pub max_bytes: usize,
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
     pub registry_auth: Option<String>,
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
+
+/// Snowflake's limit on one bound value (16 MB): the staged JSON is one.
+pub const MAX_BIND_BYTES: usize = 16 * 1024 * 1024;
+/// Half of it by default, leaving room for the JSON's growth in transit.
+pub const DEFAULT_MAX_BYTES: usize = 8 * 1024 * 1024;
 
 fn bad(m: impl Into<String>) -> SinkError {
     SinkError::Config(m.into())
@@ -161,6 +170,12 @@ impl SinkConfig {
         if !(1..=60_000).contains(&max_ms) {
             return Err(bad(format!("batch.max_ms = {max_ms}: expected 1 to 60000")));
         }
+        let max_bytes = raw.batch.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+        if !(1024..=MAX_BIND_BYTES).contains(&max_bytes) {
+            return Err(bad(format!(
+                "batch.max_bytes = {max_bytes}: expected 1024 to {MAX_BIND_BYTES} (Snowflake's limit on a bound value)"
+            )));
+        }
         let metrics_listen = match raw.service.metrics_listen.as_deref() {
             None | Some("") => None,
             Some(a) => Some(
@@ -190,6 +205,7 @@ impl SinkConfig {
             create_schema: raw.snowflake.create_schema.unwrap_or(false),
             max_rows,
             max_wait: Duration::from_millis(max_ms),
+            max_bytes,
             kafka: kafka::KafkaConfig {
                 bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
                 client_id: "contrail-sink".into(),
@@ -281,6 +297,7 @@ mod tests {
         assert!(e("[source]\ntopics = []").contains("source.topics is empty"));
         assert!(e("[source]\ntopics = [\"x\"]").contains("not a CDC topic"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_rows = 0").contains("batch.max_rows = 0"));
+        assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_bytes = 99999999").contains("batch.max_bytes"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[snowflake]\ndatabase = \"x y\"").contains("snowflake.database"));
         assert!(e("[source]\ntopics = [\"a.b\"]\nextra = 1").contains("unknown field"));
     }

