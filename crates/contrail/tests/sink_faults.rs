@@ -120,3 +120,81 @@ async fn a_record_the_warehouse_rejects_is_dead_lettered_and_the_rest_of_its_bat
     assert!(ok, "{log}");
     db.finish(cdc).await;
 }
+
+/// Two `contrail sink` processes for one topic, at once: the second
+/// refuses to start and names the first; once the first stops, or is
+/// killed, a second one takes the topic and loads what came meanwhile.
+#[tokio::test]
+async fn a_second_sink_for_the_same_topic_refuses_to_start() {
+    let (db, mut cdc, sf) = TestDb::small_table_captured("sink_two").await;
+    let database = db.name.to_uppercase();
+    let mut first = Stage::command(&db, "sink", &sink_config(&db));
+    wait_stored(&sf, &database, 40, &mut first).await;
+
+    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
+    assert!(!ok, "the second sink must not run:\n{log}");
+    assert!(
+        log.contains(&format!("another sink is loading topic {}.public.t", db.name)),
+        "{log}"
+    );
+    assert!(
+        log.contains(&format!("pid {}", first.child.id())),
+        "the message names the holder:\n{log}"
+    );
+    first.assert_running();
+    // Nor may its positions be reset under it: it would store its own over them.
+    let file = std::env::temp_dir().join(format!("contrail-two-{}.toml", db.name));
+    std::fs::write(&file, sink_config(&db)).unwrap();
+    let reset = std::process::Command::new(env!("CARGO_BIN_EXE_contrail"))
+        .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
+        .args([
+            "--config",
+            file.to_str().unwrap(),
+            "--topic",
+            &format!("{}.public.t", db.name),
+        ])
+        .args(["--to", "earliest"])
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&reset.stderr);
+    assert!(
+        !reset.status.success() && said.contains("another sink is loading topic"),
+        "{said}"
+    );
+    assert_eq!(stored_offsets_sum(&sf, &database, "CDC").await, Some(40));
+
+    // Stopped cleanly, the first gives the topic up at once.
+    let (ok, log) = first.stop();
+    assert!(ok, "{log}");
+    db.client
+        .batch_execute("UPDATE t SET name = 'second' WHERE id <= 10")
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    let mut second = Stage::command(&db, "sink", &sink_config(&db));
+    wait_stored(&sf, &database, 50, &mut second).await;
+
+    // Killed, it is taken over once its lease stops moving.
+    second.kill9();
+    db.client
+        .batch_execute("UPDATE t SET name = 'third' WHERE id <= 10")
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    let mut third = Stage::command(&db, "sink", &sink_config(&db));
+    wait_stored(&sf, &database, 60, &mut third).await;
+    assert!(
+        third.log().contains("stopped renewing its lease: taking over"),
+        "{}",
+        third.log()
+    );
+    let names = count(
+        &sf,
+        &format!("SELECT COUNT(*) AS N FROM {database}.CDC.T WHERE NAME = 'third'"),
+    )
+    .await;
+    assert_eq!(names, "10");
+    let (ok, log) = third.stop();
+    assert!(ok, "{log}");
+    db.finish(cdc).await;
+}

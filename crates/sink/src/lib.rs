@@ -39,6 +39,7 @@
 pub mod config;
 pub mod ddl;
 mod generations;
+pub mod lease;
 pub mod metrics;
 mod positions;
 pub mod tables;
@@ -74,6 +75,12 @@ pub enum SinkError {
     Layout { topic: String, message: String },
     #[error("schema registry")]
     Registry(#[source] registry_client::ClientError),
+    /// Fatal: another sink holds one of the topics (see `lease`).
+    #[error(transparent)]
+    LeaseHeld(#[from] lease::LeaseHeld),
+    /// Fatal: another sink took this one's topics over while it ran.
+    #[error("another sink took over this sink's topics ({holder} held them): stopping before writing anything more")]
+    LeaseLost { holder: String },
     /// Fatal: a stored position the log no longer holds (see `positions`).
     #[error(transparent)]
     PositionLost(#[from] PositionLost),
@@ -159,7 +166,7 @@ pub async fn run_with_metrics(
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
         None => None,
     };
-    let sf = Client::connect(cfg.snowflake.clone()).await?;
+    let sf = Arc::new(Client::connect(cfg.snowflake.clone()).await?);
     let qualifier = cfg.qualifier();
     if cfg.create_schema {
         sf.execute_all(&[
@@ -180,9 +187,6 @@ pub async fn run_with_metrics(
     )
     .await?;
     sf.query(&generations::history_ddl(&qualifier), &[]).await?;
-    let registry = RegistryClient::new(&cfg.registry_url, cfg.registry_auth.as_deref()).map_err(SinkError::Registry)?;
-    let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
-    let producer = kafka::Producer::new(&cfg.kafka, Duration::from_millis(5))?;
     kafka::ensure_topics(
         &cfg.kafka,
         &[kafka::TopicSpec {
@@ -194,27 +198,48 @@ pub async fn run_with_metrics(
     )
     .await?;
 
-    let resumed = positions::resume(&sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
+    let lease = lease::Lease::acquire(sf.clone(), &qualifier, &cfg.topics).await?;
+    let result = run_leased(&cfg, &sf, &lease, &metrics, &alive, &mut shutdown).await;
+    lease.release().await;
+    result
+}
+
+/// The sink's loop, once it holds its topics' leases.
+async fn run_leased(
+    cfg: &SinkConfig,
+    sf: &Client,
+    lease: &lease::Lease,
+    metrics: &metrics::Metrics,
+    alive: &AtomicI64,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Summary, SinkError> {
+    let qualifier = cfg.qualifier();
+    let offsets = positions::offsets_table(&qualifier);
+    let registry = RegistryClient::new(&cfg.registry_url, cfg.registry_auth.as_deref()).map_err(SinkError::Registry)?;
+    let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
+    let producer = kafka::Producer::new(&cfg.kafka, Duration::from_millis(5))?;
+    let resumed = positions::resume(sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
     consumer.assign(&resumed)?;
     let mut assigned: HashSet<(String, i32)> = resumed.into_iter().map(|(t, p, _)| (t, p)).collect();
     let mut checked = Instant::now();
 
     let reader = Reader {
-        sf: &sf,
+        sf,
         qualifier: &qualifier,
         consumer: &consumer,
         producer: &producer,
         registry: &registry,
-        metrics: &metrics,
-        cfg: &cfg,
+        metrics,
+        cfg,
     };
     let writer = Writer {
-        sf: &sf,
+        sf,
         consumer: &consumer,
         producer: &producer,
-        cfg: &cfg,
+        cfg,
+        lease,
         registry: &registry,
-        metrics: &metrics,
+        metrics,
         qualifier: &qualifier,
         offsets: &offsets,
     };
@@ -241,14 +266,14 @@ pub async fn run_with_metrics(
     loop {
         alive.store(unix_micros() / 1000, Ordering::Relaxed);
         if checked.elapsed() >= positions::CHECK_EVERY {
-            positions::recheck(&sf, &consumer, &cfg.topics, &offsets, &mut assigned).await?;
+            positions::recheck(sf, &consumer, &cfg.topics, &offsets, &mut assigned).await?;
             checked = Instant::now();
         }
         let stopping = *shutdown.borrow();
         let mut batch = match ahead.take() {
             Some(b) => b,
             None if stopping => break,
-            None => match reader.read(&mut read_schemas, &mut shutdown).await? {
+            None => match reader.read(&mut read_schemas, shutdown).await? {
                 Some(p) => writer.build(&mut topics, &mut write_schemas, p).await?,
                 None => {
                     // Quiet: everything loaded gets its positions now.
@@ -265,7 +290,7 @@ pub async fn run_with_metrics(
             // loads: it only adds (columns, a generation and its views),
             // and this batch's statements name their columns.
             let read_ahead = async {
-                match reader.read(&mut read_schemas, &mut shutdown).await? {
+                match reader.read(&mut read_schemas, shutdown).await? {
                     Some(p) => writer.build(&mut topics, &mut write_schemas, p).await.map(Some),
                     None => Ok(None),
                 }
@@ -438,6 +463,7 @@ struct Writer<'a> {
     consumer: &'a kafka::Consumer,
     producer: &'a kafka::Producer,
     cfg: &'a SinkConfig,
+    lease: &'a lease::Lease,
     registry: &'a RegistryClient,
     metrics: &'a metrics::Metrics,
     qualifier: &'a str,
@@ -532,6 +558,7 @@ impl Writer<'_> {
         let (mut changes, mut rejected) = (0, 0);
         let mut todo: Vec<Load> = b.loads.into_iter().rev().collect();
         while let Some(load) = todo.pop() {
+            self.lease.check()?;
             match self.run_load(&load).await {
                 Ok(()) => changes += self.loaded(load),
                 Err(SinkError::Snowflake(e)) if e.is_data() => {
@@ -611,6 +638,7 @@ impl Writer<'_> {
         if unstored.next.is_empty() {
             return Ok(());
         }
+        self.lease.check()?;
         let committed: Vec<(String, i32, i64)> = std::mem::take(&mut unstored.next)
             .into_iter()
             .map(|((t, p), o)| (t, p, o))

@@ -339,14 +339,31 @@ pub async fn reset_positions(
             cfg.topics.join(", ")
         )));
     }
-    let sf = Client::connect(cfg.snowflake.clone()).await?;
+    let sf = std::sync::Arc::new(Client::connect(cfg.snowflake.clone()).await?);
     let qualifier = cfg.qualifier();
     let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
-    let stored = stored_positions(&sf, &qualifier, topic).await?;
+    // Held while the positions change: a running sink would store its own
+    // over them, so with one running this refuses, naming it.
+    let lease = crate::lease::Lease::acquire(sf.clone(), &qualifier, &[topic.to_string()]).await?;
+    let result = reset_leased(&sf, &qualifier, &consumer, topic, partition, to, dry_run).await;
+    lease.release().await;
+    result
+}
+
+async fn reset_leased(
+    sf: &Client,
+    qualifier: &str,
+    consumer: &kafka::Consumer,
+    topic: &str,
+    partition: Option<i32>,
+    to: ResetTo,
+    dry_run: bool,
+) -> Result<Vec<PositionChange>, SinkError> {
+    let stored = stored_positions(sf, qualifier, topic).await?;
     let plan = plan_reset(topic, &stored, &consumer.watermarks(topic)?, partition, to).map_err(SinkError::Config)?;
     if !dry_run {
         let rows: Vec<_> = plan.iter().map(|c| (topic.to_string(), c.partition, c.to)).collect();
-        write(&sf, &offsets_table(&qualifier), &rows, true).await?;
+        write(sf, &offsets_table(qualifier), &rows, true).await?;
     }
     Ok(plan)
 }
