@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target in fuzz/ for a fixed time each (default 20 s:
-# `./scripts/fuzz.sh 300` for a longer hunt), starting from its corpus in
+# `./scripts/fuzz.sh 300` for a longer hunt; `--seed N` repeats a run, as
+# the test command does with seed 1), starting from its corpus in
 # fuzz/corpus/<target>. Built with libFuzzer's coverage instrumentation on
 # stable Rust (the flags cargo-fuzz passes, without needing cargo-fuzz), in a
 # target directory of its own. New inputs go to a scratch copy, so a run
@@ -15,11 +16,14 @@ source scripts/env.sh
 
 seconds=20
 merge=false
-for arg in "$@"; do
-  case "$arg" in
+seed=0 # libFuzzer's 0: a new seed each run
+while [ "$#" -gt 0 ]; do
+  case "$1" in
     --merge) merge=true ;;
-    *) seconds="$arg" ;;
+    --seed) seed="$2"; shift ;;
+    *) seconds="$1" ;;
   esac
+  shift
 done
 
 fuzz_target_dir="${CARGO_TARGET_DIR%/}-fuzz"
@@ -44,7 +48,7 @@ for src in fuzz/fuzz_targets/*.rs; do
   mkdir -p "$corpus" "$scratch/$target"
   log="$scratch/$target.log"
   if "$bin/$target" "$scratch/$target" "$corpus" \
-      -max_total_time="$seconds" -timeout=10 -malloc_limit_mb=512 -rss_limit_mb=2048 \
+      -max_total_time="$seconds" -seed="$seed" -timeout=10 -malloc_limit_mb=512 -rss_limit_mb=2048 \
       -max_len=65536 -artifact_prefix="$artifacts/$target-" >"$log" 2>&1; then
     printf 'fuzz %-18s %s\n' "$target" "$(grep -E '^Done [0-9]+ runs' "$log" | tail -n 1)"
   else
