@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use kafka::dlq;
+use changes::{header, DeadLetter, Lsn, Stage};
 use pg_avro::{EventMeta, Op, Row, TableCodec, ValueError};
 use pgoutput::{Datum, Relation};
 use registry_client::RegistryClient;
@@ -87,24 +87,6 @@ struct Oversized {
 /// stands for an oversized event; the table's name keys it instead.
 const MAX_DEAD_LETTER_KEY: usize = 1024;
 
-/// The headers every dead letter of this stage carries.
-fn dead_letter_headers<'a>(
-    rules: &'a str,
-    reasons: &'a str,
-    lsn: &'a str,
-    commit_lsn: &'a str,
-    prefix: &'a str,
-) -> [(&'static str, &'a [u8]); 6] {
-    [
-        (dlq::RULES_HEADER, rules.as_bytes()),
-        (dlq::REASON_HEADER, reasons.as_bytes()),
-        (dlq::STAGE_HEADER, b"cdc"),
-        (dlq::LSN_HEADER, lsn.as_bytes()),
-        (dlq::COMMIT_LSN_HEADER, commit_lsn.as_bytes()),
-        (dlq::TOPIC_PREFIX_HEADER, prefix.as_bytes()),
-    ]
-}
-
 impl std::fmt::Debug for Emitter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emitter")
@@ -153,6 +135,18 @@ impl Emitter {
             .iter()
             .map(|t| (t.name.clone(), self.producer.limit_for(t)))
             .collect();
+    }
+
+    /// Why a change of table `name` is dead-lettered, with this stage's
+    /// headers (see [`changes::DeadLetter`]).
+    fn why(&self, name: &str, meta: &EventMeta<'_>, rules: Vec<String>, reasons: Vec<String>) -> DeadLetter {
+        let topic = self.tables.get(name).map_or(String::new(), |c| c.codec.topic.clone());
+        let lsn = Lsn(meta.lsn).to_string();
+        DeadLetter::new(Stage::Cdc, &topic, rules, reasons)
+            .at(lsn.clone())
+            .with(header::LSN, lsn)
+            .with(header::COMMIT_LSN, Lsn(meta.commit_lsn).to_string())
+            .with(header::TOPIC_PREFIX, self.cfg.topic_prefix.clone())
     }
 
     /// `Some` when `record` is larger than its topic takes.
@@ -470,12 +464,8 @@ impl Emitter {
         let rules: Vec<String> = self.violations.iter().map(|v| v.rule.to_string()).collect();
         let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
         tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
-        let (joined, reasons_json) = (rules.join(","), serde_json::to_string(&reasons).unwrap_or_default());
-        let (lsn, commit_lsn) = (
-            pgoutput::Lsn(meta.lsn).to_string(),
-            pgoutput::Lsn(meta.commit_lsn).to_string(),
-        );
-        let headers = dead_letter_headers(&joined, &reasons_json, &lsn, &commit_lsn, &self.cfg.topic_prefix);
+        let headers = self.why(name, meta, rules.clone(), reasons.clone()).headers();
+        let headers = kafka::header_refs(&headers);
         let record = kafka::Record {
             topic: &self.cfg.dead_letter_topic,
             key: &self.key_buf,
@@ -510,7 +500,7 @@ impl Emitter {
              (the topic's max.message.bytes, or the producer's message.max.bytes)",
             too_big.size, too_big.limit, too_big.topic
         );
-        tracing::warn!(table = name, lsn = %pgoutput::Lsn(meta.lsn), %reason, "an oversized event was dead-lettered");
+        tracing::warn!(table = name, lsn = %Lsn(meta.lsn), %reason, "an oversized event was dead-lettered");
         let mut rules = vec!["size".to_string()];
         let mut reasons = vec![reason];
         for (rule, why) in too_big.broken {
@@ -522,18 +512,10 @@ impl Emitter {
             "topic": too_big.topic, "size_bytes": too_big.size, "limit_bytes": too_big.limit,
         })
         .to_string();
-        let (joined, reasons_json) = (rules.join(","), serde_json::to_string(&reasons).unwrap_or_default());
-        let (lsn, commit_lsn) = (
-            pgoutput::Lsn(meta.lsn).to_string(),
-            pgoutput::Lsn(meta.commit_lsn).to_string(),
-        );
-        let headers = dead_letter_headers(&joined, &reasons_json, &lsn, &commit_lsn, &self.cfg.topic_prefix);
-        self.last_seq = self.producer.send(kafka::Record {
-            topic: &self.cfg.dead_letter_topic,
-            key: &key,
-            value: Some(doc.as_bytes()),
-            headers: &headers,
-        })?;
+        let why = self.why(name, meta, rules.clone(), reasons);
+        self.last_seq = self
+            .producer
+            .dead_letter(&self.cfg.dead_letter_topic, &key, Some(doc.as_bytes()), &why)?;
         self.metrics.oversized.inc();
         self.count_dead_letter(rules.iter().map(String::as_str));
         Ok(())
@@ -590,14 +572,12 @@ impl Emitter {
             "table": name, "op": op.code(), "lsn": meta.lsn, "commit_lsn": meta.commit_lsn, "txid": meta.txid,
             "before": as_json(old), "after": as_json(new),
         });
-        let reasons = serde_json::to_string(&[error.to_string()]).unwrap_or_default();
-        let (lsn, commit_lsn) = (
-            pgoutput::Lsn(meta.lsn).to_string(),
-            pgoutput::Lsn(meta.commit_lsn).to_string(),
-        );
-        tracing::warn!(table = name, lsn = %lsn, %error, "a row that has no Avro form was dead-lettered");
+        tracing::warn!(table = name, lsn = %Lsn(meta.lsn), %error, "a row that has no Avro form was dead-lettered");
         let value = doc.to_string();
-        let headers = dead_letter_headers("decode", &reasons, &lsn, &commit_lsn, &self.cfg.topic_prefix);
+        let headers = self
+            .why(name, meta, vec!["decode".into()], vec![error.to_string()])
+            .headers();
+        let headers = kafka::header_refs(&headers);
         let record = kafka::Record {
             topic: &self.cfg.dead_letter_topic,
             key: name.as_bytes(),

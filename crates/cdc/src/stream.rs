@@ -413,20 +413,15 @@ async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<HashMap<(u64
     let sent = tokio::task::spawn_blocking(move || {
         let mut sent: HashMap<(u64, Vec<u8>), u32> = HashMap::new();
         let header = |headers: &kafka::Headers, name: &str| {
-            headers
-                .iter()
-                .find(|(k, _)| k == name)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-                .and_then(pgoutput::Lsn::parse)
-                .map(|l| l.0)
+            changes::find(headers, name).and_then(changes::Lsn::parse).map(|l| l.0)
         };
         kafka::scan_back(&kafka, &topic, DEAD_LETTER_SCAN_LIMIT, |_, key, headers| {
             let ours = headers
                 .iter()
-                .any(|(k, v)| k == kafka::dlq::TOPIC_PREFIX_HEADER && v == source.as_bytes());
+                .any(|(k, v)| k == changes::header::TOPIC_PREFIX && v == source.as_bytes());
             let (Some(lsn), Some(commit_lsn), true) = (
-                header(headers, kafka::dlq::LSN_HEADER),
-                header(headers, kafka::dlq::COMMIT_LSN_HEADER),
+                header(headers, changes::header::LSN),
+                header(headers, changes::header::COMMIT_LSN),
                 ours,
             ) else {
                 // Another stage's, or from before these headers: look further.

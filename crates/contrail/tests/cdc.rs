@@ -591,6 +591,8 @@ async fn a_row_too_large_for_its_topic_is_dead_lettered_small_and_the_slot_moves
     assert_eq!(dead.len(), 1, "{dead:?}");
     let headers = &dead[0]["headers"];
     assert_eq!(headers["contrail.dlq.rules"], "size");
+    assert_eq!(headers["contrail.dlq.topic"], topic.as_str());
+    assert_eq!(headers["contrail.dlq.position"], headers["contrail.dlq.lsn"]);
     assert!(headers["contrail.dlq.lsn"].as_str().unwrap().contains('/'));
     let reason = headers["contrail.dlq.reason"].as_str().unwrap();
     assert!(reason.contains(&format!("20000 bytes topic {topic} takes")), "{reason}");

@@ -33,26 +33,6 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, DeliveryResult, Producer as _, ProducerContext, ThreadedProducer};
 use rdkafka::ClientContext;
 
-/// Dead-letter records: every stage writes the original record (key and
-/// value as they would have been published) with these headers.
-pub mod dlq {
-    /// Comma-separated names of the broken rules.
-    pub const RULES_HEADER: &str = "contrail.dlq.rules";
-    /// A JSON list of human-readable reasons.
-    pub const REASON_HEADER: &str = "contrail.dlq.reason";
-    /// The stage that rejected the record (`producer`, `cdc`, `sink`).
-    pub const STAGE_HEADER: &str = "contrail.dlq.stage";
-    /// The record's source position (the CDC stage: the change's LSN).
-    pub const LSN_HEADER: &str = "contrail.dlq.lsn";
-    /// The CDC stage: the commit LSN of the change's transaction.
-    pub const COMMIT_LSN_HEADER: &str = "contrail.dlq.commit_lsn";
-    /// The CDC stage: its topic prefix (the source's logical name), telling
-    /// its dead letters from other stages' in a shared topic.
-    pub const TOPIC_PREFIX_HEADER: &str = "contrail.dlq.topic_prefix";
-    /// The sink: where the record came from, `topic/partition/offset`.
-    pub const SOURCE_HEADER: &str = "contrail.dlq.source";
-}
-
 /// Kafka errors, classified.
 #[derive(Debug, thiserror::Error)]
 pub enum KafkaIoError {
@@ -252,6 +232,11 @@ pub fn check_durability(topics: &[TopicSettings]) -> Result<(), KafkaIoError> {
         }),
         None => Ok(()),
     }
+}
+
+/// Owned headers as a [`Record`] takes them.
+pub fn header_refs<'a>(headers: &'a [(&'static str, String)]) -> Vec<(&'static str, &'a [u8])> {
+    headers.iter().map(|(k, v)| (*k, v.as_bytes())).collect()
 }
 
 /// An upper bound on the bytes `record` takes in a record batch of its own,
@@ -483,6 +468,24 @@ impl Producer {
             return Err(KafkaIoError::Delivery { failed, first });
         }
         Ok(())
+    }
+
+    /// Sends a dead letter to `topic`: `key` and `value` with the
+    /// headers of `why` (see [`changes::DeadLetter`]). Returns its number.
+    pub fn dead_letter(
+        &self,
+        topic: &str,
+        key: &[u8],
+        value: Option<&[u8]>,
+        why: &changes::DeadLetter,
+    ) -> Result<u64, KafkaIoError> {
+        let headers = why.headers();
+        self.send(Record {
+            topic,
+            key,
+            value,
+            headers: &header_refs(&headers),
+        })
     }
 
     /// Records handed over but not yet acknowledged or failed.

@@ -14,8 +14,6 @@
 //! (protocol version 2+) are refused as unsupported rather than misread.
 //! [`encode`] writes the same format, for tests.
 
-use std::fmt;
-
 /// Microseconds between the Unix epoch and PostgreSQL's (2000-01-01).
 pub const PG_EPOCH_OFFSET_MICROS: i64 = 946_684_800_000_000;
 
@@ -24,26 +22,8 @@ pub fn pg_micros_to_unix_millis(pg_micros: i64) -> i64 {
     pg_micros.saturating_add(PG_EPOCH_OFFSET_MICROS).div_euclid(1000)
 }
 
-/// A write-ahead log position.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
-pub struct Lsn(pub u64);
-
-impl Lsn {
-    /// Parses the `X/Y` text form PostgreSQL prints (`pg_lsn`); `None` for
-    /// anything else.
-    pub fn parse(s: &str) -> Option<Lsn> {
-        let (hi, lo) = s.split_once('/')?;
-        let hi = u64::from(u32::from_str_radix(hi, 16).ok()?);
-        let lo = u64::from(u32::from_str_radix(lo, 16).ok()?);
-        Some(Lsn((hi << 32) | lo))
-    }
-}
-
-impl fmt::Display for Lsn {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:X}/{:X}", self.0 >> 32, self.0 & 0xFFFF_FFFF)
-    }
-}
+/// A write-ahead log position (the pipeline's one type for it).
+pub use changes::Lsn;
 
 /// A column value.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -20,10 +20,6 @@ use simulator::{Change, Op};
 
 use crate::ProducerError;
 
-pub use kafka::dlq::{
-    REASON_HEADER as DLQ_REASON_HEADER, RULES_HEADER as DLQ_RULES_HEADER, STAGE_HEADER as DLQ_STAGE_HEADER,
-};
-
 /// Kafka target settings.
 #[derive(Debug, Clone)]
 pub struct KafkaTargetConfig {
@@ -143,21 +139,11 @@ impl KafkaTarget {
                 for v in &self.violations {
                     *self.rejections.entry(v.rule.to_string()).or_default() += 1;
                 }
-                let rules: Vec<&str> = self.violations.iter().map(|v| &*v.rule).collect();
+                let rules: Vec<String> = self.violations.iter().map(|v| v.rule.to_string()).collect();
                 let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
-                let rules = rules.join(",");
-                let reasons = serde_json::to_string(&reasons).unwrap_or_default();
+                let why = changes::DeadLetter::new(changes::Stage::Producer, &self.topic, rules, reasons);
                 self.producer
-                    .send(Record {
-                        topic: &self.dlq,
-                        key: &self.key_buf,
-                        value: Some(&self.value_buf),
-                        headers: &[
-                            (DLQ_RULES_HEADER, rules.as_bytes()),
-                            (DLQ_REASON_HEADER, reasons.as_bytes()),
-                            (DLQ_STAGE_HEADER, b"producer"),
-                        ],
-                    })
+                    .dead_letter(&self.dlq, &self.key_buf, Some(&self.value_buf), &why)
                     .map_err(ProducerError::Kafka)?;
                 sent.dead_lettered += 1;
             }

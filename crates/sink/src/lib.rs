@@ -50,7 +50,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use kafka::{dlq, Consumed};
+use kafka::Consumed;
 use registry_client::RegistryClient;
 use serde_json::Value;
 use snowflake::{Bind, Client};
@@ -892,19 +892,16 @@ fn dead_letter(
     rule: &str,
     reason: &str,
 ) -> Result<(), kafka::KafkaIoError> {
-    let reasons = serde_json::to_string(&[reason]).unwrap_or_default();
     let source = format!("{}/{}/{}", rec.topic, rec.partition, rec.offset);
-    producer.send(kafka::Record {
+    let why = changes::DeadLetter::new(changes::Stage::Sink, &rec.topic, vec![rule.into()], vec![reason.into()])
+        .at(source.clone())
+        .with(changes::header::SOURCE, source);
+    producer.dead_letter(
         topic,
-        key: rec.key.as_deref().unwrap_or_default(),
-        value: rec.value.as_deref(),
-        headers: &[
-            (dlq::RULES_HEADER, rule.as_bytes()),
-            (dlq::REASON_HEADER, reasons.as_bytes()),
-            (dlq::STAGE_HEADER, b"sink"),
-            (dlq::SOURCE_HEADER, source.as_bytes()),
-        ],
-    })?;
+        rec.key.as_deref().unwrap_or_default(),
+        rec.value.as_deref(),
+        &why,
+    )?;
     Ok(())
 }
 

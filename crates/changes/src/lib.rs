@@ -1,0 +1,17 @@
+//! What every hop of the pipeline shares, and nothing that does I/O:
+//!
+//! - [`Lsn`]: a position in PostgreSQL's write-ahead log, with the one
+//!   parser and formatter of its `X/Y` text form. The CDC stage confirms
+//!   them, events carry them, the sink orders by them.
+//! - [`DeadLetter`]: the one header contract of every dead-letter topic,
+//!   whichever stage rejected the record (see its docs): consumers of those
+//!   topics read the headers, so they are the same everywhere.
+//! - [`Secret`]: a value that never prints.
+
+mod dead_letter;
+mod lsn;
+mod secret;
+
+pub use dead_letter::{find, header, DeadLetter, Stage};
+pub use lsn::Lsn;
+pub use secret::Secret;
