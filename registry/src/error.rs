@@ -77,14 +77,7 @@ impl StoreError {
     pub fn is_transient(&self) -> bool {
         match self {
             StoreError::Pool(_) => true,
-            StoreError::Db(e) => {
-                e.is_closed()
-                    || e.code().is_some_and(|c| {
-                        c == &tokio_postgres::error::SqlState::T_R_SERIALIZATION_FAILURE
-                            || c == &tokio_postgres::error::SqlState::T_R_DEADLOCK_DETECTED
-                            || c.code().starts_with("08")
-                    })
-            }
+            StoreError::Db(e) => e.is_closed() || e.code().is_some_and(|c| changes::sqlstate_is_transient(c.code())),
             StoreError::Corrupt(_) => false,
         }
     }

@@ -7,11 +7,14 @@
 //!   whichever stage rejected the record (see its docs): consumers of those
 //!   topics read the headers, so they are the same everywhere.
 //! - [`Secret`]: a value that never prints.
+//! - [`sqlstate_is_transient`]: PostgreSQL's error codes, classed once.
 
+mod class;
 mod dead_letter;
 mod lsn;
 mod secret;
 
+pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use lsn::Lsn;
 pub use secret::Secret;

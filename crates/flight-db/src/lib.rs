@@ -32,9 +32,7 @@ impl DbError {
     /// Whether retrying after reconnecting may succeed.
     pub fn is_transient(&self) -> bool {
         let DbError::Postgres(e) = self;
-        e.is_closed()
-            || e.code()
-                .is_some_and(|c| c.code().starts_with("08") || c.code() == "40001" || c.code() == "40P01")
+        e.is_closed() || e.code().is_some_and(|c| changes::sqlstate_is_transient(c.code()))
     }
 }
 

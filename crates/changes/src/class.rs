@@ -1,0 +1,26 @@
+//! Error classes decided by the codes services send, never by their text.
+
+/// Whether a PostgreSQL error with this SQLSTATE may succeed if retried
+/// (after reconnecting): connection exceptions (class 08), the server
+/// shutting down or restarting (57P01 admin shutdown, 57P02 crash
+/// shutdown, 57P03 cannot connect now), too many connections (53300), and
+/// a transaction that lost a race (40001 serialization failure, 40P01
+/// deadlock). Anything else is about the statement or its data.
+pub fn sqlstate_is_transient(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03" | "53300" | "40001" | "40P01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restarts_and_lost_connections_are_transient_data_errors_are_not() {
+        for code in ["08006", "08001", "57P01", "57P03", "53300", "40001", "40P01"] {
+            assert!(sqlstate_is_transient(code), "{code}");
+        }
+        for code in ["23505", "22P02", "42P01", "42501", "57014", ""] {
+            assert!(!sqlstate_is_transient(code), "{code}");
+        }
+    }
+}
