@@ -97,12 +97,14 @@ pub enum RegistryError {
 }
 
 impl ServerConfig {
-    /// Reads the optional file, applies environment overrides, validates.
-    /// `default_database_url` is used when the environment names none.
+    /// Reads the optional file, applies overrides from `env` (the process
+    /// environment, given as a value), validates. `default_database_url` is
+    /// used when the environment names none.
     pub fn load(
         file: Option<&Path>,
         listen_override: Option<&str>,
         default_database_url: Option<String>,
+        env: &changes::Env,
     ) -> Result<ServerConfig, RegistryError> {
         let cfg = |m: String| RegistryError::Config(m);
         let raw: RawConfig = match file {
@@ -114,27 +116,24 @@ impl ServerConfig {
         };
         let listen_text = listen_override
             .map(str::to_string)
-            .or_else(|| std::env::var(LISTEN_ENV).ok())
+            .or_else(|| env.var(LISTEN_ENV))
             .or(raw.listen)
             .unwrap_or_else(|| "127.0.0.1:8081".into());
         let listen = listen_text
             .parse()
             .map_err(|_| cfg(format!("listen address {listen_text:?} is not host:port")))?;
-        let database_url = std::env::var(DATABASE_URL_ENV)
-            .ok()
-            .or(default_database_url)
-            .ok_or_else(|| {
-                cfg(format!(
-                    "{DATABASE_URL_ENV} is not set (postgres://user:password@host:port/database)"
-                ))
-            })?;
+        let database_url = env.var(DATABASE_URL_ENV).or(default_database_url).ok_or_else(|| {
+            cfg(format!(
+                "{DATABASE_URL_ENV} is not set (postgres://user:password@host:port/database)"
+            ))
+        })?;
         database_url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| cfg(format!("{DATABASE_URL_ENV} is not a valid PostgreSQL URL: {e}")))?;
-        let auth = match std::env::var(BASIC_AUTH_ENV) {
-            Ok(v) if v.contains(':') => Some(BasicAuth::new(&v)),
-            Ok(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
-            Err(_) => None,
+        let auth = match env.get(BASIC_AUTH_ENV) {
+            Some(v) if v.contains(':') => Some(BasicAuth::new(v)),
+            Some(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
+            None => None,
         };
         let body_limit = raw.body_limit_bytes.unwrap_or(16 << 20);
         if body_limit < 1024 {

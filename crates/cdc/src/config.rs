@@ -99,6 +99,9 @@ pub struct ServiceDefaults {
     pub database_url: Option<String>,
     pub kafka_bootstrap_servers: Option<String>,
     pub schema_registry_url: Option<String>,
+    /// The process environment, given as a value: parsing never reads it
+    /// itself.
+    pub env: changes::Env,
 }
 
 /// The validated configuration.
@@ -116,7 +119,8 @@ pub struct CdcConfig {
     pub binary_values: bool,
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
-    pub registry_auth: Option<String>,
+    /// `user:password` for the registry's basic auth.
+    pub registry_auth: Option<changes::Secret>,
     pub topic_prefix: String,
     pub partitions: i32,
     pub replication: i32,
@@ -252,9 +256,9 @@ impl CdcConfig {
                     .map_err(|_| bad(format!("service.metrics_listen = {s:?} is not host:port")))?,
             ),
         };
+        let env = &defaults.env;
         let env_or = |name: &str, default: Option<String>| {
-            std::env::var(name)
-                .ok()
+            env.var(name)
                 .or(default)
                 .ok_or_else(|| bad(format!("{name} is not set")))
         };
@@ -287,7 +291,9 @@ impl CdcConfig {
                 extra: BTreeMap::new(),
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
-            registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+            registry_auth: env
+                .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
+                .map(changes::Secret::new),
             topic_prefix,
             partitions,
             replication,
@@ -312,6 +318,7 @@ mod tests {
             database_url: Some("postgres://u:p@127.0.0.1:1/db".into()),
             kafka_bootstrap_servers: Some("127.0.0.1:1".into()),
             schema_registry_url: Some("http://127.0.0.1:1".into()),
+            env: changes::Env::default(),
         }
     }
 
@@ -335,6 +342,22 @@ mod tests {
             !format!("{c:?}").contains("u:p@"),
             "the database URL must not be printed"
         );
+    }
+
+    /// Every secret the environment hands the configuration stays out of
+    /// its `Debug`.
+    #[test]
+    fn no_secret_is_printed() {
+        let env = changes::testing::secret_env();
+        let c = CdcConfig::parse(
+            "[source]\ntables = [\"public.t\"]\n",
+            Path::new("/p"),
+            ServiceDefaults { env, ..defaults() },
+        )
+        .unwrap();
+        let auth = c.registry_auth.as_ref().map(changes::Secret::expose);
+        assert_eq!(auth, Some("reg:hunter2"), "the registry's credentials are read");
+        changes::testing::assert_no_secret(&c);
     }
 
     #[test]

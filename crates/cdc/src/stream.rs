@@ -89,7 +89,11 @@ pub async fn run_with_metrics(
     }
     let contracts = load_contracts(&cfg)?;
 
-    let registry = RegistryClient::new(&cfg.registry_url, cfg.registry_auth.as_deref()).map_err(CdcError::Registry)?;
+    let registry = RegistryClient::new(
+        &cfg.registry_url,
+        cfg.registry_auth.as_ref().map(changes::Secret::expose),
+    )
+    .map_err(CdcError::Registry)?;
     let producer = kafka::Producer::tracked(&cfg.kafka, cfg.linger)?;
     let mut emitter = Emitter::new(
         EmitterConfig {

@@ -8,13 +8,18 @@
 //!   topics read the headers, so they are the same everywhere.
 //! - [`Secret`]: a value that never prints.
 //! - [`sqlstate_is_transient`]: PostgreSQL's error codes, classed once.
+//! - [`Env`]: the environment as a value, for configuration parsing.
 
 mod class;
 mod dead_letter;
+mod env;
 mod lsn;
 mod secret;
+#[cfg(any(test, feature = "test-utils"))]
+pub mod testing;
 
 pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
+pub use env::Env;
 pub use lsn::Lsn;
 pub use secret::Secret;

@@ -22,6 +22,7 @@ pub(crate) fn config(dir: &Path, file: Option<PathBuf>) -> anyhow::Result<cdc::C
         database_url: local.get("DATABASE_URL").cloned(),
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
         schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+        env: crate::process_env(),
     };
     Ok(cdc::CdcConfig::load(&file, dir, defaults)?)
 }

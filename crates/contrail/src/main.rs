@@ -116,6 +116,12 @@ where
     pipeline::supervise("stage", run, transient, rx).await
 }
 
+/// The process environment, read once here: the library crates parse
+/// their configuration from it as a value.
+pub(crate) fn process_env() -> changes::Env {
+    changes::Env::from_vars(std::env::vars())
+}
+
 /// The local stack's addresses by variable name (`contrail stack env`):
 /// a stage's defaults where the environment gives none.
 pub(crate) fn local_stack(dir: &std::path::Path) -> anyhow::Result<std::collections::HashMap<&'static str, String>> {

@@ -80,6 +80,7 @@ pub(crate) fn config(
         database_url: local.get("DATABASE_URL").cloned(),
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
         schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+        env: crate::process_env(),
     };
     Ok(producer::ProducerConfig::load(Some(&file), overrides, defaults)?)
 }

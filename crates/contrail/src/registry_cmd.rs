@@ -26,7 +26,12 @@ pub(crate) fn run(dir: &Path, command: RegistryCommand) -> anyhow::Result<Outcom
     // Without SCHEMA_REGISTRY_DATABASE_URL, the local stack's registry database.
     let local = stack::StackConfig::for_project(dir)?.registry_database_url();
     let config_path = config.or_else(|| Some(dir.join("registry/server.toml")).filter(|p| p.exists()));
-    let config = registry::ServerConfig::load(config_path.as_deref(), listen.as_deref(), Some(local))?;
+    let config = registry::ServerConfig::load(
+        config_path.as_deref(),
+        listen.as_deref(),
+        Some(local),
+        &crate::process_env(),
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(registry::serve(config, crate::shutdown_signal()))?;
     tracing::info!("schema registry stopped");

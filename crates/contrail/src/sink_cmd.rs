@@ -50,6 +50,7 @@ pub(crate) fn config(dir: &Path, file: Option<PathBuf>) -> anyhow::Result<sink::
         snowflake_url: local.get("SNOWFLAKE_URL").cloned(),
         kafka_bootstrap_servers: local.get("KAFKA_BOOTSTRAP_SERVERS").cloned(),
         schema_registry_url: local.get("SCHEMA_REGISTRY_URL").cloned(),
+        env: crate::process_env(),
     };
     Ok(sink::SinkConfig::load(&file, defaults)?)
 }

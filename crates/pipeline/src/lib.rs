@@ -563,7 +563,10 @@ pub async fn run(
     let _observer = observer_task.await.map_err(|e| RunError::Task(e.to_string()))?;
 
     // Verifying, against the rules registered with the topic's value schema.
-    let registry = registry_client::RegistryClient::new(&cfg.sink.registry_url, cfg.sink.registry_auth.as_deref())?;
+    let registry = registry_client::RegistryClient::new(
+        &cfg.sink.registry_url,
+        cfg.sink.registry_auth.as_ref().map(changes::Secret::expose),
+    )?;
     let rules = verify::registered_rules(&registry, &format!("{topic}-value")).await?;
     let verification = verify::verify(
         &pg,

@@ -96,6 +96,9 @@ pub struct ServiceDefaults {
     pub database_url: Option<String>,
     pub kafka_bootstrap_servers: Option<String>,
     pub schema_registry_url: Option<String>,
+    /// The process environment, given as a value: parsing never reads it
+    /// itself.
+    pub env: changes::Env,
 }
 
 /// Validated producer configuration.
@@ -115,10 +118,10 @@ pub struct ProducerConfig {
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-fn env_parse<T: std::str::FromStr>(name: &str) -> Result<Option<T>, ConfigError> {
-    match std::env::var(name) {
-        Err(_) => Ok(None),
-        Ok(v) => v
+fn env_parse<T: std::str::FromStr>(env: &changes::Env, name: &str) -> Result<Option<T>, ConfigError> {
+    match env.get(name) {
+        None => Ok(None),
+        Some(v) => v
             .parse()
             .map(Some)
             .map_err(|_| ConfigError(format!("{name}={v:?} is not a valid value"))),
@@ -159,11 +162,11 @@ impl ProducerConfig {
             step_seconds: raw.source.step_seconds.unwrap_or(sim_defaults.step_seconds),
             bad_percent: overrides
                 .bad_percent
-                .or(env_parse("CONTRAIL_PRODUCER_BAD_PERCENT")?)
+                .or(env_parse(&defaults.env, "CONTRAIL_PRODUCER_BAD_PERCENT")?)
                 .or(raw.source.bad_percent)
                 .unwrap_or(0.0),
         };
-        let source = source_config(&source_kind, &raw.source, simulator, file)?;
+        let source = source_config(&source_kind, &raw.source, simulator, file, &defaults.env)?;
         let batch_size = raw.target.batch_size.unwrap_or(1_000);
         if !(1..=100_000).contains(&batch_size) {
             return Err(ConfigError(format!(
@@ -172,12 +175,12 @@ impl ProducerConfig {
         }
         let rate = overrides
             .rate
-            .or(env_parse("CONTRAIL_PRODUCER_RATE")?)
+            .or(env_parse(&defaults.env, "CONTRAIL_PRODUCER_RATE")?)
             .or(raw.service.rate)
             .unwrap_or(1_000);
         let duration = overrides
             .duration_seconds
-            .or(env_parse("CONTRAIL_PRODUCER_DURATION_SECONDS")?)
+            .or(env_parse(&defaults.env, "CONTRAIL_PRODUCER_DURATION_SECONDS")?)
             .or(raw.service.duration_seconds)
             .unwrap_or(0);
         let metrics_listen = match overrides.metrics_listen.clone().or(raw.service.metrics_listen) {
@@ -190,8 +193,9 @@ impl ProducerConfig {
         };
         let target = match target_kind.as_str() {
             "postgres" => {
-                let url = std::env::var("DATABASE_URL")
-                    .ok()
+                let url = defaults
+                    .env
+                    .var("DATABASE_URL")
                     .or(defaults.database_url)
                     .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
                 url.parse::<tokio_postgres::Config>()
@@ -223,6 +227,7 @@ fn source_config(
     raw: &RawSource,
     simulator: simulator::SimConfig,
     file: Option<&Path>,
+    env: &changes::Env,
 ) -> Result<crate::source::SourceConfig, ConfigError> {
     use crate::source::SourceConfig;
     Ok(match kind {
@@ -232,15 +237,12 @@ fn source_config(
             SourceConfig::Simulator(simulator)
         }
         "opensky" => {
-            let credentials = match (
-                std::env::var("OPENSKY_CLIENT_ID"),
-                std::env::var("OPENSKY_CLIENT_SECRET"),
-            ) {
-                (Ok(client_id), Ok(client_secret)) => Some(opensky::Credentials {
+            let credentials = match (env.var("OPENSKY_CLIENT_ID"), env.var("OPENSKY_CLIENT_SECRET")) {
+                (Some(client_id), Some(client_secret)) => Some(opensky::Credentials {
                     client_id,
                     client_secret,
                 }),
-                (Err(_), Err(_)) => None,
+                (None, None) => None,
                 _ => {
                     return Err(ConfigError(
                         "set both OPENSKY_CLIENT_ID and OPENSKY_CLIENT_SECRET, or neither (anonymous)".into(),
@@ -309,13 +311,14 @@ fn kafka_target(
     raw: &RawTarget,
     defaults: ServiceDefaults,
 ) -> Result<crate::kafka_target::KafkaTargetConfig, ConfigError> {
-    let bootstrap = std::env::var("KAFKA_BOOTSTRAP_SERVERS")
-        .ok()
-        .or(defaults.kafka_bootstrap_servers)
+    let env = &defaults.env;
+    let bootstrap = env
+        .var("KAFKA_BOOTSTRAP_SERVERS")
+        .or(defaults.kafka_bootstrap_servers.clone())
         .ok_or_else(|| ConfigError("KAFKA_BOOTSTRAP_SERVERS is not set".into()))?;
-    let registry_url = std::env::var("SCHEMA_REGISTRY_URL")
-        .ok()
-        .or(defaults.schema_registry_url)
+    let registry_url = env
+        .var("SCHEMA_REGISTRY_URL")
+        .or(defaults.schema_registry_url.clone())
         .ok_or_else(|| ConfigError("SCHEMA_REGISTRY_URL is not set".into()))?;
     let topic = raw.topic.clone().unwrap_or_else(|| "flights.state".into());
     let dead_letter_topic = raw.dead_letter_topic.clone().unwrap_or_else(|| format!("{topic}.dlq"));
@@ -352,7 +355,9 @@ fn kafka_target(
             extra: Default::default(),
         },
         registry_url,
-        registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+        registry_auth: env
+            .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
+            .map(changes::Secret::new),
         topic,
         dead_letter_topic,
         partitions,
@@ -369,6 +374,7 @@ mod tests {
             database_url: Some("postgres://u:p@127.0.0.1:1/db".into()),
             kafka_bootstrap_servers: Some("127.0.0.1:1".into()),
             schema_registry_url: Some("http://127.0.0.1:1".into()),
+            env: changes::Env::default(),
         }
     }
 
@@ -408,6 +414,30 @@ mod tests {
             format!("{cfg:?}").contains("<redacted>"),
             "the database URL is never printed"
         );
+    }
+
+    /// Every secret the environment hands the configuration stays out of
+    /// its `Debug`, for each target and the OpenSky source.
+    #[test]
+    fn no_secret_is_printed() {
+        let env = changes::testing::secret_env();
+        for (source, target) in [("opensky", "kafka"), ("simulator", "postgres")] {
+            let o = Overrides {
+                source: Some(source.into()),
+                target: Some(target.into()),
+                ..Overrides::default()
+            };
+            let c = ProducerConfig::load(
+                None,
+                &o,
+                ServiceDefaults {
+                    env: env.clone(),
+                    ..defaults()
+                },
+            )
+            .unwrap();
+            changes::testing::assert_no_secret(&c);
+        }
     }
 
     #[test]

@@ -69,6 +69,9 @@ pub struct ServiceDefaults {
     pub snowflake_url: Option<String>,
     pub kafka_bootstrap_servers: Option<String>,
     pub schema_registry_url: Option<String>,
+    /// The process environment, given as a value: parsing never reads it
+    /// itself.
+    pub env: changes::Env,
 }
 
 /// The validated configuration.
@@ -90,7 +93,8 @@ pub struct SinkConfig {
     pub max_bytes: usize,
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
-    pub registry_auth: Option<String>,
+    /// `user:password` for the registry's basic auth.
+    pub registry_auth: Option<changes::Secret>,
     pub metrics_listen: Option<std::net::SocketAddr>,
 }
 
@@ -141,18 +145,18 @@ impl SinkConfig {
                 )));
             }
         }
+        let env = &defaults.env;
         let env_or = |name: &str, default: Option<String>| {
-            std::env::var(name)
-                .ok()
+            env.var(name)
                 .or(default)
                 .ok_or_else(|| bad(format!("{name} is not set")))
         };
-        let url = env_or("SNOWFLAKE_URL", defaults.snowflake_url)?;
+        let url = env_or("SNOWFLAKE_URL", defaults.snowflake_url.clone())?;
         let parsed = reqwest_url(&url)?;
         let auth = auth_from(
-            std::env::var("SNOWFLAKE_PRIVATE_KEY_PATH").ok(),
-            std::env::var("SNOWFLAKE_PRIVATE_KEY").ok(),
-            std::env::var("SNOWFLAKE_PASSWORD").ok().or(parsed.password),
+            env.var("SNOWFLAKE_PRIVATE_KEY_PATH"),
+            env.var("SNOWFLAKE_PRIVATE_KEY"),
+            env.var("SNOWFLAKE_PASSWORD").or(parsed.password),
         )?;
         let user = parsed
             .user
@@ -212,7 +216,9 @@ impl SinkConfig {
                 extra: Default::default(),
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
-            registry_auth: std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok(),
+            registry_auth: env
+                .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
+                .map(changes::Secret::new),
             metrics_listen,
         })
     }
@@ -281,6 +287,7 @@ mod tests {
             snowflake_url: Some("http://u:secret@127.0.0.1:1".into()),
             kafka_bootstrap_servers: Some("127.0.0.1:2".into()),
             schema_registry_url: Some("http://127.0.0.1:3".into()),
+            env: changes::Env::default(),
         }
     }
 
@@ -289,6 +296,21 @@ mod tests {
         let c = SinkConfig::parse(include_str!("../../../connectors/sink.toml"), defaults()).unwrap();
         assert_eq!(c.topics, ["contrail.public.flight_state"]);
         assert!(!format!("{c:?}").contains("secret"));
+    }
+
+    /// Every secret the environment hands the configuration stays out of
+    /// its `Debug`.
+    #[test]
+    fn no_secret_is_printed() {
+        let env = changes::testing::secret_env();
+        let c = SinkConfig::parse(
+            "[source]\ntopics = [\"p.public.t\"]\n",
+            ServiceDefaults { env, ..defaults() },
+        )
+        .unwrap();
+        let auth = c.registry_auth.as_ref().map(changes::Secret::expose);
+        assert_eq!(auth, Some("reg:hunter2"), "the registry's credentials are read");
+        changes::testing::assert_no_secret(&c);
     }
 
     #[test]
