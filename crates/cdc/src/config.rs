@@ -169,10 +169,7 @@ fn slot_like(key: &str, s: &str) -> Result<(), CdcError> {
 }
 
 fn topic_like(key: &str, t: &str) -> Result<(), CdcError> {
-    if t.is_empty() || t.len() > 200 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
-        return Err(bad(format!("{key} = {t:?} is not a legal Kafka topic name")));
-    }
-    Ok(())
+    changes::check_topic_name(t).map_err(|why| bad(format!("{key} = {t:?} is not a legal Kafka topic name: {why}")))
 }
 
 impl CdcConfig {

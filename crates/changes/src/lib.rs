@@ -9,6 +9,7 @@
 //! - [`Secret`]: a value that never prints.
 //! - [`sqlstate_is_transient`]: PostgreSQL's error codes, classed once.
 //! - [`Env`]: the environment as a value, for configuration parsing.
+//! - [`check_topic_name`]: Kafka's rules for topic names, for every stage.
 
 mod class;
 mod dead_letter;
@@ -17,9 +18,11 @@ mod lsn;
 mod secret;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
+mod topic;
 
 pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use env::Env;
 pub use lsn::Lsn;
 pub use secret::Secret;
+pub use topic::{check_topic_name, MAX_TOPIC_NAME};

@@ -323,13 +323,8 @@ fn kafka_target(
     let topic = raw.topic.clone().unwrap_or_else(|| "flights.state".into());
     let dead_letter_topic = raw.dead_letter_topic.clone().unwrap_or_else(|| format!("{topic}.dlq"));
     for (name, t) in [("topic", &topic), ("dead_letter_topic", &dead_letter_topic)] {
-        let legal =
-            !t.is_empty() && t.len() <= 249 && t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
-        if !legal {
-            return Err(ConfigError(format!(
-                "target.{name} = {t:?} is not a legal Kafka topic name"
-            )));
-        }
+        changes::check_topic_name(t)
+            .map_err(|why| ConfigError(format!("target.{name} = {t:?} is not a legal Kafka topic name: {why}")))?;
     }
     if topic == dead_letter_topic {
         return Err(ConfigError(

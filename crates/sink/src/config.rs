@@ -139,7 +139,8 @@ impl SinkConfig {
             return Err(bad("source.topics is empty: name the CDC topics to load"));
         }
         for t in &raw.source.topics {
-            if t.split('.').count() < 2 || !t.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) {
+            changes::check_topic_name(t).map_err(|why| bad(format!("source.topics: {t:?}: {why}")))?;
+            if t.split('.').count() < 2 {
                 return Err(bad(format!(
                     "source.topics: {t:?} is not a CDC topic (<prefix>.<schema>.<table>)"
                 )));
@@ -187,13 +188,21 @@ impl SinkConfig {
                     .map_err(|_| bad(format!("service.metrics_listen = {a:?} is not host:port")))?,
             ),
         };
+        let dead_letter_topic = raw
+            .source
+            .dead_letter_topic
+            .unwrap_or_else(|| "contrail.sink.dlq".into());
+        changes::check_topic_name(&dead_letter_topic)
+            .map_err(|why| bad(format!("source.dead_letter_topic = {dead_letter_topic:?}: {why}")))?;
+        if raw.source.topics.contains(&dead_letter_topic) {
+            return Err(bad(format!(
+                "source.dead_letter_topic = {dead_letter_topic:?} is also in source.topics"
+            )));
+        }
         Ok(SinkConfig {
             topics: raw.source.topics,
             group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
-            dead_letter_topic: raw
-                .source
-                .dead_letter_topic
-                .unwrap_or_else(|| "contrail.sink.dlq".into()),
+            dead_letter_topic,
             snowflake: snowflake::SnowflakeConfig {
                 url: parsed.base,
                 account: raw.snowflake.account.unwrap_or_else(|| "local".into()),
@@ -320,6 +329,8 @@ mod tests {
         assert!(e("[source]\ntopics = [\"x\"]").contains("not a CDC topic"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_rows = 0").contains("batch.max_rows = 0"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[batch]\nmax_bytes = 99999999").contains("batch.max_bytes"));
+        assert!(e("[source]\ntopics = [\"a.b c\"]").contains("may not be in a topic name"));
+        assert!(e("[source]\ntopics = [\"a.b\"]\ndead_letter_topic = \"a.b\"").contains("also in source.topics"));
         assert!(e("[source]\ntopics = [\"a.b\"]\n[snowflake]\ndatabase = \"x y\"").contains("snowflake.database"));
         assert!(e("[source]\ntopics = [\"a.b\"]\nextra = 1").contains("unknown field"));
     }
