@@ -3,7 +3,7 @@
 //! positions as Kafka acknowledges them. See the crate docs for the
 //! guarantees.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -242,7 +242,7 @@ pub async fn run_with_metrics(
         alive: &alive,
         emitter,
         tx: None,
-        pending: VecDeque::new(),
+        pending: changes::Confirmations::default(),
         confirmed: start,
         summary,
         incremental: Incremental::new(&cfg.slot, incremental),
@@ -394,7 +394,6 @@ fn transaction_id(tx: &Tx) -> String {
 #[derive(Debug, Clone, Copy)]
 struct Committed {
     end_lsn: u64,
-    last_seq: u64,
     commit_ts: i64,
 }
 
@@ -460,7 +459,8 @@ struct StreamState<'a> {
     alive: &'a std::sync::atomic::AtomicI64,
     emitter: Emitter,
     tx: Option<Tx>,
-    pending: VecDeque<Committed>,
+    /// Committed transactions waiting for Kafka, each with its last record.
+    pending: changes::Confirmations<Committed>,
     confirmed: u64,
     summary: Summary,
     incremental: Incremental,
@@ -557,11 +557,13 @@ impl StreamState<'_> {
                 self.metrics.transactions.inc();
                 self.metrics.transaction_events.observe(events as f64);
                 self.summary.transactions += 1;
-                self.pending.push_back(Committed {
-                    end_lsn: end_lsn.as_u64(),
-                    last_seq: self.emitter.last_seq,
-                    commit_ts: commit_time_micros,
-                });
+                self.pending.push(
+                    self.emitter.last_seq,
+                    Committed {
+                        end_lsn: end_lsn.as_u64(),
+                        commit_ts: commit_time_micros,
+                    },
+                );
             }
             ReplicationEvent::Message {
                 prefix, content, lsn, ..
@@ -690,19 +692,14 @@ impl StreamState<'_> {
     /// Confirms the end of every committed transaction whose records are all acknowledged.
     fn advance(&mut self, repl: &ReplicationClient) {
         let acked = self.emitter.producer.deliveries().acked_through();
-        let mut newest = None;
         let now = pg_now_micros();
-        while let Some(c) = self.pending.front() {
-            if c.last_seq > acked {
-                break;
-            }
+        let durable = self.pending.durable(acked);
+        for c in &durable {
             self.metrics
                 .commit_to_ack
                 .observe((now - c.commit_ts).max(0) as f64 / 1e6);
-            newest = Some(*c);
-            self.pending.pop_front();
         }
-        if let Some(c) = newest {
+        if let Some(c) = durable.last() {
             self.confirmed = c.end_lsn;
             repl.update_applied_lsn(Lsn(c.end_lsn));
             self.metrics.confirmed_lsn.set(c.end_lsn);
@@ -710,7 +707,7 @@ impl StreamState<'_> {
         self.metrics.kafka_acked.set(self.emitter.producer.deliveries().acked());
         let lag = self
             .pending
-            .front()
+            .oldest()
             .map_or(0.0, |c| ((pg_now_micros() - c.commit_ts) as f64 / 1e6).max(0.0));
         self.metrics.slot_lag_seconds.set(lag);
     }

@@ -6,6 +6,8 @@
 //! - [`DeadLetter`]: the one header contract of every dead-letter topic,
 //!   whichever stage rejected the record (see its docs): consumers of those
 //!   topics read the headers, so they are the same everywhere.
+//! - [`InFlight`] and [`Confirmations`]: the delivery contract's
+//!   bookkeeping, "durable first, then advance the position".
 //! - [`Secret`]: a value that never prints.
 //! - [`sqlstate_is_transient`]: PostgreSQL's error codes, classed once.
 //! - [`Env`]: the environment as a value, for configuration parsing.
@@ -13,6 +15,7 @@
 
 mod class;
 mod dead_letter;
+mod delivery;
 mod env;
 mod lsn;
 mod secret;
@@ -22,6 +25,7 @@ mod topic;
 
 pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
+pub use delivery::{Confirmations, InFlight};
 pub use env::Env;
 pub use lsn::Lsn;
 pub use secret::Secret;

@@ -20,7 +20,7 @@
 //!
 //! Nothing here depends on one broker's behaviour beyond the Kafka protocol.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -256,15 +256,8 @@ pub struct Deliveries {
     acked: AtomicU64,
     failed: AtomicU64,
     first_error: Mutex<Option<String>>,
-    /// Tracked producers only: numbers sent and not yet acknowledged, and
-    /// the next number to hand out.
-    pending: Option<Mutex<Pending>>,
-}
-
-#[derive(Debug, Default)]
-struct Pending {
-    in_flight: BTreeSet<u64>,
-    next: u64,
+    /// Tracked producers only: numbers sent and not yet acknowledged.
+    pending: Option<Mutex<changes::InFlight>>,
 }
 
 impl Deliveries {
@@ -273,11 +266,7 @@ impl Deliveries {
     /// 0 before the first. A failed record stays unacknowledged for good.
     pub fn acked_through(&self) -> u64 {
         let Some(p) = &self.pending else { return 0 };
-        let p = p.lock().unwrap_or_else(|e| e.into_inner());
-        match p.in_flight.first() {
-            Some(first) => first - 1,
-            None => p.next,
-        }
+        p.lock().unwrap_or_else(|e| e.into_inner()).durable_through()
     }
 
     pub fn acked(&self) -> u64 {
@@ -302,10 +291,7 @@ impl ProducerContext for Context {
             Ok(_) => {
                 self.0.acked.fetch_add(1, Ordering::Relaxed);
                 if let Some(p) = &self.0.pending {
-                    p.lock()
-                        .unwrap_or_else(|e| e.into_inner())
-                        .in_flight
-                        .remove(&(seq as u64));
+                    p.lock().unwrap_or_else(|e| e.into_inner()).done(seq as u64);
                 }
             }
             Err((e, _)) => {
@@ -412,13 +398,7 @@ impl Producer {
         // Numbered before it is handed over, so its acknowledgement cannot
         // arrive before it is known to be in flight.
         let seq = match &self.deliveries.pending {
-            Some(p) => {
-                let mut p = p.lock().unwrap_or_else(|e| e.into_inner());
-                p.next += 1;
-                let seq = p.next;
-                p.in_flight.insert(seq);
-                seq
-            }
+            Some(p) => p.lock().unwrap_or_else(|e| e.into_inner()).start(),
             None => 0,
         };
         let mut base = BaseRecord::<[u8], [u8], usize>::with_opaque_to(record.topic, seq as usize).key(record.key);
