@@ -13,6 +13,7 @@ use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationE
 use registry_client::RegistryClient;
 use tokio::sync::watch;
 use tokio_postgres::{Client, SimpleQueryMessage};
+use tracing::Instrument as _;
 
 use crate::catalog::{self, TableShape};
 use crate::config::{quote_ident, CdcConfig};
@@ -493,7 +494,12 @@ impl StreamState<'_> {
                 }
                 ev = repl.recv() => match ev.map_err(CdcError::Replication)? {
                     None => return Ok(()),
-                    Some(ev) => self.handle(ev).await?,
+                    Some(ev) => {
+                        let span = self.tx.map_or_else(tracing::Span::none, |t| {
+                            tracing::debug_span!("transaction", xid = t.xid, commit_lsn = %pgoutput::Lsn(t.final_lsn))
+                        });
+                        self.handle(ev).instrument(span).await?
+                    }
                 },
                 _ = tick.tick() => {
                     if let Some(every) = self.cfg.heartbeat {

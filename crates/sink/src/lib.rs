@@ -55,6 +55,7 @@ use registry_client::RegistryClient;
 use serde_json::Value;
 use snowflake::{Bind, Client};
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 pub use config::{ServiceDefaults, SinkConfig};
 pub use generations::HISTORY_TABLE;
@@ -559,6 +560,11 @@ impl Writer<'_> {
     /// rest loads. Every statement is idempotent, so running a part again
     /// is safe. Any other error stops the sink before the positions move.
     async fn execute(&self, b: Built) -> Result<(u64, u64), SinkError> {
+        let span = tracing::debug_span!("batch", records = b.polled.records, loads = b.loads.len());
+        self.execute_loads(b).instrument(span).await
+    }
+
+    async fn execute_loads(&self, b: Built) -> Result<(u64, u64), SinkError> {
         let (mut changes, mut rejected) = (0, 0);
         let mut todo: Vec<Load> = b.loads.into_iter().rev().collect();
         while let Some(load) = todo.pop() {
