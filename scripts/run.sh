@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs Contrail end to end on the local stack: installs what is missing,
-# starts PostgreSQL, Tansu, fakesnow and the schema registry, runs the
+# starts PostgreSQL, Apache Kafka, fakesnow and the schema registry, runs the
 # schema-first workflow on schemas/ (lint, compile to the registry's .avsc,
 # codegen drift check), then `contrail run`: the producer, the CDC stage and
 # the sink together for 30 s at 1,000 changes/s (flags after the script's
