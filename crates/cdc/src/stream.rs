@@ -81,86 +81,12 @@ pub async fn run_with_metrics(
     let sql = catalog::connect(&cfg.database_url.0).await?;
 
     // Everything that can be wrong with the tables is found before anything is created.
-    let mut shapes: Vec<TableShape> = Vec::new();
-    for t in &cfg.tables {
-        let shape = catalog::table_shape(&sql, t).await?;
-        pg_avro::TableCodec::new(&cfg.topic_prefix, &shape.relation, &shape.primary_key, None)
-            .map_err(|e| CdcError::Mapping(e.to_string()))?;
-        shapes.push(shape);
-    }
-    let contracts = load_contracts(&cfg)?;
-
-    let registry = RegistryClient::new(
-        &cfg.registry_url,
-        cfg.registry_auth.as_ref().map(changes::Secret::expose),
-    )
-    .map_err(CdcError::Registry)?;
-    let producer = kafka::Producer::tracked(&cfg.kafka, cfg.linger)?;
-    let mut emitter = Emitter::new(
-        EmitterConfig {
-            topic_prefix: cfg.topic_prefix.clone(),
-            dead_letter_topic: cfg.dead_letter_topic.clone(),
-            tombstones: cfg.tombstones,
-        },
-        producer,
-        registry,
-        contracts,
-        metrics.clone(),
-    );
-    let durability = vec![("min.insync.replicas".to_string(), cfg.min_insync_replicas.to_string())];
-    let mut topics = vec![kafka::TopicSpec {
-        name: cfg.dead_letter_topic.clone(),
-        partitions: cfg.partitions,
-        replication: cfg.replication,
-        config: durability.clone(),
-    }];
-    for shape in &shapes {
-        emitter.register(&shape.relation, &shape.primary_key).await?;
-        topics.push(kafka::TopicSpec {
-            name: emitter.topic_for(&shape.relation),
-            partitions: cfg.partitions,
-            replication: cfg.replication,
-            config: durability.clone(),
-        });
-    }
-    if let Some(topic) = &cfg.transaction_topic {
-        emitter.enable_transactions(topic).await?;
-        // One partition: consumers read BEGIN/END in commit order.
-        topics.push(kafka::TopicSpec {
-            name: topic.clone(),
-            partitions: 1,
-            replication: cfg.replication,
-            config: durability.clone(),
-        });
-    }
-    kafka::ensure_topics(&cfg.kafka, &topics).await?;
-    let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
-    let settings = kafka::describe_topics(&cfg.kafka, &names).await?;
-    kafka::check_durability(&settings)?;
-    emitter.set_limits(&settings);
+    let shapes = check_tables(&cfg, &sql).await?;
+    let mut emitter = build_emitter(&cfg, &shapes, metrics.clone()).await?;
     catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 
-    let mut position = catalog::slot_position(&sql, &cfg.slot).await?;
-    let mut incremental = Vec::new();
-    if position.is_some() {
-        let done = catalog::snapshotted(&sql, &cfg.state_table, &cfg.slot).await?;
-        if done.is_empty() {
-            // The stage died during the initial snapshot: take it again from
-            // a new slot. Rows already sent are sent again (op r); the sink keeps one.
-            tracing::warn!(slot = %cfg.slot, "the initial snapshot never completed: starting over with a new slot");
-            catalog::drop_slot(&sql, &cfg.slot).await?;
-            position = None;
-        } else {
-            // Tables added since (or whose incremental snapshot did not
-            // finish) are read in chunks while the stream runs.
-            incremental = shapes
-                .iter()
-                .filter(|s| !done.contains(&table_of(s).to_string()))
-                .cloned()
-                .collect();
-        }
-    }
+    let (position, incremental) = resume_point(&cfg, &sql, &shapes).await?;
     let repl_cfg = replication_config(&cfg, &pg)?;
     let mut summary = Summary::default();
     let (mut repl, start) = match position {
@@ -173,59 +99,15 @@ pub async fn run_with_metrics(
             (repl, lsn)
         }
         None => {
-            catalog::forget_snapshots(&sql, &cfg.state_table, &cfg.slot).await?;
-            let mut repl = ReplicationClient::connect_gated(repl_cfg)
-                .await
-                .map_err(CdcError::Replication)?;
-            let rows = repl
-                .simple_query(&format!(
-                    "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
-                    quote_ident(&cfg.slot)
-                ))
-                .await
-                .map_err(CdcError::Replication)?;
-            let field = |i: usize| {
-                rows.first()
-                    .and_then(|r| r.get(i).cloned().flatten())
-                    .map(|b| String::from_utf8_lossy(&b).into_owned())
-                    .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT answered without a row".into()))
+            let setup = Setup {
+                cfg: &cfg,
+                sql: &sql,
+                db: &db,
+                metrics: &metrics,
+                shapes: &shapes,
             };
-            let consistent = pgoutput::Lsn::parse(&field(1)?)
-                .map(|l| l.0)
-                .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT gave no consistent point".into()))?;
-            let snapshot_name = field(2)?;
-            tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(consistent), "created slot; snapshotting");
-            // The snapshot is imported before the replication session moves
-            // on (starting it ends the export); from then on the import holds it.
-            let snap = catalog::connect(&cfg.database_url.0).await?;
-            // ACCESS SHARE, as Debezium takes: a table rewrite (ALTER
-            // TABLE … TYPE, TRUNCATE) is not MVCC-safe and would show the
-            // snapshot an empty table, so it waits until the snapshot ends.
-            let locks: Vec<String> = cfg.tables.iter().map(|t| t.quoted()).collect();
-            snap.batch_execute(&format!(
-                "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; \
-                 LOCK TABLE {} IN ACCESS SHARE MODE",
-                snapshot_name.replace('\'', "''"),
-                locks.join(", ")
-            ))
-            .await
-            .map_err(CdcError::Postgres)?;
-            repl.start().await.map_err(CdcError::Replication)?;
-            summary.snapshot_rows = snapshot(
-                &snap,
-                &mut emitter,
-                &shapes,
-                consistent,
-                &cfg.topic_prefix,
-                &db,
-                &metrics,
-            )
-            .await?;
-            snap.batch_execute("COMMIT").await.map_err(CdcError::Postgres)?;
-            // The snapshot counts as done only once Kafka has all of it.
-            emitter.producer.flush(FLUSH_TIMEOUT)?;
-            catalog::mark_snapshotted(&sql, &cfg.state_table, &cfg.slot, &cfg.tables, consistent).await?;
-            tracing::info!(rows = summary.snapshot_rows, "snapshot complete; streaming");
+            let (repl, consistent, rows) = create_slot_and_snapshot(&setup, repl_cfg, &mut emitter).await?;
+            summary.snapshot_rows = rows;
             (repl, consistent)
         }
     };
@@ -251,18 +133,179 @@ pub async fn run_with_metrics(
         tx_counts: Vec::new(),
     };
     let result = state.stream(&mut repl, &mut shutdown).await;
-    // Whatever happened, confirm what Kafka has (and only that).
-    let flushed = state.emitter.producer.flush(FLUSH_TIMEOUT);
-    state.advance(&repl);
-    if result.is_ok() && flushed.is_ok() {
-        state.wait_confirmed().await;
+    state.finish(repl, result).await
+}
+
+/// What the start-up steps share.
+struct Setup<'a> {
+    cfg: &'a CdcConfig,
+    sql: &'a Client,
+    db: &'a str,
+    metrics: &'a Metrics,
+    shapes: &'a [TableShape],
+}
+
+/// Every captured table's shape, checked for capture (primary key,
+/// replica identity, mapped types) before anything is created.
+async fn check_tables(cfg: &CdcConfig, sql: &Client) -> Result<Vec<TableShape>, CdcError> {
+    let mut shapes: Vec<TableShape> = Vec::new();
+    for t in &cfg.tables {
+        let shape = catalog::table_shape(sql, t).await?;
+        pg_avro::TableCodec::new(&cfg.topic_prefix, &shape.relation, &shape.primary_key, None)
+            .map_err(|e| CdcError::Mapping(e.to_string()))?;
+        shapes.push(shape);
     }
-    let _ = repl.shutdown().await;
-    result?;
-    flushed?;
-    state.summary.acknowledged = state.emitter.producer.deliveries().acked();
-    state.summary.confirmed_lsn = state.confirmed;
-    Ok(state.summary)
+    Ok(shapes)
+}
+
+/// The emitter, with every table's schemas registered and every topic
+/// created, checked for durability and measured for size limits.
+async fn build_emitter(cfg: &CdcConfig, shapes: &[TableShape], metrics: Arc<Metrics>) -> Result<Emitter, CdcError> {
+    let contracts = load_contracts(cfg)?;
+
+    let registry = RegistryClient::new(
+        &cfg.registry_url,
+        cfg.registry_auth.as_ref().map(changes::Secret::expose),
+    )
+    .map_err(CdcError::Registry)?;
+    let producer = kafka::Producer::tracked(&cfg.kafka, cfg.linger)?;
+    let mut emitter = Emitter::new(
+        EmitterConfig {
+            topic_prefix: cfg.topic_prefix.clone(),
+            dead_letter_topic: cfg.dead_letter_topic.clone(),
+            tombstones: cfg.tombstones,
+        },
+        producer,
+        registry,
+        contracts,
+        metrics,
+    );
+    let durability = vec![("min.insync.replicas".to_string(), cfg.min_insync_replicas.to_string())];
+    let mut topics = vec![kafka::TopicSpec {
+        name: cfg.dead_letter_topic.clone(),
+        partitions: cfg.partitions,
+        replication: cfg.replication,
+        config: durability.clone(),
+    }];
+    for shape in shapes {
+        emitter.register(&shape.relation, &shape.primary_key).await?;
+        topics.push(kafka::TopicSpec {
+            name: emitter.topic_for(&shape.relation),
+            partitions: cfg.partitions,
+            replication: cfg.replication,
+            config: durability.clone(),
+        });
+    }
+    if let Some(topic) = &cfg.transaction_topic {
+        emitter.enable_transactions(topic).await?;
+        // One partition: consumers read BEGIN/END in commit order.
+        topics.push(kafka::TopicSpec {
+            name: topic.clone(),
+            partitions: 1,
+            replication: cfg.replication,
+            config: durability.clone(),
+        });
+    }
+    kafka::ensure_topics(&cfg.kafka, &topics).await?;
+    let names: Vec<&str> = topics.iter().map(|t| t.name.as_str()).collect();
+    let settings = kafka::describe_topics(&cfg.kafka, &names).await?;
+    kafka::check_durability(&settings)?;
+    emitter.set_limits(&settings);
+    Ok(emitter)
+}
+
+/// The slot's confirmed position (`None`: a new slot and snapshot are
+/// needed), and the tables still to snapshot while streaming.
+async fn resume_point(
+    cfg: &CdcConfig,
+    sql: &Client,
+    shapes: &[TableShape],
+) -> Result<(Option<u64>, Vec<TableShape>), CdcError> {
+    let mut position = catalog::slot_position(sql, &cfg.slot).await?;
+    let mut incremental = Vec::new();
+    if position.is_some() {
+        let done = catalog::snapshotted(sql, &cfg.state_table, &cfg.slot).await?;
+        if done.is_empty() {
+            // The stage died during the initial snapshot: take it again from
+            // a new slot. Rows already sent are sent again (op r); the sink keeps one.
+            tracing::warn!(slot = %cfg.slot, "the initial snapshot never completed: starting over with a new slot");
+            catalog::drop_slot(sql, &cfg.slot).await?;
+            position = None;
+        } else {
+            // Tables added since (or whose incremental snapshot did not
+            // finish) are read in chunks while the stream runs.
+            incremental = shapes
+                .iter()
+                .filter(|s| !done.contains(&table_of(s).to_string()))
+                .cloned()
+                .collect();
+        }
+    }
+    Ok((position, incremental))
+}
+
+/// A new slot with an exported snapshot, every table read in it as op `r`
+/// events, and the snapshot recorded once Kafka has all of it. Returns the
+/// replication session, the slot's consistent point and the rows read.
+async fn create_slot_and_snapshot(
+    s: &Setup<'_>,
+    repl_cfg: ReplicationConfig,
+    emitter: &mut Emitter,
+) -> Result<(ReplicationClient, u64, u64), CdcError> {
+    catalog::forget_snapshots(s.sql, &s.cfg.state_table, &s.cfg.slot).await?;
+    let mut repl = ReplicationClient::connect_gated(repl_cfg)
+        .await
+        .map_err(CdcError::Replication)?;
+    let rows = repl
+        .simple_query(&format!(
+            "CREATE_REPLICATION_SLOT {} LOGICAL pgoutput (SNAPSHOT 'export')",
+            quote_ident(&s.cfg.slot)
+        ))
+        .await
+        .map_err(CdcError::Replication)?;
+    let field = |i: usize| {
+        rows.first()
+            .and_then(|r| r.get(i).cloned().flatten())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT answered without a row".into()))
+    };
+    let consistent = pgoutput::Lsn::parse(&field(1)?)
+        .map(|l| l.0)
+        .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT gave no consistent point".into()))?;
+    let snapshot_name = field(2)?;
+    tracing::info!(slot = %s.cfg.slot, lsn = %pgoutput::Lsn(consistent), "created slot; snapshotting");
+    // The snapshot is imported before the replication session moves
+    // on (starting it ends the export); from then on the import holds it.
+    let snap = catalog::connect(&s.cfg.database_url.0).await?;
+    // ACCESS SHARE, as Debezium takes: a table rewrite (ALTER
+    // TABLE … TYPE, TRUNCATE) is not MVCC-safe and would show the
+    // snapshot an empty table, so it waits until the snapshot ends.
+    let locks: Vec<String> = s.cfg.tables.iter().map(|t| t.quoted()).collect();
+    snap.batch_execute(&format!(
+        "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY; SET TRANSACTION SNAPSHOT '{}'; \
+         LOCK TABLE {} IN ACCESS SHARE MODE",
+        snapshot_name.replace('\'', "''"),
+        locks.join(", ")
+    ))
+    .await
+    .map_err(CdcError::Postgres)?;
+    repl.start().await.map_err(CdcError::Replication)?;
+    let rows = snapshot(
+        &snap,
+        &mut *emitter,
+        s.shapes,
+        consistent,
+        &s.cfg.topic_prefix,
+        s.db,
+        s.metrics,
+    )
+    .await?;
+    snap.batch_execute("COMMIT").await.map_err(CdcError::Postgres)?;
+    // The snapshot counts as done only once Kafka has all of it.
+    emitter.producer.flush(FLUSH_TIMEOUT)?;
+    catalog::mark_snapshotted(s.sql, &s.cfg.state_table, &s.cfg.slot, &s.cfg.tables, consistent).await?;
+    tracing::info!(rows, "snapshot complete; streaming");
+    Ok((repl, consistent, rows))
 }
 
 /// The replication connection's settings, from the database URL.
@@ -472,6 +515,22 @@ struct StreamState<'a> {
 }
 
 impl StreamState<'_> {
+    /// Whatever ended the stream, confirms what Kafka has (and only that),
+    /// then closes the session.
+    async fn finish(mut self, mut repl: ReplicationClient, result: Result<(), CdcError>) -> Result<Summary, CdcError> {
+        let flushed = self.emitter.producer.flush(FLUSH_TIMEOUT);
+        self.advance(&repl);
+        if result.is_ok() && flushed.is_ok() {
+            self.wait_confirmed().await;
+        }
+        let _ = repl.shutdown().await;
+        result?;
+        flushed?;
+        self.summary.acknowledged = self.emitter.producer.deliveries().acked();
+        self.summary.confirmed_lsn = self.confirmed;
+        Ok(self.summary)
+    }
+
     async fn stream(
         &mut self,
         repl: &mut ReplicationClient,
