@@ -107,6 +107,7 @@ impl ServerConfig {
         env: &changes::Env,
     ) -> Result<ServerConfig, RegistryError> {
         let cfg = |m: String| RegistryError::Config(m);
+        let env = &env.for_stage("REGISTRY");
         let raw: RawConfig = match file {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| cfg(format!("cannot read {}: {e}", p.display())))?;

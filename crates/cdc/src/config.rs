@@ -253,7 +253,7 @@ impl CdcConfig {
                     .map_err(|_| bad(format!("service.metrics_listen = {s:?} is not host:port")))?,
             ),
         };
-        let env = &defaults.env;
+        let env = &defaults.env.for_stage("CDC");
         let env_or = |name: &str, default: Option<String>| {
             env.var(name)
                 .or(default)

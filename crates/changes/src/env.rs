@@ -24,7 +24,34 @@ impl Env {
     pub fn var(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
     }
+
+    /// The environment as stage `stage` (`CDC`, `SINK`, `PRODUCER`,
+    /// `REGISTRY`) sees it: `CONTRAIL_<STAGE>_<NAME>` overrides `<NAME>`
+    /// for each of the [`SERVICE_VARS`], so stages in one environment (one
+    /// `contrail run`, one container) can reach different services.
+    pub fn for_stage(&self, stage: &str) -> Env {
+        let mut view = self.clone();
+        for name in SERVICE_VARS {
+            if let Some(v) = self.get(&format!("CONTRAIL_{stage}_{name}")) {
+                view.0.insert(name.to_string(), v.to_string());
+            }
+        }
+        view
+    }
 }
+
+/// The service settings every stage reads from the environment, and may
+/// have overridden per stage (see [`Env::for_stage`]).
+pub const SERVICE_VARS: [&str; 8] = [
+    "DATABASE_URL",
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "SCHEMA_REGISTRY_URL",
+    "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+    "SNOWFLAKE_URL",
+    "SNOWFLAKE_PASSWORD",
+    "SNOWFLAKE_PRIVATE_KEY",
+    "SNOWFLAKE_PRIVATE_KEY_PATH",
+];
 
 impl fmt::Debug for Env {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -35,6 +62,24 @@ impl fmt::Debug for Env {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stage_override_wins_for_that_stage_only() {
+        let env = Env::from_vars(
+            [
+                ("KAFKA_BOOTSTRAP_SERVERS", "shared:9092"),
+                ("CONTRAIL_SINK_KAFKA_BOOTSTRAP_SERVERS", "sink-only:9092"),
+                ("CONTRAIL_CDC_NOT_A_SERVICE", "x"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        assert_eq!(
+            env.for_stage("SINK").get("KAFKA_BOOTSTRAP_SERVERS"),
+            Some("sink-only:9092")
+        );
+        assert_eq!(env.for_stage("CDC").get("KAFKA_BOOTSTRAP_SERVERS"), Some("shared:9092"));
+        assert_eq!(env.for_stage("CDC").get("NOT_A_SERVICE"), None);
+    }
 
     #[test]
     fn values_are_read_but_never_printed() {

@@ -26,7 +26,7 @@ mod topic;
 pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use delivery::{Confirmations, InFlight};
-pub use env::Env;
+pub use env::{Env, SERVICE_VARS};
 pub use lsn::Lsn;
 pub use secret::Secret;
 pub use topic::{check_topic_name, MAX_TOPIC_NAME};

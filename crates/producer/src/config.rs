@@ -137,6 +137,10 @@ impl ProducerConfig {
         overrides: &Overrides,
         defaults: ServiceDefaults,
     ) -> Result<ProducerConfig, ConfigError> {
+        let defaults = ServiceDefaults {
+            env: defaults.env.for_stage("PRODUCER"),
+            ..defaults
+        };
         let raw: RawConfig = match file {
             None => RawConfig::default(),
             Some(p) => {

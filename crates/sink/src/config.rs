@@ -146,7 +146,7 @@ impl SinkConfig {
                 )));
             }
         }
-        let env = &defaults.env;
+        let env = &defaults.env.for_stage("SINK");
         let env_or = |name: &str, default: Option<String>| {
             env.var(name)
                 .or(default)
@@ -320,6 +320,28 @@ mod tests {
         let auth = c.registry_auth.as_ref().map(changes::Secret::expose);
         assert_eq!(auth, Some("reg:hunter2"), "the registry's credentials are read");
         changes::testing::assert_no_secret(&c);
+    }
+
+    #[test]
+    fn a_sink_override_beats_the_shared_variable() {
+        let env = changes::Env::from_vars(
+            [
+                ("SCHEMA_REGISTRY_URL", "http://shared:8081"),
+                ("CONTRAIL_SINK_SCHEMA_REGISTRY_URL", "http://sink:8081"),
+                ("CONTRAIL_CDC_KAFKA_BOOTSTRAP_SERVERS", "cdc:9092"),
+            ]
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+        );
+        let c = SinkConfig::parse(
+            "[source]\ntopics = [\"p.public.t\"]\n",
+            ServiceDefaults { env, ..defaults() },
+        )
+        .unwrap();
+        assert_eq!(c.registry_url, "http://sink:8081");
+        assert_eq!(
+            c.kafka.bootstrap_servers, "127.0.0.1:2",
+            "another stage's override does not apply"
+        );
     }
 
     #[test]
