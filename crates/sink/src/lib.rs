@@ -567,9 +567,9 @@ impl Writer<'_> {
     async fn execute_loads(&self, b: Built) -> Result<(u64, u64), SinkError> {
         let (mut changes, mut rejected) = (0, 0);
         let mut todo: Vec<Load> = b.loads.into_iter().rev().collect();
-        while let Some(load) = todo.pop() {
+        while let Some(mut load) = todo.pop() {
             self.lease.check()?;
-            match self.run_load(&load).await {
+            match self.run_load(&mut load).await {
                 Ok(()) => changes += self.loaded(load),
                 Err(SinkError::Snowflake(e)) if e.is_data() => {
                     let reason = e.reason();
@@ -599,11 +599,15 @@ impl Writer<'_> {
         Ok((changes, rejected))
     }
 
-    /// One load's three statements.
-    async fn run_load(&self, load: &Load) -> Result<(), SinkError> {
-        let [stage, merge_current, insert_changelog] = &*load.statements;
+    /// One load's three statements. Its staged JSON is handed to the
+    /// first (a split stages its halves anew, from the records).
+    async fn run_load(&self, load: &mut Load) -> Result<(), SinkError> {
+        let statements = load.statements.clone();
+        let [stage, merge_current, insert_changelog] = &*statements;
         let t0 = Instant::now();
-        self.sf.query(stage, &[Bind::Text(load.staged.clone())]).await?;
+        self.sf
+            .query(stage, &[Bind::Text(std::mem::take(&mut load.staged))])
+            .await?;
         let t1 = Instant::now();
         // The current state first: a change is visible one statement
         // sooner. A crash before the changelog insert replays the batch
