@@ -503,32 +503,42 @@ async fn tables_that_cannot_be_captured_faithfully_stop_the_stage_at_start() {
     db.drop_slot().await;
 }
 
-/// A topic whose settings would lose acknowledged records stops the stage
-/// before it writes anything (issue 16, path 8).
-#[tokio::test]
-async fn a_topic_with_unclean_leader_election_is_refused() {
-    let db = TestDb::create("cdc_unclean").await;
+/// A database with table `t (columns)`, and its topic created before the
+/// stage starts, with one topic setting, as an operator would have made it.
+async fn table_with_topic(base: &str, columns: &str, setting: (&str, &str)) -> (TestDb, String) {
+    let db = TestDb::create(base).await;
     db.client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY); ALTER TABLE t REPLICA IDENTITY FULL;")
+        .batch_execute(&format!(
+            "CREATE TABLE t ({columns}); ALTER TABLE t REPLICA IDENTITY FULL;"
+        ))
         .await
         .unwrap();
     let topic = format!("{}.public.t", db.name);
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: stack_env("KAFKA_BOOTSTRAP_SERVERS"),
-        client_id: "cdc-unclean-test".into(),
+        client_id: format!("{base}-test"),
         extra: Default::default(),
     };
-    kafka::ensure_topics(
-        &kafka,
-        &[kafka::TopicSpec {
-            name: topic.clone(),
-            partitions: 2,
-            replication: 1,
-            config: vec![("unclean.leader.election.enable".into(), "true".into())],
-        }],
+    let spec = kafka::TopicSpec {
+        name: topic.clone(),
+        partitions: 2,
+        replication: 1,
+        config: vec![(setting.0.into(), setting.1.into())],
+    };
+    kafka::ensure_topics(&kafka, &[spec]).await.unwrap();
+    (db, topic)
+}
+
+/// A topic whose settings would lose acknowledged records stops the stage
+/// before it writes anything (issue 16, path 8).
+#[tokio::test]
+async fn a_topic_with_unclean_leader_election_is_refused() {
+    let (db, topic) = table_with_topic(
+        "cdc_unclean",
+        "id int PRIMARY KEY",
+        ("unclean.leader.election.enable", "true"),
     )
-    .await
-    .unwrap();
+    .await;
     let (ok, log) = Stage::start(&db, &config(&db, &["public.t"], "")).wait_exit();
     assert!(!ok, "{log}");
     assert!(log.contains(&format!("topic {topic} is not safe to write to")), "{log}");
@@ -541,28 +551,12 @@ async fn a_topic_with_unclean_leader_election_is_refused() {
 /// rows after it, in the same transaction and later, flow on.
 #[tokio::test]
 async fn a_row_too_large_for_its_topic_is_dead_lettered_small_and_the_slot_moves_on() {
-    let db = TestDb::create("cdc_oversized").await;
-    db.client
-        .batch_execute("CREATE TABLE t (id int PRIMARY KEY, body text); ALTER TABLE t REPLICA IDENTITY FULL;")
-        .await
-        .unwrap();
-    let topic = format!("{}.public.t", db.name);
-    let kafka = kafka::KafkaConfig {
-        bootstrap_servers: stack_env("KAFKA_BOOTSTRAP_SERVERS"),
-        client_id: "cdc-oversized-test".into(),
-        extra: Default::default(),
-    };
-    kafka::ensure_topics(
-        &kafka,
-        &[kafka::TopicSpec {
-            name: topic.clone(),
-            partitions: 2,
-            replication: 1,
-            config: vec![("max.message.bytes".into(), "20000".into())],
-        }],
+    let (db, topic) = table_with_topic(
+        "cdc_oversized",
+        "id int PRIMARY KEY, body text",
+        ("max.message.bytes", "20000"),
     )
-    .await
-    .unwrap();
+    .await;
     let mut stage = Stage::start(&db, &config(&db, &["public.t"], ""));
     db.wait_captured(&mut stage).await;
     db.client

@@ -9,32 +9,7 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
-
-fn sink_config(db: &TestDb) -> String {
-    format!(
-        "[source]\ntopics = [\"{n}.public.t\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
-         [snowflake]\ndatabase = \"{N}\"\nschema = \"CDC\"\ncreate_schema = true\n\n[batch]\nmax_rows = 500\nmax_ms = 300\n\n\
-         [service]\nmetrics_listen = \"\"\n",
-        n = db.name,
-        N = db.name.to_uppercase()
-    )
-}
-
-async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut Stage) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while stored_offsets_sum(sf, database, "CDC").await != Some(n) {
-        sink.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "positions never reached {n}:\n{}",
-            sink.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
 
 async fn count(sf: &snowflake::Client, sql: &str) -> String {
     sf.query(sql, &[])
@@ -55,7 +30,7 @@ async fn a_record_the_warehouse_rejects_is_dead_lettered_and_the_rest_of_its_bat
     let database = db.name.to_uppercase();
     db.client.batch_execute("UPDATE t SET name = id::text").await.unwrap();
     db.wait_captured(&mut cdc).await;
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 80, &mut sink).await;
     let (ok, log) = sink.stop();
     assert!(ok, "{log}");
@@ -78,7 +53,7 @@ async fn a_record_the_warehouse_rejects_is_dead_lettered_and_the_rest_of_its_bat
         .await
         .unwrap();
     db.wait_captured(&mut cdc).await;
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 120, &mut sink).await;
     let log = sink.log();
     assert!(log.contains("loading it in halves"), "{log}");
@@ -128,10 +103,10 @@ async fn a_record_the_warehouse_rejects_is_dead_lettered_and_the_rest_of_its_bat
 async fn a_second_sink_for_the_same_topic_refuses_to_start() {
     let (db, mut cdc, sf) = TestDb::small_table_captured("sink_two").await;
     let database = db.name.to_uppercase();
-    let mut first = Stage::command(&db, "sink", &sink_config(&db));
+    let mut first = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 40, &mut first).await;
 
-    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
+    let (ok, log) = Stage::command(&db, "sink", &small_table_sink_config(&db)).wait_exit();
     assert!(!ok, "the second sink must not run:\n{log}");
     assert!(
         log.contains(&format!("another sink is loading topic {}.public.t", db.name)),
@@ -144,7 +119,7 @@ async fn a_second_sink_for_the_same_topic_refuses_to_start() {
     first.assert_running();
     // Nor may its positions be reset under it: it would store its own over them.
     let file = std::env::temp_dir().join(format!("contrail-two-{}.toml", db.name));
-    std::fs::write(&file, sink_config(&db)).unwrap();
+    std::fs::write(&file, small_table_sink_config(&db)).unwrap();
     let reset = std::process::Command::new(env!("CARGO_BIN_EXE_contrail"))
         .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
         .args([
@@ -171,7 +146,7 @@ async fn a_second_sink_for_the_same_topic_refuses_to_start() {
         .await
         .unwrap();
     db.wait_captured(&mut cdc).await;
-    let mut second = Stage::command(&db, "sink", &sink_config(&db));
+    let mut second = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 50, &mut second).await;
 
     // Killed, it is taken over once its lease stops moving.
@@ -181,7 +156,7 @@ async fn a_second_sink_for_the_same_topic_refuses_to_start() {
         .await
         .unwrap();
     db.wait_captured(&mut cdc).await;
-    let mut third = Stage::command(&db, "sink", &sink_config(&db));
+    let mut third = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 60, &mut third).await;
     assert!(
         third.log().contains("stopped renewing its lease: taking over"),

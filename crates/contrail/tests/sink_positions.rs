@@ -13,7 +13,6 @@
 mod common;
 
 use std::process::Command;
-use std::time::{Duration, Instant};
 
 use common::*;
 
@@ -63,33 +62,9 @@ elif op == "garbage":
     )
 }
 
-fn sink_config(db: &TestDb) -> String {
-    format!(
-        "[source]\ntopics = [\"{n}.public.t\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
-         [snowflake]\ndatabase = \"{N}\"\nschema = \"CDC\"\ncreate_schema = true\n\n[batch]\nmax_rows = 500\nmax_ms = 100\n\n\
-         [service]\nmetrics_listen = \"\"\n",
-        n = db.name,
-        N = db.name.to_uppercase()
-    )
-}
-
-/// Waits until the stored positions sum to `n` records.
-async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut Stage) {
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while stored_offsets_sum(sf, database, "CDC").await != Some(n) {
-        sink.assert_running();
-        assert!(
-            Instant::now() < deadline,
-            "positions never reached {n}:\n{}",
-            sink.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn reset(db: &TestDb, topic: &str, to: &[&str]) -> String {
     let file = std::env::temp_dir().join(format!("contrail-reset-{}.toml", db.name));
-    std::fs::write(&file, sink_config(db)).unwrap();
+    std::fs::write(&file, small_table_sink_config(db)).unwrap();
     run_ok(
         Command::new(env!("CARGO_BIN_EXE_contrail"))
             .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
@@ -108,7 +83,7 @@ async fn setup(base: &str) -> (TestDb, Stage, snowflake::Client, String, String)
 #[tokio::test]
 async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
     let (db, cdc, sf, database, topic) = setup("sink_recreated").await;
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 40, &mut sink).await;
     let (ok, log) = sink.stop();
     assert!(ok, "{log}");
@@ -125,7 +100,7 @@ async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
     let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
     db.wait_captured(&mut cdc).await;
 
-    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
+    let (ok, log) = Stage::command(&db, "sink", &small_table_sink_config(&db)).wait_exit();
     assert!(!ok, "the sink must stop:\n{log}");
     for part in [
         format!("topic {topic} partition"),
@@ -143,7 +118,7 @@ async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
     let printed = reset(&db, &topic, &["--to", "earliest"]);
     assert!(printed.contains("partition 0: moved the sink's position"), "{printed}");
     assert!(printed.contains("→ 0 (the log holds 0 to"), "{printed}");
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 5, &mut sink).await;
     let view = sf
         .query(&format!("SELECT COUNT(*) AS N FROM {database}.CDC.T"), &[])
@@ -158,7 +133,7 @@ async fn a_recreated_topic_stops_the_sink_until_its_positions_are_reset() {
 #[tokio::test]
 async fn records_deleted_below_a_stored_position_stop_the_sink() {
     let (db, mut cdc, sf, database, topic) = setup("sink_retention").await;
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 40, &mut sink).await;
     let (ok, log) = sink.stop();
     assert!(ok, "{log}");
@@ -171,7 +146,7 @@ async fn records_deleted_below_a_stored_position_stop_the_sink() {
     db.wait_captured(&mut cdc).await;
     kafka(&["truncate", &topic]);
 
-    let (ok, log) = Stage::command(&db, "sink", &sink_config(&db)).wait_exit();
+    let (ok, log) = Stage::command(&db, "sink", &small_table_sink_config(&db)).wait_exit();
     assert!(!ok, "the sink must stop:\n{log}");
     assert!(log.contains("before the start of the log"), "{log}");
     assert!(log.contains("retention deleted records"), "{log}");
@@ -193,7 +168,7 @@ async fn records_deleted_below_a_stored_position_stop_the_sink() {
 #[tokio::test]
 async fn a_partition_added_while_the_sink_runs_is_read_without_a_restart() {
     let (db, cdc, sf, database, topic) = setup("sink_partitions").await;
-    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    let mut sink = Stage::command(&db, "sink", &small_table_sink_config(&db));
     wait_stored(&sf, &database, 40, &mut sink).await;
     kafka(&["partitions", &topic, "3"]);
     kafka(&["garbage", &topic, "2"]);

@@ -290,6 +290,33 @@ pub(crate) async fn stored_offsets_sum(sf: &snowflake::Client, database: &str, s
     .ok()
 }
 
+/// `contrail sink` for the topic of [`TestDb::small_table_captured`],
+/// into the test database's `CDC` schema, in small batches.
+pub(crate) fn small_table_sink_config(db: &TestDb) -> String {
+    format!(
+        "[source]\ntopics = [\"{n}.public.t\"]\ngroup_id = \"{n}\"\ndead_letter_topic = \"{n}.sink.dlq\"\n\n\
+         [snowflake]\ndatabase = \"{N}\"\nschema = \"CDC\"\ncreate_schema = true\n\n[batch]\nmax_rows = 500\nmax_ms = 100\n\n\
+         [service]\nmetrics_listen = \"\"\n",
+        n = db.name,
+        N = db.name.to_uppercase()
+    )
+}
+
+/// Waits until the sink's stored positions in `database`.`CDC` sum to `n`
+/// records, with the sink still running.
+pub(crate) async fn wait_stored(sf: &snowflake::Client, database: &str, n: i64, sink: &mut Stage) {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while stored_offsets_sum(sf, database, "CDC").await != Some(n) {
+        sink.assert_running();
+        assert!(
+            Instant::now() < deadline,
+            "positions never reached {n}:\n{}",
+            sink.log()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// A session on the local stack's Snowflake, in `database`.`schema`.
 pub(crate) async fn warehouse(database: &str, schema: &str) -> snowflake::Client {
     let url = reqwest::Url::parse(&stack_env("SNOWFLAKE_URL")).unwrap();
