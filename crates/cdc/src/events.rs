@@ -524,10 +524,7 @@ impl Emitter {
     /// Counts one dead-lettered row, and each rule it broke.
     fn count_dead_letter<'r>(&self, rules: impl Iterator<Item = &'r str>) {
         for rule in rules {
-            self.metrics
-                .dead_lettered
-                .get_or_create(&RuleLabels { rule: rule.to_string() })
-                .inc();
+            self.metrics.dead_lettered.inc(&RuleLabels { rule: rule.to_string() });
         }
         self.metrics.dead_lettered_rows.inc();
     }

@@ -1,6 +1,14 @@
-//! The CDC stage's Prometheus metrics; every name is here.
+//! The CDC stage's Prometheus metrics (every name is here), their typed
+//! [`Snapshot`], and the [`Progress`] the stage publishes for callers in
+//! the same process (`contrail run` waits on it instead of polling the
+//! slot).
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicU64;
+
+use changes::Lsn;
+use metrics_server::{Buckets, Tally, Timings};
+use tokio::sync::watch;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -37,7 +45,7 @@ pub struct EventLabels {
     pub op: &'static str,
 }
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct RuleLabels {
     /// A rule name from the schema, `decode` for a value that has no Avro
     /// form, or `size` for an event larger than its topic takes.
@@ -48,7 +56,7 @@ pub struct RuleLabels {
 pub struct Metrics {
     registry: Registry,
     pub events: Family<EventLabels, Counter>,
-    pub dead_lettered: Family<RuleLabels, Counter>,
+    pub dead_lettered: Tally<RuleLabels>,
     pub dead_lettered_rows: Counter,
     pub dead_letters_already_sent: Counter,
     pub oversized: Counter,
@@ -59,7 +67,32 @@ pub struct Metrics {
     pub slot_lag_bytes: Gauge<u64, AtomicU64>,
     pub slot_lag_seconds: Gauge<f64, AtomicU64>,
     pub snapshot_rows: Counter,
-    pub commit_to_ack: Histogram,
+    pub commit_to_ack: Timings,
+    /// What the stage has made durable, for followers in this process;
+    /// it survives the stage's restarts, as the counters do.
+    pub progress: watch::Sender<Progress>,
+}
+
+/// How far the stage has got.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Everything committed before this position is in Kafka (the slot is
+    /// told so at its next status update).
+    pub confirmed: Lsn,
+    /// Tables (`schema.name`) whose snapshot is done: their changes stream.
+    pub snapshotted: BTreeSet<String>,
+}
+
+/// The counts a caller reads in process, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    /// Change events of one table by op code (`c`, `u`, `d`, `r`).
+    pub events: BTreeMap<&'static str, u64>,
+    /// Rows dead-lettered (each once), and by broken rule.
+    pub dead_lettered_rows: u64,
+    pub dead_lettered: BTreeMap<String, u64>,
+    pub slot_lag_bytes: u64,
+    pub commit_to_ack: Buckets,
 }
 
 impl Metrics {
@@ -67,7 +100,7 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             events: Family::default(),
-            dead_lettered: Family::default(),
+            dead_lettered: Tally::default(),
             dead_lettered_rows: Counter::default(),
             dead_letters_already_sent: Counter::default(),
             oversized: Counter::default(),
@@ -78,7 +111,8 @@ impl Metrics {
             slot_lag_bytes: Gauge::default(),
             slot_lag_seconds: Gauge::default(),
             snapshot_rows: Counter::default(),
-            commit_to_ack: Histogram::new(LATENCY_BUCKETS),
+            commit_to_ack: Timings::new(LATENCY_BUCKETS),
+            progress: watch::Sender::new(Progress::default()),
             registry: Registry::default(),
         };
         registry.register(EVENTS, "Change events produced, by table and op", m.events.clone());
@@ -135,6 +169,43 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         metrics_server::render(&self.registry)
+    }
+
+    /// The counts now; `events` are those of `table` (`schema.name`).
+    pub fn snapshot(&self, table: &str) -> Snapshot {
+        let events = ["c", "u", "d", "r"]
+            .into_iter()
+            .map(|op| {
+                let labels = EventLabels {
+                    table: table.to_string(),
+                    op,
+                };
+                (op, self.events.get(&labels).map_or(0, |c| c.get()))
+            })
+            .collect();
+        Snapshot {
+            events,
+            dead_lettered_rows: self.dead_lettered_rows.get(),
+            dead_lettered: self
+                .dead_lettered
+                .snapshot()
+                .into_iter()
+                .map(|(l, n)| (l.rule, n))
+                .collect(),
+            slot_lag_bytes: self.slot_lag_bytes.get(),
+            commit_to_ack: self.commit_to_ack.snapshot(),
+        }
+    }
+
+    /// Publishes a new confirmed position.
+    pub(crate) fn confirmed(&self, lsn: u64) {
+        self.confirmed_lsn.set(lsn);
+        self.progress.send_modify(|p| p.confirmed = Lsn(lsn));
+    }
+
+    /// Publishes tables whose snapshot is done.
+    pub(crate) fn snapshotted(&self, tables: impl IntoIterator<Item = String>) {
+        self.progress.send_modify(|p| p.snapshotted.extend(tables));
     }
 }
 

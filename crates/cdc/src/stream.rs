@@ -66,7 +66,7 @@ pub async fn run_with_metrics(
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, CdcError> {
     // When the replication loop last went round (0: not streaming yet).
-    let alive = Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let alive = Arc::new(changes::Heartbeat::default());
     // Served while this run lasts.
     let _metrics_server = match cfg.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
@@ -86,13 +86,14 @@ pub async fn run_with_metrics(
     catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 
-    let (position, incremental) = resume_point(&cfg, &sql, &shapes).await?;
+    let (position, incremental) = resume_point(&cfg, &sql, &shapes, &metrics).await?;
     let repl_cfg = replication_config(&cfg, &pg)?;
     let mut summary = Summary::default();
     let (mut repl, start) = match position {
         Some(lsn) => {
             tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(lsn), "resuming from the slot's confirmed position");
             emitter.remember_sent_dead_letters(dead_letters_since(&cfg, lsn).await?);
+            metrics.confirmed(lsn);
             let repl = ReplicationClient::connect(repl_cfg.with_start_lsn(Lsn(lsn)).with_ack_lsn(Lsn(lsn)))
                 .await
                 .map_err(CdcError::Replication)?;
@@ -220,6 +221,7 @@ async fn resume_point(
     cfg: &CdcConfig,
     sql: &Client,
     shapes: &[TableShape],
+    metrics: &Metrics,
 ) -> Result<(Option<u64>, Vec<TableShape>), CdcError> {
     let mut position = catalog::slot_position(sql, &cfg.slot).await?;
     let mut incremental = Vec::new();
@@ -239,6 +241,7 @@ async fn resume_point(
                 .filter(|s| !done.contains(&table_of(s).to_string()))
                 .cloned()
                 .collect();
+            metrics.snapshotted(done);
         }
     }
     Ok((position, incremental))
@@ -304,6 +307,8 @@ async fn create_slot_and_snapshot(
     // The snapshot counts as done only once Kafka has all of it.
     emitter.producer.flush(FLUSH_TIMEOUT)?;
     catalog::mark_snapshotted(s.sql, &s.cfg.state_table, &s.cfg.slot, &s.cfg.tables, consistent).await?;
+    s.metrics.snapshotted(s.cfg.tables.iter().map(ToString::to_string));
+    s.metrics.confirmed(consistent);
     tracing::info!(rows, "snapshot complete; streaming");
     Ok((repl, consistent, rows))
 }
@@ -500,7 +505,7 @@ struct StreamState<'a> {
     sql: &'a Client,
     db: &'a str,
     metrics: &'a Metrics,
-    alive: &'a std::sync::atomic::AtomicI64,
+    alive: &'a changes::Heartbeat,
     emitter: Emitter,
     tx: Option<Tx>,
     /// Committed transactions waiting for Kafka, each with its last record.
@@ -578,7 +583,7 @@ impl StreamState<'_> {
                 self.incremental.read_chunk(self.sql).await?;
             }
             self.advance(repl);
-            self.alive.store(now_ms(), std::sync::atomic::Ordering::Relaxed);
+            self.alive.beat();
             if self.emitter.producer.deliveries().failed() > 0 {
                 // Surface the delivery error; nothing after it is confirmed.
                 self.emitter.producer.flush(FLUSH_TIMEOUT)?;
@@ -767,7 +772,7 @@ impl StreamState<'_> {
         if let Some(c) = durable.last() {
             self.confirmed = c.end_lsn;
             repl.update_applied_lsn(Lsn(c.end_lsn));
-            self.metrics.confirmed_lsn.set(c.end_lsn);
+            self.metrics.confirmed(c.end_lsn);
         }
         self.metrics.kafka_acked.set(self.emitter.producer.deliveries().acked());
         let lag = self
@@ -807,6 +812,7 @@ impl StreamState<'_> {
                 self.confirmed,
             )
             .await?;
+            self.metrics.snapshotted([table.to_string()]);
             tracing::info!(%table, "incremental snapshot complete");
         }
         Ok(())
@@ -857,16 +863,9 @@ impl StreamState<'_> {
 async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<Metrics>,
-    alive: Arc<std::sync::atomic::AtomicI64>,
+    alive: Arc<changes::Heartbeat>,
 ) -> Result<metrics_server::Server, CdcError> {
-    let health = move || {
-        let last = alive.load(std::sync::atomic::Ordering::Relaxed);
-        match (last, now_ms() - last) {
-            (0, _) => Err("starting (checks, snapshot)".to_string()),
-            (_, age) if age > 10_000 => Err(format!("the replication loop is stuck for {age} ms")),
-            _ => Ok(()),
-        }
-    };
+    let health = move || alive.check(Duration::from_secs(10), "starting (checks, snapshot)");
     metrics_server::serve(addr, move || metrics.render(), health)
         .await
         .map_err(|source| CdcError::Metrics { addr, source })

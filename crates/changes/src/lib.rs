@@ -12,6 +12,10 @@
 //! - [`sqlstate_is_transient`]: PostgreSQL's error codes, classed once.
 //! - [`Env`]: the environment as a value, for configuration parsing.
 //! - [`check_topic_name`]: Kafka's rules for topic names, for every stage.
+//! - [`supervise`], [`Heartbeat`], [`error_chain`]: the one supervisor
+//!   (restart with backoff on transient errors, health, how errors are
+//!   logged). It is the one part that needs tokio's timer besides its sync
+//!   primitives.
 
 mod class;
 mod dead_letter;
@@ -19,6 +23,7 @@ mod delivery;
 mod env;
 mod lsn;
 mod secret;
+mod supervise;
 #[cfg(any(test, feature = "test-utils"))]
 pub mod testing;
 mod topic;
@@ -29,4 +34,5 @@ pub use delivery::{Confirmations, InFlight};
 pub use env::{Env, SERVICE_VARS};
 pub use lsn::Lsn;
 pub use secret::Secret;
+pub use supervise::{error_chain, supervise, Heartbeat, FIRST_BACKOFF, MAX_BACKOFF};
 pub use topic::{check_topic_name, MAX_TOPIC_NAME};

@@ -113,7 +113,7 @@ where
         shutdown_signal().await;
         let _ = tx.send(true);
     });
-    pipeline::supervise("stage", run, transient, rx).await
+    changes::supervise("stage", run, transient, rx).await
 }
 
 /// The process environment, read once here: the library crates parse

@@ -105,7 +105,7 @@ fn run_and_report(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
         }
         result
     });
-    let report = report.map_err(|e| anyhow::anyhow!(pipeline::error_chain(&e)))?;
+    let report = report.map_err(|e| anyhow::anyhow!(changes::error_chain(&e)))?;
     print!("{report}");
     if let Some(path) = &args.report {
         let json = serde_json::to_string_pretty(&report)?;

@@ -5,8 +5,12 @@
 //! a misconfigured port stops the stage at start) and serves until the
 //! returned [`Server`] is dropped.
 
+pub mod typed;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
+
+pub use typed::{Buckets, Tally, Timings};
 
 /// A Prometheus registry in the text exposition format.
 pub fn render(registry: &prometheus_client::registry::Registry) -> String {

@@ -88,6 +88,15 @@ impl Metrics {
     pub fn render(&self) -> String {
         metrics_server::render(&self.registry)
     }
+
+    /// Changes written to the target, every op: for a caller in this
+    /// process.
+    pub fn changes_written(&self) -> u64 {
+        ["insert", "update", "delete"]
+            .into_iter()
+            .map(|op| self.changes.get(&OpLabels { op }).map_or(0, |c| c.get()))
+            .sum()
+    }
 }
 
 impl Default for Metrics {

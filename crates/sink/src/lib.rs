@@ -46,7 +46,6 @@ pub mod tables;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -162,7 +161,7 @@ pub async fn run_with_metrics(
     metrics: Arc<metrics::Metrics>,
     mut shutdown: watch::Receiver<bool>,
 ) -> Result<Summary, SinkError> {
-    let alive = Arc::new(AtomicI64::new(0));
+    let alive = Arc::new(changes::Heartbeat::default());
     let _server = match cfg.metrics_listen {
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
         None => None,
@@ -211,7 +210,7 @@ async fn run_leased(
     sf: &Client,
     lease: &lease::Lease,
     metrics: &metrics::Metrics,
-    alive: &AtomicI64,
+    alive: &changes::Heartbeat,
     shutdown: &mut watch::Receiver<bool>,
 ) -> Result<Summary, SinkError> {
     let qualifier = cfg.qualifier();
@@ -225,6 +224,7 @@ async fn run_leased(
     let producer = kafka::Producer::new(&cfg.kafka, Duration::from_millis(5))?;
     let resumed = positions::resume(sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
     consumer.assign(&resumed)?;
+    metrics.stored(resumed.iter().cloned());
     let mut assigned: HashSet<(String, i32)> = resumed.into_iter().map(|(t, p, _)| (t, p)).collect();
     let mut checked = Instant::now();
 
@@ -269,7 +269,7 @@ async fn run_leased(
         stored_at: Instant::now(),
     };
     loop {
-        alive.store(unix_micros() / 1000, Ordering::Relaxed);
+        alive.beat();
         if checked.elapsed() >= positions::CHECK_EVERY {
             positions::recheck(sf, &consumer, &cfg.topics, &offsets, &mut assigned).await?;
             checked = Instant::now();
@@ -633,8 +633,7 @@ impl Writer<'_> {
     fn loaded(&self, load: Load) -> u64 {
         self.metrics
             .changes
-            .get_or_create(&metrics::TopicLabels { topic: load.topic })
-            .inc_by(load.changes);
+            .inc_by(&metrics::TopicLabels { topic: load.topic }, load.changes);
         if let Some(ts) = load.newest_commit_us {
             self.metrics
                 .commit_to_visible
@@ -669,6 +668,7 @@ impl Writer<'_> {
             )
             .await?;
         unstored.stored_at = Instant::now();
+        self.metrics.stored(committed.iter().cloned());
         if let Err(e) = self.consumer.commit(&committed) {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
             tracing::debug!(error = %e, "committing group offsets failed");
@@ -705,18 +705,14 @@ fn iso_micros(s: &str) -> Option<i64> {
 async fn serve_metrics(
     addr: std::net::SocketAddr,
     metrics: Arc<metrics::Metrics>,
-    alive: Arc<AtomicI64>,
+    alive: Arc<changes::Heartbeat>,
 ) -> Result<metrics_server::Server, SinkError> {
     let registry_up = metrics.registry_up.clone();
     let health = move || {
-        let age = unix_micros() / 1000 - alive.load(Ordering::Relaxed);
         if registry_up.get() == 0 {
-            Err("the schema registry is unavailable: records wait for it".to_string())
-        } else if age < 60_000 {
-            Ok(())
-        } else {
-            Err(format!("no batch loop for {age} ms"))
+            return Err("the schema registry is unavailable: records wait for it".to_string());
         }
+        alive.check(Duration::from_secs(60), "starting (leases, positions)")
     };
     metrics_server::serve(addr, move || metrics.render(), health)
         .await

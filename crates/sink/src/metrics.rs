@@ -1,8 +1,15 @@
-//! The sink's Prometheus metrics; every name is here.
+//! The sink's Prometheus metrics (every name is here), their typed
+//! [`Snapshot`], and the [`Progress`] the sink publishes for callers in the
+//! same process (`contrail run` waits on it instead of polling the
+//! positions table).
+
+use std::collections::BTreeMap;
+
+use metrics_server::{Buckets, Tally, Timings};
+use tokio::sync::watch;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
@@ -17,7 +24,7 @@ pub const KAFKA_LAG: &str = "contrail_sink_kafka_lag_records";
 pub const REGISTRY_UNAVAILABLE: &str = "contrail_sink_registry_unavailable";
 pub const REGISTRY_UP: &str = "contrail_sink_registry_up";
 
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, PartialOrd, Ord, EncodeLabelSet)]
 pub struct TopicLabels {
     pub topic: String,
 }
@@ -26,14 +33,36 @@ pub struct TopicLabels {
 pub struct Metrics {
     registry: Registry,
     pub records: Counter,
-    pub changes: Family<TopicLabels, Counter>,
+    pub changes: Tally<TopicLabels>,
     pub dead_lettered: Counter,
     pub warehouse_rejected: Counter,
     pub batch_seconds: Histogram,
-    pub commit_to_visible: Histogram,
+    pub commit_to_visible: Timings,
     pub kafka_lag: Gauge,
     pub registry_unavailable: Counter,
     pub registry_up: Gauge,
+    /// What the sink has made durable, for followers in this process; it
+    /// survives the sink's restarts, as the counters do.
+    pub progress: watch::Sender<Progress>,
+}
+
+/// How far the sink has got.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Progress {
+    /// Next offset per (topic, partition) stored in the warehouse: every
+    /// record before it is loaded (or dead-lettered).
+    pub stored: BTreeMap<(String, i32), i64>,
+}
+
+/// The counts a caller reads in process, typed.
+#[derive(Debug, Clone, Default)]
+pub struct Snapshot {
+    pub records: u64,
+    /// Changes loaded, every topic.
+    pub changes: u64,
+    pub dead_lettered: u64,
+    pub kafka_lag: u64,
+    pub commit_to_visible: Buckets,
 }
 
 impl Metrics {
@@ -41,14 +70,15 @@ impl Metrics {
         let mut registry = Registry::default();
         let m = Metrics {
             records: Counter::default(),
-            changes: Family::default(),
+            changes: Tally::default(),
             dead_lettered: Counter::default(),
             warehouse_rejected: Counter::default(),
             batch_seconds: Histogram::new([0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0]),
-            commit_to_visible: Histogram::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
+            commit_to_visible: Timings::new([0.05, 0.1, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0]),
             kafka_lag: Gauge::default(),
             registry_unavailable: Counter::default(),
             registry_up: Gauge::default(),
+            progress: watch::Sender::new(Progress::default()),
             registry: Registry::default(),
         };
         m.registry_up.set(1);
@@ -102,6 +132,27 @@ impl Metrics {
 
     pub fn render(&self) -> String {
         metrics_server::render(&self.registry)
+    }
+
+    /// The counts now.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot {
+            records: self.records.get(),
+            changes: self.changes.total(),
+            dead_lettered: self.dead_lettered.get(),
+            kafka_lag: u64::try_from(self.kafka_lag.get()).unwrap_or(0),
+            commit_to_visible: self.commit_to_visible.snapshot(),
+        }
+    }
+
+    /// Publishes positions now stored (they only move forward).
+    pub(crate) fn stored(&self, positions: impl IntoIterator<Item = (String, i32, i64)>) {
+        self.progress.send_modify(|p| {
+            for (t, part, next) in positions {
+                let at = p.stored.entry((t, part)).or_insert(next);
+                *at = (*at).max(next);
+            }
+        });
     }
 }
 
