@@ -44,10 +44,22 @@ pub struct DecodeError {
 
 /// Decodes `bytes` (a whole datum) with the writer schema `schema`.
 pub fn decode(schema: &Schema, bytes: &[u8]) -> Result<Value, DecodeError> {
+    decode_keeping_numbers(schema, bytes, &[])
+}
+
+/// [`decode`], except that inside the root record's fields named in
+/// `numeric`, logical types are ignored: dates, times and timestamps come
+/// out as the numbers they are written as (a `timestamp-micros` as its
+/// long; a bytes decimal as hex). For metadata a reader computes with, such
+/// as a change event's `source`, while the rows stay text a warehouse
+/// casts.
+pub fn decode_keeping_numbers(schema: &Schema, bytes: &[u8], numeric: &[&str]) -> Result<Value, DecodeError> {
     let mut r = Reader::new(bytes);
     let mut d = Decoder {
         schema,
         items_left: bytes.len().saturating_add(MAX_ZERO_WIDTH_ITEMS),
+        numeric,
+        raw: false,
     };
     let v = d.value(&schema.root, &mut r, "$", 0)?;
     r.finish().map_err(|e| DecodeError {
@@ -75,6 +87,10 @@ fn err(path: &str, e: impl std::fmt::Display) -> DecodeError {
 struct Decoder<'s> {
     schema: &'s Schema,
     items_left: usize,
+    /// Root fields whose logical types decode as their numbers.
+    numeric: &'s [&'s str],
+    /// Inside one of those.
+    raw: bool,
 }
 
 impl Decoder<'_> {
@@ -84,7 +100,10 @@ impl Decoder<'_> {
         }
         let e = |x: avro_codec::DecodeError| err(path, x);
         Ok(match ty {
-            Type::Primitive { kind, logical } => primitive(*kind, logical.as_ref(), r, path)?,
+            Type::Primitive { kind, logical } => {
+                let logical = if self.raw { None } else { logical.as_ref() };
+                primitive(*kind, logical, r, path)?
+            }
             Type::Array(item) => {
                 let mut items = Vec::new();
                 self.blocks(r, path, |d, r, i| {
@@ -114,7 +133,11 @@ impl Decoder<'_> {
                     let mut obj = Map::new();
                     for f in &rec.fields {
                         let p = format!("{path}.{}", f.name);
-                        obj.insert(f.name.clone(), self.value(&f.ty, r, &p, depth + 1)?);
+                        let outer = self.raw;
+                        self.raw |= depth == 0 && self.numeric.contains(&f.name.as_str());
+                        let v = self.value(&f.ty, r, &p, depth + 1);
+                        self.raw = outer;
+                        obj.insert(f.name.clone(), v?);
                     }
                     Value::Object(obj)
                 }
@@ -315,6 +338,11 @@ fn time_of_day(micros: i64) -> String {
 }
 
 /// Microseconds since the epoch as ISO 8601, `Z` when `utc`.
+/// Unix µs as the UTC text [`decode`] writes for `timestamp-micros`.
+pub fn timestamp_text(micros: i64) -> String {
+    timestamp(micros, true)
+}
+
 fn timestamp(micros: i64, utc: bool) -> String {
     let days = micros.div_euclid(86_400_000_000);
     let rest = micros.rem_euclid(86_400_000_000);
@@ -325,6 +353,28 @@ fn timestamp(micros: i64, utc: bool) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn named_root_fields_keep_their_numbers_and_the_rest_is_text() {
+        let s = Schema::parse_str(
+            r#"{"type":"record","name":"E","fields":[
+                {"name":"row","type":{"type":"record","name":"Row","fields":[
+                    {"name":"t","type":{"type":"long","logicalType":"timestamp-micros"}}]}},
+                {"name":"source","type":{"type":"record","name":"Source","fields":[
+                    {"name":"t","type":{"type":"long","logicalType":"timestamp-micros"}}]}}]}"#,
+        )
+        .unwrap();
+        let mut body = Vec::new();
+        avro_codec::put_long(&mut body, 1_709_202_896_789_012);
+        avro_codec::put_long(&mut body, 1_709_202_896_789_012);
+        let text = "2024-02-29T10:34:56.789012Z";
+        assert_eq!(
+            decode_keeping_numbers(&s, &body, &["source"]).unwrap(),
+            json!({"row": {"t": text}, "source": {"t": 1_709_202_896_789_012_i64}})
+        );
+        assert_eq!(decode(&s, &body).unwrap()["source"]["t"], json!(text));
+        assert_eq!(timestamp_text(1_709_202_896_789_012), text);
+    }
 
     proptest::proptest! {
         /// Untrusted bytes never panic, whatever the schema.

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use changes::{header, DeadLetter, Lsn, Stage};
+use changes::{header, DeadLetter, Stage};
 use pg_avro::{EventMeta, Op, Row, TableCodec, ValueError};
 use pgoutput::{Datum, Relation};
 use registry_client::RegistryClient;
@@ -141,11 +141,11 @@ impl Emitter {
     /// headers (see [`changes::DeadLetter`]).
     fn why(&self, name: &str, meta: &EventMeta<'_>, rules: Vec<String>, reasons: Vec<String>) -> DeadLetter {
         let topic = self.tables.get(name).map_or(String::new(), |c| c.codec.topic.clone());
-        let lsn = Lsn(meta.lsn).to_string();
+        let lsn = meta.position.lsn.to_string();
         DeadLetter::new(Stage::Cdc, &topic, rules, reasons)
             .at(lsn.clone())
             .with(header::LSN, lsn)
-            .with(header::COMMIT_LSN, Lsn(meta.commit_lsn).to_string())
+            .with(header::COMMIT_LSN, meta.position.commit_lsn.to_string())
             .with(header::TOPIC_PREFIX, self.cfg.topic_prefix.clone())
     }
 
@@ -458,12 +458,12 @@ impl Emitter {
     /// The encoded event in `key_buf` and `value_buf` broke the rules in
     /// `violations`: it goes to the dead-letter topic with them.
     fn dead_letter_rule_breaker(&mut self, name: &str, meta: &EventMeta<'_>) -> Result<(), CdcError> {
-        if self.sent_before(meta.lsn, &self.key_buf.clone()) {
+        if self.sent_before(meta.position.lsn.0, &self.key_buf.clone()) {
             return Ok(());
         }
         let rules: Vec<String> = self.violations.iter().map(|v| v.rule.to_string()).collect();
         let reasons: Vec<String> = self.violations.iter().map(ToString::to_string).collect();
-        tracing::debug!(table = name, lsn = meta.lsn, ?reasons, "dead-lettered");
+        tracing::debug!(table = name, lsn = %meta.position.lsn, ?reasons, "dead-lettered");
         let headers = self.why(name, meta, rules.clone(), reasons.clone()).headers();
         let headers = kafka::header_refs(&headers);
         let record = kafka::Record {
@@ -492,7 +492,7 @@ impl Emitter {
         } else {
             name.as_bytes().to_vec()
         };
-        if self.sent_before(meta.lsn, &key) {
+        if self.sent_before(meta.position.lsn.0, &key) {
             return Ok(());
         }
         let reason = format!(
@@ -500,7 +500,7 @@ impl Emitter {
              (the topic's max.message.bytes, or the producer's message.max.bytes)",
             too_big.size, too_big.limit, too_big.topic
         );
-        tracing::warn!(table = name, lsn = %Lsn(meta.lsn), %reason, "an oversized event was dead-lettered");
+        tracing::warn!(table = name, lsn = %meta.position.lsn, %reason, "an oversized event was dead-lettered");
         let mut rules = vec!["size".to_string()];
         let mut reasons = vec![reason];
         for (rule, why) in too_big.broken {
@@ -508,7 +508,7 @@ impl Emitter {
             reasons.push(why);
         }
         let doc = serde_json::json!({
-            "table": name, "op": meta.op.code(), "lsn": meta.lsn, "commit_lsn": meta.commit_lsn, "txid": meta.txid,
+            "table": name, "op": meta.op.code(), "lsn": meta.position.lsn.0, "commit_lsn": meta.position.commit_lsn.0, "txid": meta.transaction.txid,
             "topic": too_big.topic, "size_bytes": too_big.size, "limit_bytes": too_big.limit,
         })
         .to_string();
@@ -540,7 +540,7 @@ impl Emitter {
         new: Option<&[Datum]>,
         error: &ValueError,
     ) -> Result<(), CdcError> {
-        if self.sent_before(meta.lsn, name.as_bytes()) {
+        if self.sent_before(meta.position.lsn.0, name.as_bytes()) {
             return Ok(());
         }
         let Some(cap) = self.tables.get(name) else {
@@ -566,10 +566,10 @@ impl Emitter {
             ),
         };
         let doc = serde_json::json!({
-            "table": name, "op": op.code(), "lsn": meta.lsn, "commit_lsn": meta.commit_lsn, "txid": meta.txid,
+            "table": name, "op": op.code(), "lsn": meta.position.lsn.0, "commit_lsn": meta.position.commit_lsn.0, "txid": meta.transaction.txid,
             "before": as_json(old), "after": as_json(new),
         });
-        tracing::warn!(table = name, lsn = %Lsn(meta.lsn), %error, "a row that has no Avro form was dead-lettered");
+        tracing::warn!(table = name, lsn = %meta.position.lsn, %error, "a row that has no Avro form was dead-lettered");
         let value = doc.to_string();
         let headers = self
             .why(name, meta, vec!["decode".into()], vec![error.to_string()])

@@ -45,6 +45,11 @@ fn table_of(shape: &TableShape) -> crate::TableName {
     }
 }
 
+/// A PostgreSQL timestamp (µs since 2000-01-01) as Unix µs.
+fn unix_micros(pg_micros: i64) -> i64 {
+    pg_micros.saturating_add(pgoutput::PG_EPOCH_OFFSET_MICROS)
+}
+
 fn pg_now_micros() -> i64 {
     let us = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -401,10 +406,14 @@ async fn snapshot(
                     op: Op::Read,
                     server_name,
                     db,
-                    commit_ts_us: started,
-                    txid: 0,
-                    lsn,
-                    commit_lsn: lsn,
+                    position: changes::Position {
+                        commit_lsn: changes::Lsn(lsn),
+                        lsn: changes::Lsn(lsn),
+                    },
+                    transaction: changes::Transaction {
+                        txid: 0,
+                        commit_us: unix_micros(started),
+                    },
                     now_ms: now_ms(),
                 };
                 emitter.change_by_name(&name, Op::Read, meta, None, Some(&datums))?;
@@ -432,6 +441,23 @@ struct Tx {
     commit_ts: i64,
     final_lsn: u64,
     first_seq: u64,
+}
+
+impl Tx {
+    /// The position of a change at `lsn` in this transaction.
+    fn position(&self, lsn: u64) -> changes::Position {
+        changes::Position {
+            commit_lsn: changes::Lsn(self.final_lsn),
+            lsn: changes::Lsn(lsn),
+        }
+    }
+
+    fn transaction(&self) -> changes::Transaction {
+        changes::Transaction {
+            txid: self.xid,
+            commit_us: unix_micros(self.commit_ts),
+        }
+    }
 }
 
 /// `<txid>:<commit LSN>`: unique even across txid wraparound.
@@ -646,10 +672,8 @@ impl StreamState<'_> {
                         op: Op::Read,
                         server_name: &self.cfg.topic_prefix,
                         db: self.db,
-                        commit_ts_us: tx.commit_ts,
-                        txid: tx.xid,
-                        lsn: lsn.as_u64(),
-                        commit_lsn: tx.final_lsn,
+                        position: tx.position(lsn.as_u64()),
+                        transaction: tx.transaction(),
                         now_ms: now_ms(),
                     };
                     for (_, datums) in &chunk.rows {
@@ -683,10 +707,8 @@ impl StreamState<'_> {
             op,
             server_name,
             db,
-            commit_ts_us: tx.commit_ts,
-            txid: tx.xid,
-            lsn,
-            commit_lsn: tx.final_lsn,
+            position: tx.position(lsn),
+            transaction: tx.transaction(),
             now_ms: now_ms(),
         };
         if !self.incremental.is_done() {

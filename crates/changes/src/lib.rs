@@ -1,5 +1,7 @@
 //! What every hop of the pipeline shares, and nothing that does I/O:
 //!
+//! - [`ChangeEvent`]: one change of one row, with its [`Op`], [`Position`]
+//!   and [`Transaction`]: what the CDC stage writes and the sink reads.
 //! - [`Lsn`]: a position in PostgreSQL's write-ahead log, with the one
 //!   parser and formatter of its `X/Y` text form. The CDC stage confirms
 //!   them, events carry them, the sink orders by them.
@@ -21,6 +23,7 @@ mod class;
 mod dead_letter;
 mod delivery;
 mod env;
+mod event;
 mod lsn;
 mod secret;
 mod supervise;
@@ -32,6 +35,7 @@ pub use class::sqlstate_is_transient;
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use delivery::{Confirmations, InFlight};
 pub use env::{Env, SERVICE_VARS};
+pub use event::{ChangeEvent, EnvelopeError, Op, Position, Transaction};
 pub use lsn::Lsn;
 pub use secret::Secret;
 pub use supervise::{error_chain, supervise, Heartbeat, FIRST_BACKOFF, MAX_BACKOFF};

@@ -73,26 +73,9 @@ pub fn encode_transaction(buf: &mut Vec<u8>, id: &str, commit_ts_ms: i64, counts
     avro_codec::put_long(buf, commit_ts_ms);
 }
 
-/// The kind of change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Op {
-    Create,
-    Update,
-    Delete,
-    /// A row read by a snapshot.
-    Read,
-}
-
-impl Op {
-    pub fn code(self) -> &'static str {
-        match self {
-            Op::Create => "c",
-            Op::Update => "u",
-            Op::Delete => "d",
-            Op::Read => "r",
-        }
-    }
-}
+/// The kind of change: the pipeline's one type for it.
+pub use changes::Op;
+use changes::{Position, Transaction};
 
 /// Where and when a change happened.
 #[derive(Debug, Clone, Copy)]
@@ -100,10 +83,8 @@ pub struct EventMeta<'a> {
     pub op: Op,
     pub server_name: &'a str,
     pub db: &'a str,
-    pub commit_ts_us: i64,
-    pub txid: u32,
-    pub lsn: u64,
-    pub commit_lsn: u64,
+    pub position: Position,
+    pub transaction: Transaction,
     /// When the stage wrote the event, ms since the Unix epoch.
     pub now_ms: i64,
 }
@@ -262,15 +243,16 @@ impl TableCodec {
         avro_codec::put_string(buf, env!("CARGO_PKG_VERSION"));
         avro_codec::put_string(buf, "postgresql");
         avro_codec::put_string(buf, meta.server_name);
-        avro_codec::put_long(buf, pgoutput::pg_micros_to_unix_millis(meta.commit_ts_us));
-        avro_codec::put_long(buf, meta.commit_ts_us.saturating_add(pgoutput::PG_EPOCH_OFFSET_MICROS));
+        let commit_us = meta.transaction.commit_us;
+        avro_codec::put_long(buf, commit_us.div_euclid(1000));
+        avro_codec::put_long(buf, commit_us);
         avro_codec::put_boolean(buf, meta.op == Op::Read);
         avro_codec::put_string(buf, meta.db);
         avro_codec::put_string(buf, &self.schema_name);
         avro_codec::put_string(buf, &self.table_name);
-        avro_codec::put_long(buf, i64::from(meta.txid));
-        avro_codec::put_long(buf, meta.lsn as i64);
-        avro_codec::put_long(buf, meta.commit_lsn as i64);
+        avro_codec::put_long(buf, i64::from(meta.transaction.txid));
+        avro_codec::put_long(buf, meta.position.lsn.0 as i64);
+        avro_codec::put_long(buf, meta.position.commit_lsn.0 as i64);
         avro_codec::put_string(buf, meta.op.code());
         buf.push(2);
         avro_codec::put_long(buf, meta.now_ms);
@@ -367,10 +349,14 @@ mod tests {
             op: Op::Create,
             server_name: "contrail",
             db: "contrail",
-            commit_ts_us: 0,
-            txid: 9,
-            lsn: 100,
-            commit_lsn: 200,
+            position: Position {
+                commit_lsn: changes::Lsn(200),
+                lsn: changes::Lsn(100),
+            },
+            transaction: Transaction {
+                txid: 9,
+                commit_us: pgoutput::PG_EPOCH_OFFSET_MICROS,
+            },
             now_ms: 5,
         };
         codec.encode_value(&mut buf, &meta, None, Some(&row));

@@ -49,9 +49,9 @@ use std::fmt::Write as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use changes::ChangeEvent;
 use kafka::Consumed;
 use registry_client::RegistryClient;
-use serde_json::Value;
 use snowflake::{Bind, Client};
 use tokio::sync::watch;
 use tracing::Instrument as _;
@@ -120,9 +120,10 @@ pub struct Summary {
 /// when the sink stops, they are stored at once.
 const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 
+/// A record decoded: its change event, and the schema ids it was written
+/// with (which place it in a table generation).
 struct Decoded {
-    key: Value,
-    envelope: Value,
+    event: ChangeEvent,
     key_id: u32,
     value_id: u32,
 }
@@ -141,9 +142,11 @@ async fn decode(schemas: &mut Schemas, registry: &RegistryClient, rec: &Consumed
     let fv = wire::decode(value).map_err(|e| bad("value", &e))?;
     let ks = schemas.get(registry, fk.schema_id).await?;
     let vs = schemas.get(registry, fv.schema_id).await?;
+    let key = avro_json::decode(&ks, fk.body).map_err(|e| bad("key", &e))?;
+    // The source block's numbers stay numbers: positions, commit time.
+    let envelope = avro_json::decode_keeping_numbers(&vs, fv.body, &["source"]).map_err(|e| bad("value", &e))?;
     Ok(Some(Decoded {
-        key: avro_json::decode(&ks, fk.body).map_err(|e| bad("key", &e))?,
-        envelope: avro_json::decode(&vs, fv.body).map_err(|e| bad("value", &e))?,
+        event: ChangeEvent::from_json(key, envelope).map_err(|e| bad("value", &e))?,
         key_id: fk.schema_id,
         value_id: fv.schema_id,
     }))
@@ -684,23 +687,6 @@ fn unix_micros() -> i64 {
         .unwrap_or_default()
 }
 
-/// `YYYY-MM-DDTHH:MM:SS.ffffffZ` (as avro-json writes timestamp-micros) to Unix µs.
-fn iso_micros(s: &str) -> Option<i64> {
-    let (date, time) = s.strip_suffix('Z')?.split_once('T')?;
-    let mut d = date.splitn(3, '-').map(|p| p.parse::<i64>().ok());
-    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-    let (hms, frac) = time.split_once('.').unwrap_or((time, "0"));
-    let mut t = hms.splitn(3, ':').map(|p| p.parse::<i64>().ok());
-    let (h, mi, sec) = (t.next()??, t.next()??, t.next()??);
-    let y2 = if m <= 2 { y - 1 } else { y };
-    let era = y2.div_euclid(400);
-    let yoe = y2 - era * 400;
-    let doy = (153 * ((m + 9) % 12) + 2) / 5 + day - 1;
-    let days = era * 146_097 + yoe * 365 + yoe / 4 - yoe / 100 + doy - 719_468;
-    let us: i64 = format!("{frac:0<6}").get(..6)?.parse().ok()?;
-    Some(((days * 86_400 + h * 3600 + mi * 60 + sec) * 1_000_000) + us)
-}
-
 /// `/metrics`, and `/healthz`: healthy while the batch loop goes round.
 async fn serve_metrics(
     addr: std::net::SocketAddr,
@@ -747,11 +733,10 @@ fn staged_json(records: &[Staging], fields: &[String], max_bytes: usize) -> Vec<
     let mut row = String::new();
     for (rec, d, version) in records {
         row.clear();
-        let commit_us = staged_row(&mut row, rec, d, *version, fields, &mut seen);
-        let Some(commit_us) = commit_us else {
+        if !staged_row(&mut row, rec, d, *version, fields, &mut seen) {
             chunk.records += 1; // the same change again: covered, not staged
             continue;
-        };
+        }
         if chunk.changes > 0 && chunk.json.len() + row.len() + 2 > max_bytes {
             chunk.json.push(']');
             chunks.push(std::mem::replace(&mut chunk, new_chunk()));
@@ -762,17 +747,16 @@ fn staged_json(records: &[Staging], fields: &[String], max_bytes: usize) -> Vec<
         chunk.json.push_str(&row);
         chunk.records += 1;
         chunk.changes += 1;
-        if let Some(ts) = commit_us {
-            chunk.newest_commit_us = Some(chunk.newest_commit_us.map_or(ts, |n| n.max(ts)));
-        }
+        let ts = d.event.transaction.commit_us;
+        chunk.newest_commit_us = Some(chunk.newest_commit_us.map_or(ts, |n| n.max(ts)));
     }
     chunk.json.push(']');
     chunks.push(chunk);
     chunks
 }
 
-/// Writes one change's JSON array into `out`; `None` when `seen` has it
-/// already, else its commit time if it has one.
+/// Writes one change's JSON array into `out`; false when `seen` has it
+/// already.
 fn staged_row(
     out: &mut String,
     rec: &Consumed,
@@ -780,21 +764,15 @@ fn staged_row(
     version: i64,
     fields: &[String],
     seen: &mut HashSet<String>,
-) -> Option<Option<i64>> {
-    let env = &d.envelope;
-    let op = env["op"].as_str().unwrap_or_default();
-    let row = if op == "d" { &env["before"] } else { &env["after"] };
-    let src = &env["source"];
-    let (commit_lsn, lsn) = (
-        src["commit_lsn"].as_i64().unwrap_or(0),
-        src["lsn"].as_i64().unwrap_or(0),
-    );
-    if !seen.insert(format!("{commit_lsn}/{lsn}/{op}/{}", d.key)) {
-        return None;
+) -> bool {
+    let e = &d.event;
+    let (op, commit_lsn, lsn) = (e.op.code(), e.position.commit_lsn.0, e.position.lsn.0);
+    if !seen.insert(format!("{commit_lsn}/{lsn}/{op}/{}", e.key)) {
+        return false;
     }
     out.push('[');
     for f in fields {
-        match row.get(f.as_str()) {
+        match e.row().and_then(|row| row.get(f.as_str())) {
             Some(v) => {
                 let _ = write!(out, "{v},");
             }
@@ -803,16 +781,15 @@ fn staged_row(
     }
     let _ = write!(
         out,
-        "{},{lsn},{commit_lsn},{},{},{},{version},{},{},{}]",
-        Value::from(op),
-        src["txid"],
-        src["ts_us"],
+        "\"{op}\",{lsn},{commit_lsn},{},\"{}\",{},{version},{},{},{}]",
+        e.transaction.txid,
+        avro_json::timestamp_text(e.transaction.commit_us),
         d.value_id,
         rec.partition,
         rec.offset,
-        op == "d"
+        e.op == changes::Op::Delete
     );
-    Some(src["ts_us"].as_str().and_then(iso_micros))
+    true
 }
 
 /// `records` (one topic generation's part of a batch) staged for `layout`,
@@ -852,7 +829,7 @@ impl Load {
         // the same change: a bound that lets the warehouse prune the scan.
         let lowest_commit_lsn = records
             .iter()
-            .filter_map(|(_, d, _)| d.envelope["source"]["commit_lsn"].as_i64())
+            .map(|(_, d, _)| i64::try_from(d.event.position.commit_lsn.0).unwrap_or(i64::MAX))
             .min()
             .unwrap_or(0);
         Load {
@@ -918,6 +895,7 @@ fn dead_letter(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
 
     #[test]
     fn unstored_positions_keep_the_furthest_per_partition() {
@@ -942,13 +920,16 @@ mod tests {
             value: None,
         };
         let change = |op: &str, lsn: i64, row: serde_json::Value| Decoded {
-            key: serde_json::json!({"id": 1}),
-            envelope: serde_json::json!({
-                "op": op,
-                "before": if op == "d" { row.clone() } else { Value::Null },
-                "after": if op == "d" { Value::Null } else { row },
-                "source": {"lsn": lsn, "commit_lsn": lsn + 8, "txid": 7, "ts_us": "2024-02-29T10:34:56.789012Z"},
-            }),
+            event: ChangeEvent::from_json(
+                serde_json::json!({"id": 1}),
+                serde_json::json!({
+                    "op": op,
+                    "before": if op == "d" { row.clone() } else { Value::Null },
+                    "after": if op == "d" { Value::Null } else { row },
+                    "source": {"lsn": lsn, "commit_lsn": lsn + 8, "txid": 7, "ts_us": 1_709_202_896_789_012_i64},
+                }),
+            )
+            .unwrap(),
             key_id: 1,
             value_id: 9,
         };
@@ -1009,9 +990,14 @@ mod tests {
     }
 
     #[test]
-    fn avro_json_timestamps_read_back() {
-        assert_eq!(iso_micros("1970-01-01T00:00:00.000001Z"), Some(1));
-        assert_eq!(iso_micros("2024-02-29T10:34:56.789012Z"), Some(1_709_202_896_789_012));
-        assert_eq!(iso_micros("2024-02-29T10:34:56"), None);
+    fn a_value_that_is_not_a_change_event_is_bad_data() {
+        let schema =
+            schema::Schema::parse_str(r#"{"type":"record","name":"E","fields":[{"name":"op","type":"string"}]}"#)
+                .unwrap();
+        let mut body = Vec::new();
+        avro_codec::put_string(&mut body, "c");
+        let env = avro_json::decode_keeping_numbers(&schema, &body, &["source"]).unwrap();
+        let e = ChangeEvent::from_json(Value::Null, env).unwrap_err();
+        assert!(e.to_string().contains("source.commit_lsn"), "{e}");
     }
 }
