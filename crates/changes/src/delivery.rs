@@ -1,5 +1,11 @@
-//! The delivery contract's bookkeeping: a source position advances only
-//! past what the next hop holds durably.
+//! The delivery contract between hops, and its bookkeeping: a source
+//! position advances only past what the next hop holds durably.
+//!
+//! Every hop is a [`Source`] read by a stage that writes to a
+//! [`Destination`]: PostgreSQL's slot → CDC stage → Kafka; Kafka → sink →
+//! the warehouse; the producer → Kafka. The stage commits a source position
+//! only once everything read before it is durable downstream, so a crash
+//! anywhere replays, and never skips.
 //!
 //! ```text
 //! send record ──▶ InFlight::start → n        (numbered in send order)
@@ -14,6 +20,53 @@
 //! replays from before it, and the next hop absorbs the duplicates.
 
 use std::collections::{BTreeSet, VecDeque};
+use std::future::Future;
+use std::time::Duration;
+
+/// The write side of a hop.
+///
+/// - **Durable** means the next hop keeps the record through its own
+///   crash: Kafka acknowledged it (`acks=all`), or the warehouse statement
+///   that holds it returned.
+/// - [`Destination::send`] numbers records 1, 2, … in send order and may
+///   wait: that is where backpressure happens (a full producer queue, a
+///   statement that runs).
+/// - [`Destination::durable_through`] is the highest number that is
+///   durable together with every number before it. A stage advances its
+///   source only past records at or below it ([`Confirmations`]).
+/// - A record that fails is never durable, so nothing after it advances:
+///   the source replays from before it, and the destination receives
+///   duplicates. Every destination absorbs them (idempotent keys and
+///   statements), which makes the whole path exactly once in effect.
+/// - [`Destination::flush`] waits until everything sent is durable, or
+///   fails if something sent since the last flush failed.
+pub trait Destination {
+    type Record<'a>;
+    type Error;
+    fn send(&self, record: Self::Record<'_>) -> impl Future<Output = Result<u64, Self::Error>>;
+    fn durable_through(&self) -> u64;
+    fn flush(&self, timeout: Duration) -> impl Future<Output = Result<(), Self::Error>>;
+}
+
+/// Where a record was read: (topic, partition, offset).
+pub trait Located {
+    fn located(&self) -> (&str, i32, i64);
+}
+
+/// The read side of a hop: a log of records per (topic, partition), read
+/// from stored positions.
+///
+/// - [`Source::poll`] returns up to `max` records (waiting up to `wait` for
+///   the first; none is not an error), in log order within a partition.
+/// - [`Source::commit`] stores next positions, (topic, partition, next
+///   offset): the source opened again reads from there. Records after the
+///   last commit are read again after a restart (at least once).
+pub trait Source {
+    type Record;
+    type Error;
+    fn poll(&self, max: usize, wait: Duration) -> impl Future<Output = Result<Vec<Self::Record>, Self::Error>>;
+    fn commit(&self, next: &[(String, i32, i64)]) -> impl Future<Output = Result<(), Self::Error>>;
+}
 
 /// Records sent and not yet acknowledged, by number.
 #[derive(Debug, Default)]
@@ -87,6 +140,37 @@ impl<T> Confirmations<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{contract, MemoryDestination, MemoryRecord, MemorySource};
+
+    #[tokio::test]
+    async fn the_memory_doubles_keep_the_contract() {
+        let dest = MemoryDestination::default();
+        contract::numbers_rise_and_a_flush_makes_all_durable(&dest, vec!["a", "b", "c"]).await;
+        let dest = MemoryDestination::default();
+        contract::a_failed_record_holds_back_what_follows(&dest, ["a", "b", "c"], |n| dest.fail(n)).await;
+
+        let source = std::sync::Arc::new(MemorySource::default());
+        for i in 0..10 {
+            source.append("t", i % 3, i);
+        }
+        struct Shared(std::sync::Arc<MemorySource<i32>>);
+        impl Source for Shared {
+            type Record = MemoryRecord<i32>;
+            type Error = crate::testing::Failed;
+            async fn poll(&self, max: usize, wait: Duration) -> Result<Vec<Self::Record>, Self::Error> {
+                self.0.poll(max, wait).await
+            }
+            async fn commit(&self, next: &[(String, i32, i64)]) -> Result<(), Self::Error> {
+                self.0.commit(next).await
+            }
+        }
+        let reopened = source.clone();
+        contract::a_reopened_source_reads_from_its_commit(Shared(source), 10, 4, async move || {
+            reopened.reopen();
+            Shared(reopened)
+        })
+        .await;
+    }
 
     /// Two transactions of records 1–2 and 3–5; acknowledgements out of
     /// order, across partitions: a transaction is confirmed only once

@@ -328,6 +328,37 @@ impl Consumer {
         Ok(out)
     }
 
+    /// [`Consumer::commit`], waiting for the broker's answer.
+    pub fn commit_sync(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        self.inner
+            .commit(&partition_list(positions)?, rdkafka::consumer::CommitMode::Sync)
+            .map_err(KafkaIoError::Admin)
+    }
+
+    /// The group's committed next offsets of these partitions of `topic`
+    /// (those it has one for).
+    pub fn committed(
+        &self,
+        topic: &str,
+        partitions: impl Iterator<Item = i32>,
+    ) -> Result<Vec<(i32, i64)>, KafkaIoError> {
+        use rdkafka::consumer::Consumer as _;
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition(topic, p);
+        }
+        let got = settled(|| self.inner.committed_offsets(tpl.clone(), Duration::from_secs(10)))?;
+        Ok(got
+            .elements()
+            .iter()
+            .filter_map(|e| match e.offset() {
+                rdkafka::Offset::Offset(o) => Some((e.partition(), o)),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// Commits these (topic, partition, next offset) positions to the
     /// group, without waiting for the broker's answer.
     pub fn commit(&self, positions: &[(String, i32, i64)]) -> Result<(), KafkaIoError> {

@@ -26,12 +26,14 @@
 
 mod admin;
 mod consumer;
+mod delivery;
 mod producer;
 
 pub use admin::{
     check_durability, describe_topics, ensure_topics, TopicSettings, TopicSpec, DEFAULT_MAX_MESSAGE_BYTES,
 };
 pub use consumer::{high_watermarks, scan_back, Consumed, Consumer, Headers, LAG_INTERVAL_MS};
+pub use delivery::GroupSource;
 pub use producer::{header_refs, record_size, Deliveries, Producer, Record};
 
 use std::collections::BTreeMap;
