@@ -65,7 +65,7 @@ pub(crate) struct Emitter {
     /// Dead letters a previous run sent after the resume position, by
     /// (LSN, key), with how many: a replayed change finds its own here and
     /// is not dead-lettered twice.
-    sent_before: HashMap<(u64, Vec<u8>), u32>,
+    sent_before: crate::confirm::SentDeadLetters,
     /// The largest record each topic takes (see [`kafka::record_size`]);
     /// a topic not listed takes what the producer can send.
     limits: HashMap<String, usize>,
@@ -124,7 +124,7 @@ impl Emitter {
             violations: Vec::new(),
             last_seq: 0,
             transactions: None,
-            sent_before: HashMap::new(),
+            sent_before: crate::confirm::SentDeadLetters::default(),
             limits: HashMap::new(),
         }
     }
@@ -163,27 +163,19 @@ impl Emitter {
     }
 
     /// The dead letters already in the topic past the resume position
-    /// (see [`crate::stream`]).
-    pub(crate) fn remember_sent_dead_letters(&mut self, sent: HashMap<(u64, Vec<u8>), u32>) {
+    /// (see [`crate::confirm`]).
+    pub(crate) fn remember_sent_dead_letters(&mut self, sent: crate::confirm::SentDeadLetters) {
         self.sent_before = sent;
     }
 
     /// Whether this dead letter is already in the topic (and is then not
     /// sent again).
     fn sent_before(&mut self, lsn: u64, key: &[u8]) -> bool {
-        if self.sent_before.is_empty() {
-            return false;
+        let sent = self.sent_before.take(lsn, key);
+        if sent {
+            self.metrics.dead_letters_already_sent.inc();
         }
-        let id = (lsn, key.to_vec());
-        match self.sent_before.get_mut(&id) {
-            Some(n) if *n > 1 => *n -= 1,
-            Some(_) => {
-                self.sent_before.remove(&id);
-            }
-            None => return false,
-        }
-        self.metrics.dead_letters_already_sent.inc();
-        true
+        sent
     }
 
     /// Registers the transaction-metadata schemas; from then on

@@ -46,6 +46,7 @@
 
 mod catalog;
 pub mod config;
+mod confirm;
 mod events;
 mod incremental;
 pub mod metrics;

@@ -17,6 +17,7 @@ use tracing::Instrument as _;
 
 use crate::catalog::{self, TableShape};
 use crate::config::{quote_ident, CdcConfig};
+use crate::confirm::{Committed, Confirmer, SentDeadLetters};
 use crate::events::{now_ms, Emitter, EmitterConfig};
 use crate::incremental::Incremental;
 use crate::metrics::Metrics;
@@ -131,8 +132,7 @@ pub async fn run_with_metrics(
         alive: &alive,
         emitter,
         tx: None,
-        pending: changes::Confirmations::default(),
-        confirmed: start,
+        confirmer: Confirmer::new(start),
         summary,
         incremental: Incremental::new(&cfg.slot, incremental),
         completed: Vec::new(),
@@ -465,13 +465,6 @@ fn transaction_id(tx: &Tx) -> String {
     format!("{}:{}", tx.xid, pgoutput::Lsn(tx.final_lsn))
 }
 
-/// A committed transaction waiting for Kafka's acknowledgements.
-#[derive(Debug, Clone, Copy)]
-struct Committed {
-    end_lsn: u64,
-    commit_ts: i64,
-}
-
 /// The most dead letters of its own the stage reads back per partition at
 /// start-up; past it, a replayed rejection may be dead-lettered twice (never
 /// lost).
@@ -482,44 +475,24 @@ const DEAD_LETTER_SCAN_LIMIT: u64 = 100_000;
 /// replay: read back from the end of the dead-letter topic, by (LSN, key).
 /// The change topics need no such care (the sink drops repeats by LSN), but
 /// the dead-letter topic is read by people: each rejected change once.
-async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<HashMap<(u64, Vec<u8>), u32>, CdcError> {
-    let (kafka, topic, source) = (
+async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<SentDeadLetters, CdcError> {
+    let (kafka, topic, prefix) = (
         cfg.kafka.clone(),
         cfg.dead_letter_topic.clone(),
         cfg.topic_prefix.clone(),
     );
     let sent = tokio::task::spawn_blocking(move || {
-        let mut sent: HashMap<(u64, Vec<u8>), u32> = HashMap::new();
-        let header = |headers: &kafka::Headers, name: &str| {
-            changes::find(headers, name).and_then(changes::Lsn::parse).map(|l| l.0)
-        };
+        let mut sent = SentDeadLetters::default();
         kafka::scan_back(&kafka, &topic, DEAD_LETTER_SCAN_LIMIT, |_, key, headers| {
-            let ours = headers
-                .iter()
-                .any(|(k, v)| k == changes::header::TOPIC_PREFIX && v == source.as_bytes());
-            let (Some(lsn), Some(commit_lsn), true) = (
-                header(headers, changes::header::LSN),
-                header(headers, changes::header::COMMIT_LSN),
-                ours,
-            ) else {
-                // Another stage's, or from before these headers: look further.
-                return true;
-            };
-            // Transactions are streamed in commit order: once one is older
-            // than the resume position, so is everything before it.
-            if commit_lsn < resume {
-                return false;
-            }
-            *sent.entry((lsn, key.unwrap_or_default().to_vec())).or_default() += 1;
-            true
+            sent.read_back(&prefix, resume, key, headers)
         })
         .map(|()| sent)
     })
     .await
     .map_err(|e| CdcError::Protocol(format!("reading back the dead-letter topic: {e}")))??;
-    if !sent.is_empty() {
+    if sent.count() > 0 {
         tracing::info!(
-            dead_letters = sent.values().sum::<u32>(),
+            dead_letters = sent.count(),
             "dead letters already sent past the resume position; their changes will not be dead-lettered again"
         );
     }
@@ -534,9 +507,8 @@ struct StreamState<'a> {
     alive: &'a changes::Heartbeat,
     emitter: Emitter,
     tx: Option<Tx>,
-    /// Committed transactions waiting for Kafka, each with its last record.
-    pending: changes::Confirmations<Committed>,
-    confirmed: u64,
+    /// Committed transactions waiting for Kafka, and the position confirmed.
+    confirmer: Confirmer,
     summary: Summary,
     incremental: Incremental,
     /// Tables whose incremental snapshot ends with record number `.1`.
@@ -558,7 +530,7 @@ impl StreamState<'_> {
         result?;
         flushed?;
         self.summary.acknowledged = self.emitter.producer.deliveries().acked();
-        self.summary.confirmed_lsn = self.confirmed;
+        self.summary.confirmed_lsn = self.confirmer.confirmed();
         Ok(self.summary)
     }
 
@@ -653,7 +625,7 @@ impl StreamState<'_> {
                 self.metrics.transactions.inc();
                 self.metrics.transaction_events.observe(events as f64);
                 self.summary.transactions += 1;
-                self.pending.push(
+                self.confirmer.committed(
                     self.emitter.last_seq,
                     Committed {
                         end_lsn: end_lsn.as_u64(),
@@ -783,22 +755,20 @@ impl StreamState<'_> {
 
     /// Confirms the end of every committed transaction whose records are all acknowledged.
     fn advance(&mut self, repl: &ReplicationClient) {
-        let acked = self.emitter.producer.deliveries().acked_through();
         let now = pg_now_micros();
-        let durable = self.pending.durable(acked);
+        let durable = self.confirmer.advance(&self.emitter.producer);
         for c in &durable {
             self.metrics
                 .commit_to_ack
                 .observe((now - c.commit_ts).max(0) as f64 / 1e6);
         }
         if let Some(c) = durable.last() {
-            self.confirmed = c.end_lsn;
             repl.update_applied_lsn(Lsn(c.end_lsn));
             self.metrics.confirmed(c.end_lsn);
         }
         self.metrics.kafka_acked.set(self.emitter.producer.deliveries().acked());
         let lag = self
-            .pending
+            .confirmer
             .oldest()
             .map_or(0.0, |c| ((pg_now_micros() - c.commit_ts) as f64 / 1e6).max(0.0));
         self.metrics.slot_lag_seconds.set(lag);
@@ -831,7 +801,7 @@ impl StreamState<'_> {
                 &self.cfg.state_table,
                 &self.cfg.slot,
                 std::slice::from_ref(&table),
-                self.confirmed,
+                self.confirmer.confirmed(),
             )
             .await?;
             self.metrics.snapshotted([table.to_string()]);
@@ -867,7 +837,7 @@ impl StreamState<'_> {
         let deadline = Instant::now() + Duration::from_secs(5);
         while Instant::now() < deadline {
             match catalog::slot_position(self.sql, &self.cfg.slot).await {
-                Ok(Some(lsn)) if lsn >= self.confirmed => return,
+                Ok(Some(lsn)) if lsn >= self.confirmer.confirmed() => return,
                 Ok(_) => {}
                 Err(e) => {
                     tracing::warn!(error = %e, "cannot read the slot's position");
@@ -876,7 +846,7 @@ impl StreamState<'_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::warn!(lsn = %pgoutput::Lsn(self.confirmed), "the server had not recorded the last confirmed position at exit; the next start replays from the previous one");
+        tracing::warn!(lsn = %pgoutput::Lsn(self.confirmer.confirmed()), "the server had not recorded the last confirmed position at exit; the next start replays from the previous one");
     }
 }
 
