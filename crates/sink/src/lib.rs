@@ -38,6 +38,7 @@
 
 pub mod config;
 pub mod ddl;
+mod driver;
 mod generations;
 pub mod lease;
 pub mod metrics;
@@ -112,13 +113,6 @@ pub struct Summary {
     pub dead_lettered: u64,
     pub batches: u64,
 }
-
-/// How often, at most, positions are stored while batches keep coming.
-/// Storing them is a statement the next batch waits for (a fifth of a
-/// small batch's time); storing them later only means a crash replays more,
-/// which the idempotent statements absorb. When the topics go quiet, and
-/// when the sink stops, they are stored at once.
-const POSITIONS_EVERY: Duration = Duration::from_secs(1);
 
 /// A record decoded: its change event, and the schema ids it was written
 /// with (which place it in a table generation).
@@ -228,18 +222,6 @@ async fn run_leased(
     let resumed = positions::resume(sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
     consumer.assign(&resumed)?;
     metrics.stored(resumed.iter().cloned());
-    let mut assigned: HashSet<(String, i32)> = resumed.into_iter().map(|(t, p, _)| (t, p)).collect();
-    let mut checked = Instant::now();
-
-    let reader = Reader {
-        sf,
-        qualifier: &qualifier,
-        consumer: &consumer,
-        producer: &producer,
-        registry: &registry,
-        metrics,
-        cfg,
-    };
     let writer = Writer {
         sf,
         consumer: &consumer,
@@ -254,72 +236,86 @@ async fn run_leased(
     // The read side (poll, decode, dead letters) and the write side
     // (placement, staged JSON, SQL, positions) keep their own schema
     // caches.
-    //
-    // Caught up, they take turns: records that arrive while a batch is
-    // written form the next one, so a batch grows with the load and a
-    // record waits about one and a half writes. (Reading ahead there would
-    // close the next batch on the first records of each write and double
-    // the latency.) Behind, a full batch means more are queued: the next
-    // one is read, decoded and built (placed, its JSON written) while this
-    // one's statements run, so the warehouse does not wait for the sink.
-    let mut read_schemas = Schemas::default();
-    let mut write_schemas = Schemas::default();
-    let mut topics: HashMap<String, TopicTables> = HashMap::new();
-    let mut summary = Summary::default();
-    let mut ahead: Option<Built> = None;
-    let mut unstored = Unstored {
-        next: BTreeMap::new(),
-        stored_at: Instant::now(),
+    let mut reader = SinkReader {
+        reader: Reader {
+            sf,
+            qualifier: &qualifier,
+            consumer: &consumer,
+            producer: &producer,
+            registry: &registry,
+            metrics,
+            cfg,
+        },
+        writer: &writer,
+        read_schemas: Schemas::default(),
+        write_schemas: Schemas::default(),
+        topics: HashMap::new(),
+        assigned: resumed.into_iter().map(|(t, p, _)| (t, p)).collect(),
+        checked: Instant::now(),
+        alive,
     };
-    loop {
-        alive.beat();
-        if checked.elapsed() >= positions::CHECK_EVERY {
-            positions::recheck(sf, &consumer, &cfg.topics, &offsets, &mut assigned).await?;
-            checked = Instant::now();
+    driver::drive(&mut reader, &writer, cfg.max_rows, shutdown).await
+}
+
+/// The sink's read side for [`driver::drive`]: polled, decoded and
+/// dead-lettered by [`Reader`], then placed and built by [`Writer::build`]
+/// (behind, that runs beside the previous batch's statements: placement
+/// only adds columns, generations and views, and statements name their
+/// columns). It also checks the positions against the logs every
+/// [`positions::CHECK_EVERY`], and beats the health.
+struct SinkReader<'a> {
+    reader: Reader<'a>,
+    writer: &'a Writer<'a>,
+    read_schemas: Schemas,
+    write_schemas: Schemas,
+    topics: HashMap<String, TopicTables>,
+    assigned: HashSet<(String, i32)>,
+    checked: Instant,
+    alive: &'a changes::Heartbeat,
+}
+
+impl driver::BatchReader for SinkReader<'_> {
+    type Batch = Built;
+
+    async fn read(&mut self, shutdown: &mut watch::Receiver<bool>) -> Result<Option<Built>, SinkError> {
+        self.alive.beat();
+        if self.checked.elapsed() >= positions::CHECK_EVERY {
+            let r = &self.reader;
+            positions::recheck(r.sf, r.consumer, &r.cfg.topics, self.writer.offsets, &mut self.assigned).await?;
+            self.checked = Instant::now();
         }
-        let stopping = *shutdown.borrow();
-        let mut batch = match ahead.take() {
-            Some(b) => b,
-            None if stopping => break,
-            None => match reader.read(&mut read_schemas, shutdown).await? {
-                Some(p) => writer.build(&mut topics, &mut write_schemas, p).await?,
-                None => {
-                    // Quiet: everything loaded gets its positions now.
-                    writer.store_positions(&mut unstored).await?;
-                    continue;
-                }
-            },
-        };
-        summary.records += batch.polled.records as u64;
-        summary.dead_lettered += batch.polled.dead_lettered;
-        let next = std::mem::take(&mut batch.polled.next);
-        let written = if batch.polled.records >= cfg.max_rows && !stopping {
-            // The next batch's placement may run DDL beside this batch's
-            // loads: it only adds (columns, a generation and its views),
-            // and this batch's statements name their columns.
-            let read_ahead = async {
-                match reader.read(&mut read_schemas, shutdown).await? {
-                    Some(p) => writer.build(&mut topics, &mut write_schemas, p).await.map(Some),
-                    None => Ok(None),
-                }
-            };
-            let (written, next) = tokio::join!(writer.execute(batch), read_ahead);
-            ahead = next?;
-            written?
-        } else {
-            writer.execute(batch).await?
-        };
-        let (written, rejected) = written;
-        summary.changes += written;
-        summary.dead_lettered += rejected;
-        summary.batches += 1;
-        unstored.add(next);
-        if unstored.due() {
-            writer.store_positions(&mut unstored).await?;
+        match self.reader.read(&mut self.read_schemas, shutdown).await? {
+            Some(p) => {
+                let built = self.writer.build(&mut self.topics, &mut self.write_schemas, p).await?;
+                Ok(Some(built))
+            }
+            None => Ok(None),
         }
     }
-    writer.store_positions(&mut unstored).await?;
-    Ok(summary)
+}
+
+impl driver::Batch for Built {
+    fn records(&self) -> usize {
+        self.polled.records
+    }
+
+    fn dead_lettered(&self) -> u64 {
+        self.polled.dead_lettered
+    }
+
+    fn take_next(&mut self) -> BTreeMap<(String, i32), i64> {
+        std::mem::take(&mut self.polled.next)
+    }
+}
+
+impl driver::BatchWriter<Built> for Writer<'_> {
+    async fn write(&self, batch: Built) -> Result<(u64, u64), SinkError> {
+        self.execute(batch).await
+    }
+
+    async fn store(&self, next: Vec<(String, i32, i64)>) -> Result<(), SinkError> {
+        self.store_positions(next).await
+    }
 }
 
 /// A polled batch, decoded, its dead letters in Kafka: ready to write.
@@ -336,26 +332,6 @@ struct Polled {
     records: usize,
     dead_lettered: u64,
     at: Instant,
-}
-
-/// Positions of loaded batches not stored yet, and when positions were last
-/// stored (see [`POSITIONS_EVERY`]).
-struct Unstored {
-    next: BTreeMap<(String, i32), i64>,
-    stored_at: Instant,
-}
-
-impl Unstored {
-    fn add(&mut self, next: BTreeMap<(String, i32), i64>) {
-        for (tp, offset) in next {
-            let o = self.next.entry(tp).or_insert(offset);
-            *o = (*o).max(offset);
-        }
-    }
-
-    fn due(&self) -> bool {
-        self.stored_at.elapsed() >= POSITIONS_EVERY
-    }
 }
 
 struct Reader<'a> {
@@ -645,20 +621,12 @@ impl Writer<'_> {
         load.changes
     }
 
-    /// Stores `unstored`'s positions (next offset per topic and partition,
-    /// all loaded) and empties it. Positions come after the data: a crash
-    /// before this statement replays those batches, which the idempotent
-    /// statements absorb. One statement for every partition; positions only
-    /// move forward.
-    async fn store_positions(&self, unstored: &mut Unstored) -> Result<(), SinkError> {
-        if unstored.next.is_empty() {
-            return Ok(());
-        }
+    /// Stores positions (next offset per topic and partition, all loaded).
+    /// Positions come after the data: a crash before this statement
+    /// replays those batches, which the idempotent statements absorb. One
+    /// statement for every partition; positions only move forward.
+    async fn store_positions(&self, committed: Vec<(String, i32, i64)>) -> Result<(), SinkError> {
         self.lease.check()?;
-        let committed: Vec<(String, i32, i64)> = std::mem::take(&mut unstored.next)
-            .into_iter()
-            .map(|((t, p), o)| (t, p, o))
-            .collect();
         let (source, binds) = positions::source(&committed);
         self.sf
             .query(
@@ -670,7 +638,6 @@ impl Writer<'_> {
                 &binds,
             )
             .await?;
-        unstored.stored_at = Instant::now();
         self.metrics.stored(committed.iter().cloned());
         if let Err(e) = self.consumer.commit(&committed) {
             // Kafka's copy is for monitoring; the warehouse's is the truth.
@@ -896,19 +863,6 @@ fn dead_letter(
 mod tests {
     use super::*;
     use serde_json::Value;
-
-    #[test]
-    fn unstored_positions_keep_the_furthest_per_partition() {
-        let mut u = Unstored {
-            next: BTreeMap::new(),
-            stored_at: Instant::now(),
-        };
-        let tp = |p: i32| ("t".to_string(), p);
-        u.add([(tp(0), 10), (tp(1), 5)].into());
-        u.add([(tp(0), 7), (tp(2), 1)].into());
-        assert_eq!(u.next, [(tp(0), 10), (tp(1), 5), (tp(2), 1)].into());
-        assert!(!u.due());
-    }
 
     #[test]
     fn staged_rows_carry_each_change_once_with_its_metadata() {
