@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -17,12 +17,13 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::auth::BasicAuth;
-use crate::error::ApiError;
+use crate::error::OperationError;
+use crate::http::{json_body, ApiError};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
 use crate::store::{Mode, NewSchema, Reference, Registered, Store, SubjectVersion, VersionSpec};
 
 /// The content type Confluent's registry answers with.
-pub const CONTENT_TYPE: &str = "application/vnd.schemaregistry.v1+json";
+pub use crate::http::CONTENT_TYPE;
 
 /// Shared by every handler.
 #[derive(Debug)]
@@ -36,14 +37,6 @@ pub struct AppState {
 
 type Shared = State<Arc<AppState>>;
 type Params = Query<HashMap<String, String>>;
-
-/// A JSON response body with the registry's content type.
-pub(crate) fn json_body(v: &Value) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, HeaderValue::from_static(CONTENT_TYPE))],
-        v.to_string(),
-    )
-}
 
 fn ok(v: Value) -> Response {
     (StatusCode::OK, json_body(&v)).into_response()
@@ -211,7 +204,7 @@ fn new_schema(body: SchemaBody) -> Result<NewSchema, ApiError> {
     let text = body
         .schema
         .filter(|s| !s.trim().is_empty())
-        .ok_or_else(|| ApiError::InvalidSchema("Empty schema".into()))?;
+        .ok_or_else(|| ApiError::Registry(OperationError::InvalidSchema("Empty schema".into())))?;
     Ok(NewSchema {
         schema_type: body.schema_type.unwrap_or_else(|| "AVRO".into()).to_ascii_uppercase(),
         text,
@@ -339,11 +332,11 @@ async fn register(
         }
         Err(e) => {
             outcome(match e {
-                ApiError::Incompatible(_) => "incompatible",
-                ApiError::InvalidSchema(_) => "invalid",
+                OperationError::Incompatible(_) => "incompatible",
+                OperationError::InvalidSchema(_) => "invalid",
                 _ => "error",
             });
-            Err(e)
+            Err(e.into())
         }
     }
 }
@@ -387,12 +380,17 @@ async fn delete_version(
 // --- schemas by id -----------------------------------------------------
 
 fn parse_id(id: &str) -> Result<i32, ApiError> {
-    id.parse().map_err(|_| ApiError::SchemaNotFound(id.to_string()))
+    id.parse()
+        .map_err(|_| ApiError::Registry(OperationError::SchemaNotFound(id.to_string())))
 }
 
 async fn schema_by_id(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
     let n = parse_id(&id)?;
-    let s = state.store.schema_by_id(n).await?.ok_or(ApiError::SchemaNotFound(id))?;
+    let s = state
+        .store
+        .schema_by_id(n)
+        .await?
+        .ok_or(ApiError::Registry(OperationError::SchemaNotFound(id)))?;
     let mut out = serde_json::Map::new();
     schema_fields(&mut out, &s);
     Ok(ok(Value::Object(out)))
@@ -400,7 +398,11 @@ async fn schema_by_id(State(state): Shared, Path(id): Path<String>) -> Result<Re
 
 async fn schema_text_by_id(State(state): Shared, Path(id): Path<String>) -> Result<Response, ApiError> {
     let n = parse_id(&id)?;
-    let s = state.store.schema_by_id(n).await?.ok_or(ApiError::SchemaNotFound(id))?;
+    let s = state
+        .store
+        .schema_by_id(n)
+        .await?
+        .ok_or(ApiError::Registry(OperationError::SchemaNotFound(id)))?;
     Ok((StatusCode::OK, [(header::CONTENT_TYPE, CONTENT_TYPE)], s.text.clone()).into_response())
 }
 
@@ -410,7 +412,7 @@ async fn subjects_by_id(State(state): Shared, Path(id): Path<String>, Query(q): 
         .store
         .schema_by_id(n)
         .await?
-        .ok_or_else(|| ApiError::SchemaNotFound(id.clone()))?;
+        .ok_or_else(|| ApiError::Registry(OperationError::SchemaNotFound(id.clone())))?;
     let mut subjects: Vec<String> = state
         .store
         .usages(n, flag(&q, "deleted"))
@@ -428,7 +430,7 @@ async fn versions_by_id(State(state): Shared, Path(id): Path<String>, Query(q): 
         .store
         .schema_by_id(n)
         .await?
-        .ok_or_else(|| ApiError::SchemaNotFound(id.clone()))?;
+        .ok_or_else(|| ApiError::Registry(OperationError::SchemaNotFound(id.clone())))?;
     let usages: Vec<Value> = state
         .store
         .usages(n, flag(&q, "deleted"))
@@ -515,7 +517,11 @@ async fn get_config(State(state): Shared, Path(subject): Path<String>, Query(q):
     let level = match state.store.compatibility(&subject).await? {
         Some(l) => l,
         None if flag(&q, "defaultToGlobal") => state.store.effective_compatibility_of(&subject).await?,
-        None => return Err(ApiError::SubjectLevelCompatibilityNotConfigured(subject)),
+        None => {
+            return Err(ApiError::Registry(
+                OperationError::SubjectLevelCompatibilityNotConfigured(subject),
+            ))
+        }
     };
     Ok(ok(json!({"compatibilityLevel": level.as_str()})))
 }
@@ -535,12 +541,14 @@ async fn delete_config(State(state): Shared, Path(subject): Path<String>) -> Res
         .store
         .delete_compatibility(&subject)
         .await?
-        .ok_or(ApiError::SubjectLevelCompatibilityNotConfigured(subject))?;
+        .ok_or(ApiError::Registry(
+            OperationError::SubjectLevelCompatibilityNotConfigured(subject),
+        ))?;
     Ok(ok(json!({"compatibilityLevel": previous.as_str()})))
 }
 
 fn mode_of(body: ModeBody) -> Result<Mode, ApiError> {
-    Mode::parse(&body.mode.ok_or(ApiError::InvalidMode)?)
+    Ok(Mode::parse(&body.mode.ok_or(OperationError::InvalidMode)?)?)
 }
 
 async fn get_global_mode(State(state): Shared) -> Result<Response, ApiError> {
@@ -563,7 +571,11 @@ async fn get_mode(State(state): Shared, Path(subject): Path<String>, Query(q): P
     let mode = match state.store.mode(&subject).await? {
         Some(m) => m,
         None if flag(&q, "defaultToGlobal") => state.store.mode("").await?.unwrap_or(Mode::ReadWrite),
-        None => return Err(ApiError::SubjectLevelModeNotConfigured(subject)),
+        None => {
+            return Err(ApiError::Registry(OperationError::SubjectLevelModeNotConfigured(
+                subject,
+            )))
+        }
     };
     Ok(ok(json!({"mode": mode.as_str()})))
 }
@@ -579,10 +591,8 @@ async fn put_mode(
 }
 
 async fn delete_mode(State(state): Shared, Path(subject): Path<String>) -> Result<Response, ApiError> {
-    let previous = state
-        .store
-        .delete_mode(&subject)
-        .await?
-        .ok_or(ApiError::SubjectLevelModeNotConfigured(subject))?;
+    let previous = state.store.delete_mode(&subject).await?.ok_or(ApiError::Registry(
+        OperationError::SubjectLevelModeNotConfigured(subject),
+    ))?;
     Ok(ok(json!({"mode": previous.as_str()})))
 }

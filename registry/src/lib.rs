@@ -24,6 +24,7 @@
 pub mod api;
 mod auth;
 pub mod error;
+pub mod http;
 pub mod metrics;
 pub mod store;
 
@@ -35,7 +36,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use auth::BasicAuth;
-pub use error::{ApiError, StoreError};
+pub use error::{OperationError, StoreError};
+pub use http::ApiError;
 
 /// Configuration file keys (`registry/server.toml`). Secrets are not here:
 /// the database URL and the basic-auth credentials come from the environment.

@@ -16,7 +16,7 @@ use schema::{CompatibilityLevel, Schema};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::{ApiError, StoreError};
+use crate::error::{OperationError, StoreError};
 
 const MIGRATIONS: &[(i32, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
 /// Advisory lock namespace for registry transactions ("CSR" in ASCII).
@@ -61,7 +61,7 @@ pub enum VersionSpec {
 }
 
 impl VersionSpec {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, OperationError> {
         match s {
             "latest" | "-1" => Ok(VersionSpec::Latest),
             _ => s
@@ -69,7 +69,7 @@ impl VersionSpec {
                 .ok()
                 .filter(|v| *v > 0)
                 .map(VersionSpec::Number)
-                .ok_or_else(|| ApiError::InvalidVersion(s.to_string())),
+                .ok_or_else(|| OperationError::InvalidVersion(s.to_string())),
         }
     }
 }
@@ -83,12 +83,12 @@ pub enum Mode {
 }
 
 impl Mode {
-    pub fn parse(s: &str) -> Result<Self, ApiError> {
+    pub fn parse(s: &str) -> Result<Self, OperationError> {
         match s.to_ascii_uppercase().as_str() {
             "READWRITE" => Ok(Mode::ReadWrite),
             "READONLY" => Ok(Mode::ReadOnly),
             "IMPORT" => Ok(Mode::Import),
-            _ => Err(ApiError::InvalidMode),
+            _ => Err(OperationError::InvalidMode),
         }
     }
 
@@ -130,8 +130,8 @@ struct Prepared {
     parsed: Schema,
 }
 
-fn invalid(e: impl std::fmt::Display) -> ApiError {
-    ApiError::InvalidSchema(e.to_string())
+fn invalid(e: impl std::fmt::Display) -> OperationError {
+    OperationError::InvalidSchema(e.to_string())
 }
 
 /// The registry's database.
@@ -202,7 +202,7 @@ impl Store {
         }
     }
 
-    pub async fn schema_by_id(&self, id: i32) -> Result<Option<Arc<StoredSchema>>, ApiError> {
+    pub async fn schema_by_id(&self, id: i32) -> Result<Option<Arc<StoredSchema>>, OperationError> {
         if let Some(s) = self.by_id.read().unwrap_or_else(|e| e.into_inner()).get(&id) {
             return Ok(Some(s.clone()));
         }
@@ -214,7 +214,7 @@ impl Store {
             )
             .await?;
         let Some(row) = row else { return Ok(None) };
-        let schema = Arc::new(row_to_schema(&row).map_err(ApiError::Store)?);
+        let schema = Arc::new(row_to_schema(&row).map_err(OperationError::Store)?);
         self.by_id
             .write()
             .unwrap_or_else(|e| e.into_inner())
@@ -222,7 +222,7 @@ impl Store {
         Ok(Some(schema))
     }
 
-    pub async fn subjects(&self, deleted: bool, prefix: &str) -> Result<Vec<String>, ApiError> {
+    pub async fn subjects(&self, deleted: bool, prefix: &str) -> Result<Vec<String>, OperationError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -238,7 +238,7 @@ impl Store {
         client: &impl GenericClient,
         subject: &str,
         deleted: bool,
-    ) -> Result<Vec<(i32, i32, bool)>, ApiError> {
+    ) -> Result<Vec<(i32, i32, bool)>, OperationError> {
         let rows = client
             .query(
                 "SELECT version, schema_id, deleted FROM subject_versions WHERE subject = $1 AND ($2 OR NOT deleted) ORDER BY version",
@@ -248,20 +248,25 @@ impl Store {
         Ok(rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect())
     }
 
-    pub async fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, ApiError> {
+    pub async fn versions(&self, subject: &str, deleted: bool) -> Result<Vec<i32>, OperationError> {
         let client = self.pool.get().await?;
         let v = Self::versions_of(&client, subject, deleted).await?;
         if v.is_empty() {
-            return Err(ApiError::SubjectNotFound(subject.to_string()));
+            return Err(OperationError::SubjectNotFound(subject.to_string()));
         }
         Ok(v.into_iter().map(|(v, _, _)| v).collect())
     }
 
-    pub async fn version(&self, subject: &str, spec: VersionSpec, deleted: bool) -> Result<SubjectVersion, ApiError> {
+    pub async fn version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        deleted: bool,
+    ) -> Result<SubjectVersion, OperationError> {
         let client = self.pool.get().await?;
         let all = Self::versions_of(&client, subject, true).await?;
         if all.is_empty() {
-            return Err(ApiError::SubjectNotFound(subject.to_string()));
+            return Err(OperationError::SubjectNotFound(subject.to_string()));
         }
         let mut visible = all.iter().filter(|(_, _, d)| deleted || !d);
         let found = match spec {
@@ -271,13 +276,13 @@ impl Store {
         let Some(&(version, id, is_deleted)) = found else {
             return Err(match spec {
                 // Every version is soft-deleted: the subject is gone, as Confluent says.
-                VersionSpec::Latest => ApiError::SubjectNotFound(subject.to_string()),
-                VersionSpec::Number(n) => ApiError::VersionNotFound { version: n.to_string() },
+                VersionSpec::Latest => OperationError::SubjectNotFound(subject.to_string()),
+                VersionSpec::Number(n) => OperationError::VersionNotFound { version: n.to_string() },
             });
         };
         drop(client);
         let schema = self.schema_by_id(id).await?.ok_or_else(|| {
-            ApiError::Store(StoreError::Corrupt(format!(
+            OperationError::Store(StoreError::Corrupt(format!(
                 "version {subject}/{version} names missing schema {id}"
             )))
         })?;
@@ -290,7 +295,7 @@ impl Store {
     }
 
     /// Subjects (and versions) that use schema `id`.
-    pub async fn usages(&self, id: i32, deleted: bool) -> Result<Vec<(String, i32)>, ApiError> {
+    pub async fn usages(&self, id: i32, deleted: bool) -> Result<Vec<(String, i32)>, OperationError> {
         let client = self.pool.get().await?;
         let rows = client
             .query(
@@ -302,12 +307,16 @@ impl Store {
     }
 
     /// Ids of schemas (used by live versions) that reference `subject`/`version`.
-    pub async fn referenced_by(&self, subject: &str, version: i32) -> Result<Vec<i32>, ApiError> {
+    pub async fn referenced_by(&self, subject: &str, version: i32) -> Result<Vec<i32>, OperationError> {
         let client = self.pool.get().await?;
         Self::referenced_by_in(&client, subject, version).await
     }
 
-    async fn referenced_by_in(client: &impl GenericClient, subject: &str, version: i32) -> Result<Vec<i32>, ApiError> {
+    async fn referenced_by_in(
+        client: &impl GenericClient,
+        subject: &str,
+        version: i32,
+    ) -> Result<Vec<i32>, OperationError> {
         let rows = client
             .query(
                 "SELECT DISTINCT s.id FROM schemas s JOIN subject_versions sv ON sv.schema_id = s.id AND NOT sv.deleted \
@@ -320,7 +329,7 @@ impl Store {
 
     // --- config and mode ------------------------------------------------
 
-    pub async fn compatibility(&self, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
+    pub async fn compatibility(&self, subject: &str) -> Result<Option<CompatibilityLevel>, OperationError> {
         let client = self.pool.get().await?;
         Self::compatibility_in(&client, subject).await
     }
@@ -328,7 +337,7 @@ impl Store {
     async fn compatibility_in(
         client: &impl GenericClient,
         subject: &str,
-    ) -> Result<Option<CompatibilityLevel>, ApiError> {
+    ) -> Result<Option<CompatibilityLevel>, OperationError> {
         let row = client
             .query_opt(
                 "SELECT compatibility FROM compatibility_config WHERE subject = $1",
@@ -338,7 +347,7 @@ impl Store {
         row.map(|r| {
             let s: String = r.get(0);
             s.parse().map_err(|_| {
-                ApiError::Store(StoreError::Corrupt(format!(
+                OperationError::Store(StoreError::Corrupt(format!(
                     "stored compatibility level {s:?} is invalid"
                 )))
             })
@@ -350,19 +359,19 @@ impl Store {
     async fn effective_compatibility(
         client: &impl GenericClient,
         subject: &str,
-    ) -> Result<CompatibilityLevel, ApiError> {
+    ) -> Result<CompatibilityLevel, OperationError> {
         if let Some(l) = Self::compatibility_in(client, subject).await? {
             return Ok(l);
         }
         Ok(Self::compatibility_in(client, "").await?.unwrap_or_default())
     }
 
-    pub async fn effective_compatibility_of(&self, subject: &str) -> Result<CompatibilityLevel, ApiError> {
+    pub async fn effective_compatibility_of(&self, subject: &str) -> Result<CompatibilityLevel, OperationError> {
         let client = self.pool.get().await?;
         Self::effective_compatibility(&client, subject).await
     }
 
-    pub async fn set_compatibility(&self, subject: &str, level: CompatibilityLevel) -> Result<(), ApiError> {
+    pub async fn set_compatibility(&self, subject: &str, level: CompatibilityLevel) -> Result<(), OperationError> {
         let client = self.pool.get().await?;
         client
             .execute(
@@ -375,7 +384,7 @@ impl Store {
     }
 
     /// Removes a level; returns the one removed.
-    pub async fn delete_compatibility(&self, subject: &str) -> Result<Option<CompatibilityLevel>, ApiError> {
+    pub async fn delete_compatibility(&self, subject: &str) -> Result<Option<CompatibilityLevel>, OperationError> {
         let previous = self.compatibility(subject).await?;
         let client = self.pool.get().await?;
         client
@@ -384,26 +393,26 @@ impl Store {
         Ok(previous)
     }
 
-    pub async fn mode(&self, subject: &str) -> Result<Option<Mode>, ApiError> {
+    pub async fn mode(&self, subject: &str) -> Result<Option<Mode>, OperationError> {
         let client = self.pool.get().await?;
         Self::mode_in(&client, subject).await
     }
 
-    async fn mode_in(client: &impl GenericClient, subject: &str) -> Result<Option<Mode>, ApiError> {
+    async fn mode_in(client: &impl GenericClient, subject: &str) -> Result<Option<Mode>, OperationError> {
         let row = client
             .query_opt("SELECT mode FROM registry_mode WHERE subject = $1", &[&subject])
             .await?;
         row.map(|r| Mode::parse(r.get::<_, &str>(0))).transpose()
     }
 
-    async fn effective_mode(client: &impl GenericClient, subject: &str) -> Result<Mode, ApiError> {
+    async fn effective_mode(client: &impl GenericClient, subject: &str) -> Result<Mode, OperationError> {
         if let Some(m) = Self::mode_in(client, subject).await? {
             return Ok(m);
         }
         Ok(Self::mode_in(client, "").await?.unwrap_or(Mode::ReadWrite))
     }
 
-    pub async fn set_mode(&self, subject: &str, mode: Mode) -> Result<(), ApiError> {
+    pub async fn set_mode(&self, subject: &str, mode: Mode) -> Result<(), OperationError> {
         let client = self.pool.get().await?;
         client
             .execute(
@@ -414,7 +423,7 @@ impl Store {
         Ok(())
     }
 
-    pub async fn delete_mode(&self, subject: &str) -> Result<Option<Mode>, ApiError> {
+    pub async fn delete_mode(&self, subject: &str) -> Result<Option<Mode>, OperationError> {
         let previous = self.mode(subject).await?;
         let client = self.pool.get().await?;
         client
@@ -432,12 +441,12 @@ impl Store {
         text: &str,
         references: &[Reference],
         depth: usize,
-    ) -> Result<Schema, ApiError> {
+    ) -> Result<Schema, OperationError> {
         let json: Value = serde_json::from_str(text).map_err(invalid)?;
         let mut resolved = Vec::with_capacity(references.len());
         for r in references {
             if depth >= MAX_REFERENCE_DEPTH {
-                return Err(ApiError::InvalidSchema(format!(
+                return Err(OperationError::InvalidSchema(format!(
                     "references nest deeper than {MAX_REFERENCE_DEPTH}"
                 )));
             }
@@ -451,12 +460,12 @@ impl Store {
                 )
                 .await?
                 .ok_or_else(|| {
-                    ApiError::InvalidSchema(format!(
+                    OperationError::InvalidSchema(format!(
                         "reference {} names subject {} version {}, which does not exist",
                         r.name, r.subject, r.version
                     ))
                 })?;
-            let referenced = row_to_schema(&row).map_err(ApiError::Store)?;
+            let referenced = row_to_schema(&row).map_err(OperationError::Store)?;
             let parsed = Box::pin(self.parse(client, &referenced.text, &referenced.references, depth + 1)).await?;
             resolved.push(parsed);
         }
@@ -464,7 +473,7 @@ impl Store {
         Schema::parse_with_references(&json, &refs).map_err(invalid)
     }
 
-    fn prepare(new: &NewSchema, parsed: Schema, normalize: bool) -> Result<Prepared, ApiError> {
+    fn prepare(new: &NewSchema, parsed: Schema, normalize: bool) -> Result<Prepared, OperationError> {
         let normalized = schema::normalized_json(&parsed.json);
         let text = if normalize {
             normalized.clone()
@@ -478,9 +487,9 @@ impl Store {
         Ok(Prepared { text, identity, parsed })
     }
 
-    fn check_type(new: &NewSchema) -> Result<(), ApiError> {
+    fn check_type(new: &NewSchema) -> Result<(), OperationError> {
         if new.schema_type != "AVRO" {
-            return Err(ApiError::InvalidSchema(format!(
+            return Err(OperationError::InvalidSchema(format!(
                 "schema type {} is not supported; this registry serves AVRO",
                 new.schema_type
             )));
@@ -496,7 +505,7 @@ impl Store {
         new: &NewSchema,
         against: Option<VersionSpec>,
         level: Option<CompatibilityLevel>,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, OperationError> {
         Self::check_type(new)?;
         let client = self.pool.get().await?;
         let parsed = self.parse(&client, &new.text, &new.references, 0).await?;
@@ -509,12 +518,12 @@ impl Store {
             None => live.iter().map(|(v, id, _)| (*v, *id)).collect(),
             Some(VersionSpec::Latest) => match live.last() {
                 Some((v, id, _)) => vec![(*v, *id)],
-                None => return Err(ApiError::SubjectNotFound(subject.to_string())),
+                None => return Err(OperationError::SubjectNotFound(subject.to_string())),
             },
             Some(VersionSpec::Number(n)) => match live.iter().find(|(v, _, _)| *v == n) {
                 Some((v, id, _)) => vec![(*v, *id)],
-                None if live.is_empty() => return Err(ApiError::SubjectNotFound(subject.to_string())),
-                None => return Err(ApiError::VersionNotFound { version: n.to_string() }),
+                None if live.is_empty() => return Err(OperationError::SubjectNotFound(subject.to_string())),
+                None => return Err(OperationError::VersionNotFound { version: n.to_string() }),
             },
         };
         // A single named version is checked as if it were the only earlier one.
@@ -533,7 +542,7 @@ impl Store {
         new: &Schema,
         previous: &[(i32, i32)],
         level: CompatibilityLevel,
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<String>, OperationError> {
         if level == CompatibilityLevel::None || previous.is_empty() {
             return Ok(Vec::new());
         }
@@ -545,12 +554,12 @@ impl Store {
                     &[id],
                 )
                 .await?;
-            let stored = row_to_schema(&row).map_err(ApiError::Store)?;
+            let stored = row_to_schema(&row).map_err(OperationError::Store)?;
             let schema = self
                 .parse(client, &stored.text, &stored.references, 0)
                 .await
                 .map_err(|e| {
-                    ApiError::Store(StoreError::Corrupt(format!("stored schema {id} no longer parses: {e}")))
+                    OperationError::Store(StoreError::Corrupt(format!("stored schema {id} no longer parses: {e}")))
                 })?;
             parsed.push(schema);
         }
@@ -566,14 +575,14 @@ impl Store {
 
     /// Takes the subject's advisory lock for the rest of the transaction and
     /// returns its mode, refusing READONLY subjects.
-    async fn lock_for_writing(tx: &impl GenericClient, subject: &str) -> Result<Mode, ApiError> {
+    async fn lock_for_writing(tx: &impl GenericClient, subject: &str) -> Result<Mode, OperationError> {
         tx.execute(
             "SELECT pg_advisory_xact_lock($1, hashtext($2))",
             &[&LOCK_NAMESPACE, &subject],
         )
         .await?;
         match Self::effective_mode(tx, subject).await? {
-            Mode::ReadOnly => Err(ApiError::OperationNotPermitted(format!(
+            Mode::ReadOnly => Err(OperationError::OperationNotPermitted(format!(
                 "Subject {subject} is in read-only mode"
             ))),
             mode => Ok(mode),
@@ -581,14 +590,19 @@ impl Store {
     }
 
     /// Registers `new` under `subject` (see the module doc for the locking).
-    pub async fn register(&self, subject: &str, new: &NewSchema, normalize: bool) -> Result<Registered, ApiError> {
+    pub async fn register(
+        &self,
+        subject: &str,
+        new: &NewSchema,
+        normalize: bool,
+    ) -> Result<Registered, OperationError> {
         Self::check_type(new)?;
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         let mode = Self::lock_for_writing(&tx, subject).await?;
         match mode {
             Mode::ReadWrite if new.id.is_some() || new.version.is_some() => {
-                return Err(ApiError::OperationNotPermitted(
+                return Err(OperationError::OperationNotPermitted(
                     "a schema id or version may only be given in IMPORT mode".into(),
                 ))
             }
@@ -623,7 +637,7 @@ impl Store {
                 .collect();
             let problems = self.problems(&tx, &prepared.parsed, &live, level).await?;
             if !problems.is_empty() {
-                return Err(ApiError::Incompatible(format!(
+                return Err(OperationError::Incompatible(format!(
                     "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
                     problems.join(", ")
                 )));
@@ -640,13 +654,13 @@ impl Store {
                     )
                     .await?;
                 if taken.is_some() {
-                    return Err(ApiError::OperationNotPermitted(format!(
+                    return Err(OperationError::OperationNotPermitted(format!(
                         "Subject {subject} already has a version {v}"
                     )));
                 }
                 v
             }
-            Some(v) => return Err(ApiError::InvalidVersion(v.to_string())),
+            Some(v) => return Err(OperationError::InvalidVersion(v.to_string())),
             None => tx
                 .query_one(
                     "SELECT COALESCE(max(version), 0) + 1 FROM subject_versions WHERE subject = $1",
@@ -666,7 +680,7 @@ impl Store {
 
     /// The id for a prepared schema: the existing one with the same identity,
     /// the one IMPORT mode asks for, or a new one from the sequence.
-    async fn assign_id(&self, tx: &impl GenericClient, new: &NewSchema, p: &Prepared) -> Result<i32, ApiError> {
+    async fn assign_id(&self, tx: &impl GenericClient, new: &NewSchema, p: &Prepared) -> Result<i32, OperationError> {
         let refs = serde_json::to_value(&new.references).map_err(invalid)?;
         if let Some(id) = new.id {
             let clash = tx
@@ -675,7 +689,7 @@ impl Store {
             match clash {
                 Some(row) if row.get::<_, bool>(0) => return Ok(id),
                 Some(_) => {
-                    return Err(ApiError::OperationNotPermitted(format!(
+                    return Err(OperationError::OperationNotPermitted(format!(
                         "schema id {id} is already used by a different schema"
                     )))
                 }
@@ -726,12 +740,12 @@ impl Store {
             return Ok(row.get(0));
         }
         // Another instance registered the same schema in the meantime.
-        Self::id_for_identity(tx, &p.identity)
-            .await?
-            .ok_or_else(|| ApiError::Store(StoreError::Corrupt("schema vanished after a conflicting insert".into())))
+        Self::id_for_identity(tx, &p.identity).await?.ok_or_else(|| {
+            OperationError::Store(StoreError::Corrupt("schema vanished after a conflicting insert".into()))
+        })
     }
 
-    async fn id_for_identity(tx: &impl GenericClient, identity: &str) -> Result<Option<i32>, ApiError> {
+    async fn id_for_identity(tx: &impl GenericClient, identity: &str) -> Result<Option<i32>, OperationError> {
         let row = tx
             .query_opt(
                 "SELECT id, identity = $1 FROM schemas WHERE identity_md5 = md5($1)",
@@ -741,7 +755,7 @@ impl Store {
         match row {
             None => Ok(None),
             Some(r) if r.get::<_, bool>(1) => Ok(Some(r.get(0))),
-            Some(_) => Err(ApiError::Store(StoreError::Corrupt(
+            Some(_) => Err(OperationError::Store(StoreError::Corrupt(
                 "md5 collision between two schema identities".into(),
             ))),
         }
@@ -754,11 +768,11 @@ impl Store {
         new: &NewSchema,
         normalize: bool,
         deleted: bool,
-    ) -> Result<SubjectVersion, ApiError> {
+    ) -> Result<SubjectVersion, OperationError> {
         Self::check_type(new)?;
         let client = self.pool.get().await?;
         if Self::versions_of(&client, subject, true).await?.is_empty() {
-            return Err(ApiError::SubjectNotFound(subject.to_string()));
+            return Err(OperationError::SubjectNotFound(subject.to_string()));
         }
         let parsed = self.parse(&client, &new.text, &new.references, 0).await?;
         let prepared = Self::prepare(new, parsed, normalize)?;
@@ -770,25 +784,25 @@ impl Store {
                 &[&subject, &prepared.identity, &deleted],
             )
             .await?
-            .ok_or_else(|| ApiError::SchemaNotFound(String::new()))?;
+            .ok_or_else(|| OperationError::SchemaNotFound(String::new()))?;
         let version: i32 = row.get(0);
         drop(client);
         self.version(subject, VersionSpec::Number(version), deleted).await
     }
 
     /// Soft or permanent deletion of a whole subject; returns the versions deleted.
-    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, ApiError> {
+    pub async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<i32>, OperationError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         Self::lock_for_writing(&tx, subject).await?;
         let all = Self::versions_of(&tx, subject, true).await?;
         if all.is_empty() {
-            return Err(ApiError::SubjectNotFound(subject.to_string()));
+            return Err(OperationError::SubjectNotFound(subject.to_string()));
         }
         let live: Vec<i32> = all.iter().filter(|(_, _, d)| !d).map(|(v, _, _)| *v).collect();
         for v in &live {
             if !Self::referenced_by_in(&tx, subject, *v).await?.is_empty() {
-                return Err(ApiError::ReferenceExists {
+                return Err(OperationError::ReferenceExists {
                     subject: subject.to_string(),
                     version: *v,
                 });
@@ -796,7 +810,7 @@ impl Store {
         }
         let deleted = if permanent {
             if !live.is_empty() {
-                return Err(ApiError::SubjectNotSoftDeleted(subject.to_string()));
+                return Err(OperationError::SubjectNotSoftDeleted(subject.to_string()));
             }
             tx.execute("DELETE FROM subject_versions WHERE subject = $1", &[&subject])
                 .await?;
@@ -807,7 +821,7 @@ impl Store {
             all.iter().map(|(v, _, _)| *v).collect()
         } else {
             if live.is_empty() {
-                return Err(ApiError::SubjectSoftDeleted(subject.to_string()));
+                return Err(OperationError::SubjectSoftDeleted(subject.to_string()));
             }
             tx.execute(
                 "UPDATE subject_versions SET deleted = true WHERE subject = $1",
@@ -821,13 +835,18 @@ impl Store {
     }
 
     /// Soft or permanent deletion of one version; returns its number.
-    pub async fn delete_version(&self, subject: &str, spec: VersionSpec, permanent: bool) -> Result<i32, ApiError> {
+    pub async fn delete_version(
+        &self,
+        subject: &str,
+        spec: VersionSpec,
+        permanent: bool,
+    ) -> Result<i32, OperationError> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
         Self::lock_for_writing(&tx, subject).await?;
         let all = Self::versions_of(&tx, subject, true).await?;
         if all.is_empty() {
-            return Err(ApiError::SubjectNotFound(subject.to_string()));
+            return Err(OperationError::SubjectNotFound(subject.to_string()));
         }
         let target = match spec {
             // "latest" means the latest live version (or, when deleting
@@ -836,7 +855,7 @@ impl Store {
             VersionSpec::Number(n) => all.iter().find(|(v, _, _)| *v == n),
         };
         let Some(&(version, _, is_deleted)) = target else {
-            return Err(ApiError::VersionNotFound {
+            return Err(OperationError::VersionNotFound {
                 version: match spec {
                     VersionSpec::Latest => "latest".into(),
                     VersionSpec::Number(n) => n.to_string(),
@@ -844,20 +863,20 @@ impl Store {
             });
         };
         if !Self::referenced_by_in(&tx, subject, version).await?.is_empty() {
-            return Err(ApiError::ReferenceExists {
+            return Err(OperationError::ReferenceExists {
                 subject: subject.to_string(),
                 version,
             });
         }
         match (permanent, is_deleted) {
             (false, true) => {
-                return Err(ApiError::VersionSoftDeleted {
+                return Err(OperationError::VersionSoftDeleted {
                     subject: subject.to_string(),
                     version,
                 })
             }
             (true, false) => {
-                return Err(ApiError::VersionNotSoftDeleted {
+                return Err(OperationError::VersionNotSoftDeleted {
                     subject: subject.to_string(),
                     version,
                 })
