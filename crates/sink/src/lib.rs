@@ -37,13 +37,13 @@
 //! most `batch.max_bytes` of JSON, below Snowflake's 16 MB for a value.
 
 pub mod config;
-pub mod ddl;
+/// The pure layout and DDL code, where its users have always found it.
+pub use warehouse_layout::{ddl, tables};
 mod driver;
 mod generations;
 pub mod lease;
 pub mod metrics;
 mod positions;
-pub mod tables;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;

@@ -62,7 +62,7 @@ impl Column {
     }
 
     fn quoted(&self) -> String {
-        snowflake::quote_ident(&self.name)
+        crate::quote_ident(&self.name)
     }
 
     /// The expression that reads this column from a flattened JSON array
@@ -102,7 +102,7 @@ fn changelog_view_name(base: &str) -> String {
 
 /// `name` quoted, in `qualifier` when there is one.
 fn qualified(qualifier: &str, name: &str) -> String {
-    let name = snowflake::quote_ident(name);
+    let name = crate::quote_ident(name);
     if qualifier.is_empty() {
         name
     } else {
