@@ -184,75 +184,17 @@ impl CdcConfig {
 
     fn parse(text: &str, project_dir: &Path, defaults: ServiceDefaults) -> Result<CdcConfig, CdcError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if raw.source.tables.is_empty() {
-            return Err(bad("source.tables is empty: name at least one table".into()));
-        }
-        let mut tables = Vec::new();
-        for t in &raw.source.tables {
-            let t = table_name("source.tables", t)?;
-            if tables.contains(&t) {
-                return Err(bad(format!("source.tables names {t} twice")));
-            }
-            tables.push(t);
-        }
-        let slot = raw.source.slot.unwrap_or_else(|| "contrail".into());
-        slot_like("source.slot", &slot)?;
-        let publication = raw.source.publication.unwrap_or_else(|| "contrail".into());
-        slot_like("source.publication", &publication)?;
-        let state_table = table_name(
-            "source.state_table",
-            raw.source.state_table.as_deref().unwrap_or("public.contrail_cdc_state"),
-        )?;
-        if tables.contains(&state_table) {
-            return Err(bad(format!(
-                "source.state_table {state_table} is also a captured table"
-            )));
-        }
-        let heartbeat = match raw.source.heartbeat_seconds.unwrap_or(10) {
-            0 => None,
-            s if s > 3600 => return Err(bad(format!("source.heartbeat_seconds = {s}: expected at most 3600"))),
-            s => Some(Duration::from_secs(s)),
-        };
-        let topic_prefix = raw.kafka.topic_prefix.unwrap_or_else(|| "contrail".into());
-        topic_like("kafka.topic_prefix", &topic_prefix)?;
-        let dead_letter_topic = raw
-            .kafka
-            .dead_letter_topic
-            .unwrap_or_else(|| format!("{topic_prefix}.cdc.dlq"));
-        topic_like("kafka.dead_letter_topic", &dead_letter_topic)?;
-        let partitions = raw.kafka.partitions.unwrap_or(3);
-        if !(1..=10_000).contains(&partitions) {
-            return Err(bad(format!("kafka.partitions = {partitions}: expected 1 to 10000")));
-        }
-        let replication = raw.kafka.replication.unwrap_or(1);
-        if !(1..=16).contains(&replication) {
-            return Err(bad(format!("kafka.replication = {replication}: expected 1 to 16")));
-        }
-        let min_insync_replicas = raw.kafka.min_insync_replicas.unwrap_or(1);
-        if !(1..=replication).contains(&min_insync_replicas) {
-            return Err(bad(format!(
-                "kafka.min_insync_replicas = {min_insync_replicas}: expected 1 to kafka.replication ({replication})"
-            )));
-        }
-        let linger_ms = raw.kafka.linger_ms.unwrap_or(5);
-        if linger_ms > 10_000 {
-            return Err(bad(format!("kafka.linger_ms = {linger_ms}: expected at most 10000")));
-        }
+        let source = Captured::parse(raw.source)?;
+        let topics = Topics::parse(raw.kafka)?;
         let mut contracts = BTreeMap::new();
         for (table, record) in raw.contracts {
             let t = table_name("contracts", &table)?;
-            if !tables.contains(&t) {
+            if !source.tables.contains(&t) {
                 return Err(bad(format!("contracts: {t} is not in source.tables")));
             }
             contracts.insert(t, record);
         }
-        let metrics_listen = match raw.service.metrics_listen.as_deref() {
-            None | Some("") => None,
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| bad(format!("service.metrics_listen = {s:?} is not host:port")))?,
-            ),
-        };
+        let metrics_listen = changes::metrics_listen(raw.service.metrics_listen.as_deref()).map_err(bad)?;
         let env = &defaults.env.for_stage("CDC");
         let env_or = |name: &str, default: Option<String>| {
             env.var(name)
@@ -263,25 +205,15 @@ impl CdcConfig {
         database_url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| bad(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
-        let transaction_topic = raw
-            .kafka
-            .transaction_metadata
-            .unwrap_or(false)
-            .then(|| format!("{topic_prefix}.transaction"));
-        if transaction_topic.as_ref() == Some(&dead_letter_topic) {
-            return Err(bad(
-                "kafka.dead_letter_topic must differ from <topic_prefix>.transaction".into(),
-            ));
-        }
         Ok(CdcConfig {
             database_url: DatabaseUrl(database_url),
-            tables,
-            slot,
-            publication,
-            state_table,
-            heartbeat,
-            lag_warn_bytes: raw.source.lag_warn_bytes.unwrap_or(256 * 1024 * 1024),
-            binary_values: raw.source.binary_values.unwrap_or(true),
+            tables: source.tables,
+            slot: source.slot,
+            publication: source.publication,
+            state_table: source.state_table,
+            heartbeat: source.heartbeat,
+            lag_warn_bytes: source.lag_warn_bytes,
+            binary_values: source.binary_values,
             kafka: kafka::KafkaConfig {
                 bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
                 client_id: "contrail-cdc".into(),
@@ -291,17 +223,131 @@ impl CdcConfig {
             registry_auth: env
                 .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
                 .map(changes::Secret::new),
-            topic_prefix,
-            partitions,
-            replication,
-            min_insync_replicas,
-            dead_letter_topic,
-            tombstones: raw.kafka.tombstones.unwrap_or(true),
-            transaction_topic,
-            linger: Duration::from_millis(linger_ms),
+            topic_prefix: topics.topic_prefix,
+            partitions: topics.partitions,
+            replication: topics.replication,
+            min_insync_replicas: topics.min_insync_replicas,
+            dead_letter_topic: topics.dead_letter_topic,
+            tombstones: topics.tombstones,
+            transaction_topic: topics.transaction_topic,
+            linger: topics.linger,
             contracts,
             schemas_dir: project_dir.join(raw.service.schemas_dir.unwrap_or_else(|| "schemas".into())),
             metrics_listen,
+        })
+    }
+}
+
+/// `[source]`, checked.
+struct Captured {
+    tables: Vec<TableName>,
+    slot: String,
+    publication: String,
+    state_table: TableName,
+    heartbeat: Option<Duration>,
+    lag_warn_bytes: u64,
+    binary_values: bool,
+}
+
+impl Captured {
+    fn parse(raw: RawSource) -> Result<Captured, CdcError> {
+        if raw.tables.is_empty() {
+            return Err(bad("source.tables is empty: name at least one table".into()));
+        }
+        let mut tables = Vec::new();
+        for t in &raw.tables {
+            let t = table_name("source.tables", t)?;
+            if tables.contains(&t) {
+                return Err(bad(format!("source.tables names {t} twice")));
+            }
+            tables.push(t);
+        }
+        let slot = raw.slot.unwrap_or_else(|| "contrail".into());
+        slot_like("source.slot", &slot)?;
+        let publication = raw.publication.unwrap_or_else(|| "contrail".into());
+        slot_like("source.publication", &publication)?;
+        let state_table = table_name(
+            "source.state_table",
+            raw.state_table.as_deref().unwrap_or("public.contrail_cdc_state"),
+        )?;
+        if tables.contains(&state_table) {
+            return Err(bad(format!(
+                "source.state_table {state_table} is also a captured table"
+            )));
+        }
+        let heartbeat = match raw.heartbeat_seconds.unwrap_or(10) {
+            0 => None,
+            s if s > 3600 => return Err(bad(format!("source.heartbeat_seconds = {s}: expected at most 3600"))),
+            s => Some(Duration::from_secs(s)),
+        };
+        Ok(Captured {
+            tables,
+            slot,
+            publication,
+            state_table,
+            heartbeat,
+            lag_warn_bytes: raw.lag_warn_bytes.unwrap_or(256 * 1024 * 1024),
+            binary_values: raw.binary_values.unwrap_or(true),
+        })
+    }
+}
+
+/// `[kafka]`, checked.
+struct Topics {
+    topic_prefix: String,
+    dead_letter_topic: String,
+    partitions: i32,
+    replication: i32,
+    min_insync_replicas: i32,
+    tombstones: bool,
+    transaction_topic: Option<String>,
+    linger: Duration,
+}
+
+impl Topics {
+    fn parse(raw: RawKafka) -> Result<Topics, CdcError> {
+        let topic_prefix = raw.topic_prefix.unwrap_or_else(|| "contrail".into());
+        topic_like("kafka.topic_prefix", &topic_prefix)?;
+        let dead_letter_topic = raw
+            .dead_letter_topic
+            .unwrap_or_else(|| format!("{topic_prefix}.cdc.dlq"));
+        topic_like("kafka.dead_letter_topic", &dead_letter_topic)?;
+        let partitions = raw.partitions.unwrap_or(3);
+        if !(1..=10_000).contains(&partitions) {
+            return Err(bad(format!("kafka.partitions = {partitions}: expected 1 to 10000")));
+        }
+        let replication = raw.replication.unwrap_or(1);
+        if !(1..=16).contains(&replication) {
+            return Err(bad(format!("kafka.replication = {replication}: expected 1 to 16")));
+        }
+        let min_insync_replicas = raw.min_insync_replicas.unwrap_or(1);
+        if !(1..=replication).contains(&min_insync_replicas) {
+            return Err(bad(format!(
+                "kafka.min_insync_replicas = {min_insync_replicas}: expected 1 to kafka.replication ({replication})"
+            )));
+        }
+        let linger_ms = raw.linger_ms.unwrap_or(5);
+        if linger_ms > 10_000 {
+            return Err(bad(format!("kafka.linger_ms = {linger_ms}: expected at most 10000")));
+        }
+        let transaction_topic = raw
+            .transaction_metadata
+            .unwrap_or(false)
+            .then(|| format!("{topic_prefix}.transaction"));
+        if transaction_topic.as_ref() == Some(&dead_letter_topic) {
+            return Err(bad(
+                "kafka.dead_letter_topic must differ from <topic_prefix>.transaction".into(),
+            ));
+        }
+        Ok(Topics {
+            topic_prefix,
+            dead_letter_topic,
+            partitions,
+            replication,
+            min_insync_replicas,
+            tombstones: raw.tombstones.unwrap_or(true),
+            transaction_topic,
+            linger: Duration::from_millis(linger_ms),
         })
     }
 }

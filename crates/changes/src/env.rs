@@ -59,6 +59,18 @@ impl fmt::Debug for Env {
     }
 }
 
+/// `service.metrics_listen`, as every stage's config file has it: absent
+/// or empty is no metrics server, anything else must be `host:port`.
+pub fn metrics_listen(value: Option<&str>) -> Result<Option<std::net::SocketAddr>, String> {
+    match value {
+        None | Some("") => Ok(None),
+        Some(s) => s
+            .parse()
+            .map(Some)
+            .map_err(|_| format!("service.metrics_listen = {s:?} is not host:port")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -159,17 +159,7 @@ impl ProducerConfig {
             .clone()
             .or(raw.target.kind.clone())
             .unwrap_or_else(|| "postgres".into());
-        let sim_defaults = simulator::SimConfig::default();
-        let simulator = simulator::SimConfig {
-            seed: overrides.seed.or(raw.source.seed).unwrap_or(sim_defaults.seed),
-            fleet: overrides.fleet.or(raw.source.fleet).unwrap_or(sim_defaults.fleet),
-            step_seconds: raw.source.step_seconds.unwrap_or(sim_defaults.step_seconds),
-            bad_percent: overrides
-                .bad_percent
-                .or(env_parse(&defaults.env, "CONTRAIL_PRODUCER_BAD_PERCENT")?)
-                .or(raw.source.bad_percent)
-                .unwrap_or(0.0),
-        };
+        let simulator = simulator_config(&raw.source, overrides, &defaults.env)?;
         let source = source_config(&source_kind, &raw.source, simulator, file, &defaults.env)?;
         let batch_size = raw.target.batch_size.unwrap_or(1_000);
         if !(1..=100_000).contains(&batch_size) {
@@ -187,34 +177,9 @@ impl ProducerConfig {
             .or(env_parse(&defaults.env, "CONTRAIL_PRODUCER_DURATION_SECONDS")?)
             .or(raw.service.duration_seconds)
             .unwrap_or(0);
-        let metrics_listen = match overrides.metrics_listen.clone().or(raw.service.metrics_listen) {
-            None => None,
-            Some(s) if s.is_empty() => None,
-            Some(s) => Some(
-                s.parse()
-                    .map_err(|_| ConfigError(format!("service.metrics_listen = {s:?} is not host:port")))?,
-            ),
-        };
-        let target = match target_kind.as_str() {
-            "postgres" => {
-                let url = defaults
-                    .env
-                    .var("DATABASE_URL")
-                    .or(defaults.database_url)
-                    .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
-                url.parse::<tokio_postgres::Config>()
-                    .map_err(|e| ConfigError(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
-                Target::Postgres {
-                    database_url: DatabaseUrl(url),
-                }
-            }
-            "kafka" => Target::Kafka(kafka_target(&raw.target, defaults)?),
-            other => {
-                return Err(ConfigError(format!(
-                    "target {other:?} is unknown: expected postgres or kafka"
-                )))
-            }
-        };
+        let listen = overrides.metrics_listen.clone().or(raw.service.metrics_listen);
+        let metrics_listen = changes::metrics_listen(listen.as_deref()).map_err(ConfigError)?;
+        let target = target_config(&target_kind, &raw.target, defaults)?;
         Ok(ProducerConfig {
             source,
             target,
@@ -224,6 +189,48 @@ impl ProducerConfig {
             metrics_listen,
         })
     }
+}
+
+/// The simulator's settings: command line < environment < file < defaults.
+fn simulator_config(
+    raw: &RawSource,
+    overrides: &Overrides,
+    env: &changes::Env,
+) -> Result<simulator::SimConfig, ConfigError> {
+    let sim_defaults = simulator::SimConfig::default();
+    Ok(simulator::SimConfig {
+        seed: overrides.seed.or(raw.seed).unwrap_or(sim_defaults.seed),
+        fleet: overrides.fleet.or(raw.fleet).unwrap_or(sim_defaults.fleet),
+        step_seconds: raw.step_seconds.unwrap_or(sim_defaults.step_seconds),
+        bad_percent: overrides
+            .bad_percent
+            .or(env_parse(env, "CONTRAIL_PRODUCER_BAD_PERCENT")?)
+            .or(raw.bad_percent)
+            .unwrap_or(0.0),
+    })
+}
+
+fn target_config(kind: &str, raw: &RawTarget, defaults: ServiceDefaults) -> Result<Target, ConfigError> {
+    Ok(match kind {
+        "postgres" => {
+            let url = defaults
+                .env
+                .var("DATABASE_URL")
+                .or(defaults.database_url)
+                .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
+            url.parse::<tokio_postgres::Config>()
+                .map_err(|e| ConfigError(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+            Target::Postgres {
+                database_url: DatabaseUrl(url),
+            }
+        }
+        "kafka" => Target::Kafka(kafka_target(raw, defaults)?),
+        other => {
+            return Err(ConfigError(format!(
+                "target {other:?} is unknown: expected postgres or kafka"
+            )))
+        }
+    })
 }
 
 fn source_config(
@@ -240,45 +247,7 @@ fn source_config(
             simulator::Simulator::new(simulator.clone()).map_err(|e| ConfigError(format!("source: {e}")))?;
             SourceConfig::Simulator(simulator)
         }
-        "opensky" => {
-            let credentials = match (env.var("OPENSKY_CLIENT_ID"), env.var("OPENSKY_CLIENT_SECRET")) {
-                (Some(client_id), Some(client_secret)) => Some(opensky::Credentials {
-                    client_id,
-                    client_secret,
-                }),
-                (None, None) => None,
-                _ => {
-                    return Err(ConfigError(
-                        "set both OPENSKY_CLIENT_ID and OPENSKY_CLIENT_SECRET, or neither (anonymous)".into(),
-                    ))
-                }
-            };
-            let defaults = opensky::OpenSkyConfig::default();
-            let bbox = raw.bbox.map(|[lamin, lomin, lamax, lomax]| opensky::BoundingBox {
-                lamin,
-                lomin,
-                lamax,
-                lomax,
-            });
-            if let Some(b) = &bbox {
-                b.validate().map_err(|e| ConfigError(format!("source.bbox: {e}")))?;
-            }
-            // OpenSky's resolution: 10 s anonymous, 5 s with an account.
-            let poll = raw.poll_seconds.unwrap_or(if credentials.is_some() { 5 } else { 10 });
-            if poll == 0 {
-                return Err(ConfigError("source.poll_seconds must be positive".into()));
-            }
-            SourceConfig::OpenSky {
-                client: opensky::OpenSkyConfig {
-                    base_url: raw.base_url.clone().unwrap_or(defaults.base_url),
-                    token_url: raw.token_url.clone().unwrap_or(defaults.token_url),
-                    credentials,
-                    bbox,
-                    extended: true,
-                },
-                poll: std::time::Duration::from_secs(poll),
-            }
-        }
+        "opensky" => opensky_config(raw, env)?,
         "replay" => {
             let path = raw
                 .path
@@ -308,6 +277,48 @@ fn source_config(
                 "source {other:?} is unknown: expected simulator, opensky or replay"
             )))
         }
+    })
+}
+
+/// OpenSky's client settings, with the credentials from the environment.
+fn opensky_config(raw: &RawSource, env: &changes::Env) -> Result<crate::source::SourceConfig, ConfigError> {
+    use crate::source::SourceConfig;
+    let credentials = match (env.var("OPENSKY_CLIENT_ID"), env.var("OPENSKY_CLIENT_SECRET")) {
+        (Some(client_id), Some(client_secret)) => Some(opensky::Credentials {
+            client_id,
+            client_secret,
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(ConfigError(
+                "set both OPENSKY_CLIENT_ID and OPENSKY_CLIENT_SECRET, or neither (anonymous)".into(),
+            ))
+        }
+    };
+    let defaults = opensky::OpenSkyConfig::default();
+    let bbox = raw.bbox.map(|[lamin, lomin, lamax, lomax]| opensky::BoundingBox {
+        lamin,
+        lomin,
+        lamax,
+        lomax,
+    });
+    if let Some(b) = &bbox {
+        b.validate().map_err(|e| ConfigError(format!("source.bbox: {e}")))?;
+    }
+    // OpenSky's resolution: 10 s anonymous, 5 s with an account.
+    let poll = raw.poll_seconds.unwrap_or(if credentials.is_some() { 5 } else { 10 });
+    if poll == 0 {
+        return Err(ConfigError("source.poll_seconds must be positive".into()));
+    }
+    Ok(SourceConfig::OpenSky {
+        client: opensky::OpenSkyConfig {
+            base_url: raw.base_url.clone().unwrap_or(defaults.base_url),
+            token_url: raw.token_url.clone().unwrap_or(defaults.token_url),
+            credentials,
+            bbox,
+            extended: true,
+        },
+        poll: std::time::Duration::from_secs(poll),
     })
 }
 

@@ -135,17 +135,7 @@ impl SinkConfig {
 
     fn parse(text: &str, defaults: ServiceDefaults) -> Result<SinkConfig, SinkError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
-        if raw.source.topics.is_empty() {
-            return Err(bad("source.topics is empty: name the CDC topics to load"));
-        }
-        for t in &raw.source.topics {
-            changes::check_topic_name(t).map_err(|why| bad(format!("source.topics: {t:?}: {why}")))?;
-            if t.split('.').count() < 2 {
-                return Err(bad(format!(
-                    "source.topics: {t:?} is not a CDC topic (<prefix>.<schema>.<table>)"
-                )));
-            }
-        }
+        let dead_letter_topic = raw.source.checked_topics()?;
         let env = &defaults.env.for_stage("SINK");
         let env_or = |name: &str, default: Option<String>| {
             env.var(name)
@@ -167,38 +157,8 @@ impl SinkConfig {
             raw.snowflake.database.as_deref().unwrap_or("CONTRAIL"),
         )?;
         let schema = identifier("snowflake.schema", raw.snowflake.schema.as_deref().unwrap_or("FLIGHTS"))?;
-        let max_rows = raw.batch.max_rows.unwrap_or(10_000);
-        if !(1..=1_000_000).contains(&max_rows) {
-            return Err(bad(format!("batch.max_rows = {max_rows}: expected 1 to 1000000")));
-        }
-        let max_ms = raw.batch.max_ms.unwrap_or(200);
-        if !(1..=60_000).contains(&max_ms) {
-            return Err(bad(format!("batch.max_ms = {max_ms}: expected 1 to 60000")));
-        }
-        let max_bytes = raw.batch.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
-        if !(1024..=MAX_BIND_BYTES).contains(&max_bytes) {
-            return Err(bad(format!(
-                "batch.max_bytes = {max_bytes}: expected 1024 to {MAX_BIND_BYTES} (Snowflake's limit on a bound value)"
-            )));
-        }
-        let metrics_listen = match raw.service.metrics_listen.as_deref() {
-            None | Some("") => None,
-            Some(a) => Some(
-                a.parse()
-                    .map_err(|_| bad(format!("service.metrics_listen = {a:?} is not host:port")))?,
-            ),
-        };
-        let dead_letter_topic = raw
-            .source
-            .dead_letter_topic
-            .unwrap_or_else(|| "contrail.sink.dlq".into());
-        changes::check_topic_name(&dead_letter_topic)
-            .map_err(|why| bad(format!("source.dead_letter_topic = {dead_letter_topic:?}: {why}")))?;
-        if raw.source.topics.contains(&dead_letter_topic) {
-            return Err(bad(format!(
-                "source.dead_letter_topic = {dead_letter_topic:?} is also in source.topics"
-            )));
-        }
+        let (max_rows, max_wait, max_bytes) = raw.batch.checked()?;
+        let metrics_listen = changes::metrics_listen(raw.service.metrics_listen.as_deref()).map_err(bad)?;
         Ok(SinkConfig {
             topics: raw.source.topics,
             group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
@@ -217,7 +177,7 @@ impl SinkConfig {
             schema,
             create_schema: raw.snowflake.create_schema.unwrap_or(false),
             max_rows,
-            max_wait: Duration::from_millis(max_ms),
+            max_wait,
             max_bytes,
             kafka: kafka::KafkaConfig {
                 bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
@@ -230,6 +190,56 @@ impl SinkConfig {
                 .map(changes::Secret::new),
             metrics_listen,
         })
+    }
+}
+
+impl RawSource {
+    /// Checks the topics read, and returns the dead-letter topic.
+    fn checked_topics(&self) -> Result<String, SinkError> {
+        if self.topics.is_empty() {
+            return Err(bad("source.topics is empty: name the CDC topics to load"));
+        }
+        for t in &self.topics {
+            changes::check_topic_name(t).map_err(|why| bad(format!("source.topics: {t:?}: {why}")))?;
+            if t.split('.').count() < 2 {
+                return Err(bad(format!(
+                    "source.topics: {t:?} is not a CDC topic (<prefix>.<schema>.<table>)"
+                )));
+            }
+        }
+        let dead_letter_topic = self
+            .dead_letter_topic
+            .clone()
+            .unwrap_or_else(|| "contrail.sink.dlq".into());
+        changes::check_topic_name(&dead_letter_topic)
+            .map_err(|why| bad(format!("source.dead_letter_topic = {dead_letter_topic:?}: {why}")))?;
+        if self.topics.contains(&dead_letter_topic) {
+            return Err(bad(format!(
+                "source.dead_letter_topic = {dead_letter_topic:?} is also in source.topics"
+            )));
+        }
+        Ok(dead_letter_topic)
+    }
+}
+
+impl RawBatch {
+    /// Rows, wait and bytes of a batch, within their bounds.
+    fn checked(&self) -> Result<(usize, Duration, usize), SinkError> {
+        let max_rows = self.max_rows.unwrap_or(10_000);
+        if !(1..=1_000_000).contains(&max_rows) {
+            return Err(bad(format!("batch.max_rows = {max_rows}: expected 1 to 1000000")));
+        }
+        let max_ms = self.max_ms.unwrap_or(200);
+        if !(1..=60_000).contains(&max_ms) {
+            return Err(bad(format!("batch.max_ms = {max_ms}: expected 1 to 60000")));
+        }
+        let max_bytes = self.max_bytes.unwrap_or(DEFAULT_MAX_BYTES);
+        if !(1024..=MAX_BIND_BYTES).contains(&max_bytes) {
+            return Err(bad(format!(
+                "batch.max_bytes = {max_bytes}: expected 1024 to {MAX_BIND_BYTES} (Snowflake's limit on a bound value)"
+            )));
+        }
+        Ok((max_rows, Duration::from_millis(max_ms), max_bytes))
     }
 }
 
