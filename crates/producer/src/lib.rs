@@ -124,17 +124,7 @@ pub async fn run_with_metrics(
     if let Some(addr) = cfg.metrics_listen {
         _server = Some(serve_metrics(addr, metrics.clone(), last_success.clone()).await?);
     }
-    let mut sink = match &cfg.target {
-        Target::Postgres { database_url } => {
-            let mut client = connect(&database_url.0).await.map_err(ProducerError::Connect)?;
-            migrate(&mut client).await.map_err(ProducerError::Write)?;
-            Sink::Postgres {
-                writer: FlightWriter::new(client),
-                url: database_url.0.clone(),
-            }
-        }
-        Target::Kafka(k) => Sink::Kafka(Box::new(KafkaTarget::connect(k).await?)),
-    };
+    let mut sink = Sink::open(&cfg.target).await?;
     let mut source = source::Source::open(&cfg.source)?;
     let batch_size = match cfg.rate {
         Some(rate) => (rate / 20).clamp(1, cfg.batch_size as u64) as usize,
@@ -161,46 +151,13 @@ pub async fn run_with_metrics(
             continue;
         }
         let timer = Instant::now();
-        match &mut sink {
-            Sink::Postgres { writer, url } => write_with_retry(writer, &batch, url, &metrics).await?,
-            Sink::Kafka(target) => {
-                let sent = target.send(&batch, now)?;
-                summary.dead_lettered += sent.dead_lettered;
-                for (rule, n) in target.take_rejections() {
-                    metrics.rejected.get_or_create(&RuleLabels { rule }).inc_by(n);
-                }
-            }
-        }
+        summary.dead_lettered += sink.write(&batch, now, &metrics).await?;
         metrics.write_seconds.observe(timer.elapsed().as_secs_f64());
         if let Some(newest) = batch.iter().map(|c| c.state.last_contact).max() {
             metrics.source_lag.set((now_ms() - newest) as f64 / 1000.0);
         }
         last_success.store(now_ms(), Ordering::Relaxed);
-        // Counted per batch: a metrics family lookup per record would cost
-        // more than the record's encoding.
-        let (mut inserts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
-        for c in &batch {
-            match c.op {
-                Op::Insert => inserts += 1,
-                Op::Update => updates += 1,
-                Op::Delete => deletes += 1,
-            }
-            if let Some(kind) = c.bad {
-                *summary.bad_by_kind.entry(kind.as_str()).or_default() += 1;
-                metrics
-                    .bad_injected
-                    .get_or_create(&KindLabels { kind: kind.as_str() })
-                    .inc();
-            }
-        }
-        for (op, n) in [("insert", inserts), ("update", updates), ("delete", deletes)] {
-            if n > 0 {
-                metrics.changes.get_or_create(&OpLabels { op }).inc_by(n);
-            }
-        }
-        summary.inserts += inserts;
-        summary.updates += updates;
-        summary.deletes += deletes;
+        count_written(&batch, &metrics, &mut summary);
         if let (Some(rate), true) = (cfg.rate, source.is_simulator()) {
             let due = Duration::from_secs_f64(summary.total() as f64 / rate as f64);
             if let Some(wait) = due.checked_sub(start.elapsed()) {
@@ -219,10 +176,72 @@ pub async fn run_with_metrics(
     Ok(summary)
 }
 
+/// Counts a written batch by op and injected fault: per batch, because a
+/// metrics family lookup per record would cost more than the record's
+/// encoding.
+fn count_written(batch: &[simulator::Change], metrics: &Metrics, summary: &mut Summary) {
+    let (mut inserts, mut updates, mut deletes) = (0u64, 0u64, 0u64);
+    for c in batch {
+        match c.op {
+            Op::Insert => inserts += 1,
+            Op::Update => updates += 1,
+            Op::Delete => deletes += 1,
+        }
+        if let Some(kind) = c.bad {
+            *summary.bad_by_kind.entry(kind.as_str()).or_default() += 1;
+            metrics
+                .bad_injected
+                .get_or_create(&KindLabels { kind: kind.as_str() })
+                .inc();
+        }
+    }
+    for (op, n) in [("insert", inserts), ("update", updates), ("delete", deletes)] {
+        if n > 0 {
+            metrics.changes.get_or_create(&OpLabels { op }).inc_by(n);
+        }
+    }
+    summary.inserts += inserts;
+    summary.updates += updates;
+    summary.deletes += deletes;
+}
+
 /// The target a run writes to.
 enum Sink {
     Postgres { writer: FlightWriter, url: String },
     Kafka(Box<KafkaTarget>),
+}
+
+impl Sink {
+    async fn open(target: &Target) -> Result<Sink, ProducerError> {
+        Ok(match target {
+            Target::Postgres { database_url } => {
+                let mut client = connect(&database_url.0).await.map_err(ProducerError::Connect)?;
+                migrate(&mut client).await.map_err(ProducerError::Write)?;
+                Sink::Postgres {
+                    writer: FlightWriter::new(client),
+                    url: database_url.0.clone(),
+                }
+            }
+            Target::Kafka(k) => Sink::Kafka(Box::new(KafkaTarget::connect(k).await?)),
+        })
+    }
+
+    /// Writes a batch; returns how many records were dead-lettered.
+    async fn write(&mut self, batch: &[simulator::Change], now: i64, metrics: &Metrics) -> Result<u64, ProducerError> {
+        match self {
+            Sink::Postgres { writer, url } => {
+                write_with_retry(writer, batch, url, metrics).await?;
+                Ok(0)
+            }
+            Sink::Kafka(target) => {
+                let sent = target.send(batch, now)?;
+                for (rule, n) in target.take_rejections() {
+                    metrics.rejected.get_or_create(&RuleLabels { rule }).inc_by(n);
+                }
+                Ok(sent.dead_lettered)
+            }
+        }
+    }
 }
 
 async fn write_with_retry(

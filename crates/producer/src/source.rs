@@ -114,75 +114,96 @@ impl Source {
                     return Ok(None);
                 }
                 *next = Instant::now() + *poll;
-                match client.states().await {
-                    Ok(snapshot) => Ok(Some(Step {
-                        malformed: snapshot
-                            .malformed
-                            .iter()
-                            .map(|m| format!("row {}: {}", m.index, m.reason))
-                            .collect(),
-                        changes: differ.apply(snapshot.states),
-                    })),
-                    Err(OpenSkyError::RateLimited { retry_after }) => {
-                        tracing::warn!(retry_after_s = retry_after.as_secs(), "OpenSky rate limit; waiting");
-                        *next = Instant::now() + retry_after.max(*poll);
-                        Ok(Some(Step {
-                            changes: Vec::new(),
-                            malformed: Vec::new(),
-                        }))
-                    }
-                    Err(e) if e.is_transient() => {
-                        tracing::warn!(error = %e, "OpenSky poll failed; trying again next poll");
-                        Ok(Some(Step {
-                            changes: Vec::new(),
-                            malformed: vec![format!("poll failed: {e}")],
-                        }))
-                    }
-                    Err(e) => Err(ProducerError::Source(e.to_string())),
-                }
+                poll_opensky(client, *poll, next, differ).await.map(Some)
             }
-            Source::Replay { replay, differ, seen } => {
-                let Some(item) = replay.next_item() else {
-                    return Ok(None);
-                };
-                let (delay, item) = match item {
-                    Ok(x) => x,
-                    Err(bad) => {
-                        return Ok(Some(Step {
-                            changes: Vec::new(),
-                            malformed: vec![format!("line {}: {}", bad.line, bad.reason)],
-                        }))
-                    }
-                };
-                if !wait(delay, shutdown).await {
-                    return Ok(None);
-                }
-                Ok(Some(match item {
-                    ReplayItem::Snapshot(s) => Step {
-                        malformed: s
-                            .malformed
-                            .iter()
-                            .map(|m| format!("row {}: {}", m.index, m.reason))
-                            .collect(),
-                        changes: differ.apply(s.states),
-                    },
-                    ReplayItem::State(state) => {
-                        let op = if seen.insert(state.icao24.clone()) {
-                            Op::Insert
-                        } else {
-                            Op::Update
-                        };
-                        Step {
-                            changes: vec![Change {
-                                op,
-                                state: *state,
-                                bad: None,
-                            }],
-                            malformed: Vec::new(),
-                        }
-                    }
-                }))
-            }
+            Source::Replay { replay, differ, seen } => next_replayed(replay, differ, seen, shutdown).await,
         }
     }
+}
+
+/// One poll of OpenSky, as changes since the last; `next` is when to poll
+/// again (later after a rate limit). A transient failure is a step with no
+/// changes, noted as malformed input.
+async fn poll_opensky(
+    client: &OpenSkyClient,
+    poll: Duration,
+    next: &mut Instant,
+    differ: &mut Differ,
+) -> Result<Step, ProducerError> {
+    match client.states().await {
+        Ok(snapshot) => Ok(Step {
+            malformed: snapshot
+                .malformed
+                .iter()
+                .map(|m| format!("row {}: {}", m.index, m.reason))
+                .collect(),
+            changes: differ.apply(snapshot.states),
+        }),
+        Err(OpenSkyError::RateLimited { retry_after }) => {
+            tracing::warn!(retry_after_s = retry_after.as_secs(), "OpenSky rate limit; waiting");
+            *next = Instant::now() + retry_after.max(poll);
+            Ok(Step {
+                changes: Vec::new(),
+                malformed: Vec::new(),
+            })
+        }
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "OpenSky poll failed; trying again next poll");
+            Ok(Step {
+                changes: Vec::new(),
+                malformed: vec![format!("poll failed: {e}")],
+            })
+        }
+        Err(e) => Err(ProducerError::Source(e.to_string())),
+    }
+}
+
+/// The next item of a recording, at its time; `None` at its end or on
+/// shutdown.
+async fn next_replayed(
+    replay: &mut Replay<std::io::BufReader<std::fs::File>>,
+    differ: &mut Differ,
+    seen: &mut HashSet<String>,
+    shutdown: &mut watch::Receiver<bool>,
+) -> Result<Option<Step>, ProducerError> {
+    let Some(item) = replay.next_item() else {
+        return Ok(None);
+    };
+    let (delay, item) = match item {
+        Ok(x) => x,
+        Err(bad) => {
+            return Ok(Some(Step {
+                changes: Vec::new(),
+                malformed: vec![format!("line {}: {}", bad.line, bad.reason)],
+            }))
+        }
+    };
+    if !wait(delay, shutdown).await {
+        return Ok(None);
+    }
+    Ok(Some(match item {
+        ReplayItem::Snapshot(s) => Step {
+            malformed: s
+                .malformed
+                .iter()
+                .map(|m| format!("row {}: {}", m.index, m.reason))
+                .collect(),
+            changes: differ.apply(s.states),
+        },
+        ReplayItem::State(state) => {
+            let op = if seen.insert(state.icao24.clone()) {
+                Op::Insert
+            } else {
+                Op::Update
+            };
+            Step {
+                changes: vec![Change {
+                    op,
+                    state: *state,
+                    bad: None,
+                }],
+                malformed: Vec::new(),
+            }
+        }
+    }))
 }
