@@ -128,6 +128,15 @@ pub struct StageLatencies {
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.fmt_counts(f)?;
+        self.fmt_timing(f)?;
+        self.fmt_checks(f)
+    }
+}
+
+impl Report {
+    /// What was produced, captured, rejected and loaded.
+    fn fmt_counts(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let ops: Vec<String> = self.produced_by_op.iter().map(|(k, v)| format!("{v} {k}")).collect();
         writeln!(
             f,
@@ -154,6 +163,11 @@ impl fmt::Display for Report {
                 self.sink_dead_lettered
             )?;
         }
+        Ok(())
+    }
+
+    /// Throughput, latency, memory.
+    fn fmt_timing(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(
             f,
             "throughput {:>9.0}/s end to end (drained {:.1} s after the producer stopped)",
@@ -181,6 +195,11 @@ impl fmt::Display for Report {
                 "memory     {a:.0} MiB resident after the warm-up, {b:.0} MiB at the end, {m:.0} MiB at most"
             )?;
         }
+        Ok(())
+    }
+
+    /// The verification and the accounting.
+    fn fmt_checks(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let v = &self.verification;
         if v.verified {
             writeln!(

@@ -61,73 +61,9 @@ pub struct Target<'a> {
 
 pub async fn verify(pg: &tokio_postgres::Client, sf: &Client, target: Target<'_>) -> Result<Verification, RunError> {
     let (columns, key) = columns(pg, sf, &target).await?;
-    let now_ms = crate::unix_micros() / 1000;
-
-    // The source in each type's text output form (the simple query
-    // protocol's, and pgoutput's without `binary`), parsed as the CDC
-    // stage parses it.
-    let select: Vec<String> = columns.iter().map(|c| quote_pg(&c.name)).collect();
-    let messages = pg
-        .simple_query(&format!("SELECT {} FROM {}", select.join(", "), target.source.quoted()))
-        .await
-        .map_err(|e| RunError::Postgres(format!("reading {}: {e}", target.source)))?;
-    let rows = messages.iter().filter_map(|m| match m {
-        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
-        _ => None,
-    });
-    let mut source: BTreeMap<String, String> = BTreeMap::new();
-    let mut held_back: BTreeSet<String> = BTreeSet::new();
     let mut out = Verification::default();
-    for row in rows {
-        let mut vals = Vec::with_capacity(columns.len());
-        for (i, c) in columns.iter().enumerate() {
-            let v = match row.get(i) {
-                None => Val::Null,
-                Some(t) => pg_avro::parse_text(&c.pg, t)
-                    .map_err(|e| RunError::Verify(format!("{}.{}: {e}", target.source, c.name)))?,
-            };
-            vals.push(v);
-        }
-        let canon: Vec<String> = vals.iter().zip(&columns).map(|(v, c)| canonical_pg(v, c)).collect();
-        let k = key.iter().map(|&i| canon[i].as_str()).collect::<Vec<_>>().join("|");
-        out.source_rows += 1;
-        if let Some(rules) = target.rules {
-            let broken = rules.evaluate(&Row(vals), &rules::EvalContext { now_ms });
-            if !broken.is_empty() {
-                for v in &broken {
-                    *out.held_back_by_rule.entry(v.rule.to_string()).or_default() += 1;
-                }
-                held_back.insert(k);
-                continue;
-            }
-        }
-        source.insert(k, canon.join("\u{1f}"));
-    }
-
-    // The warehouse, through the view analysts query.
-    let select: Vec<String> = columns.iter().map(sf_expr).collect();
-    let result = sf
-        .query(&format!("SELECT {} FROM {}", select.join(", "), target.view), &[])
-        .await?;
-    let mut warehouse: BTreeMap<String, String> = BTreeMap::new();
-    for row in &result.rows {
-        let mut canon = Vec::with_capacity(columns.len());
-        for (i, c) in columns.iter().enumerate() {
-            let text = row.get(i).and_then(Option::as_deref);
-            canon
-                .push(canonical_sf(text, c).map_err(|e| RunError::Verify(format!("{} {}: {e}", target.view, c.name)))?);
-        }
-        let k = key.iter().map(|&i| canon[i].as_str()).collect::<Vec<_>>().join("|");
-        out.warehouse_rows += 1;
-        if held_back.contains(&k) {
-            continue;
-        }
-        if warehouse.insert(k.clone(), canon.join("\u{1f}")).is_some() {
-            out.differences
-                .push(format!("key {k}: more than one row in the warehouse"));
-        }
-    }
-
+    let (source, held_back) = read_source(pg, &target, &columns, &key, &mut out).await?;
+    let warehouse = read_warehouse(sf, &target, &columns, &key, &held_back, &mut out).await?;
     out.held_back_rows = held_back.len() as u64;
     out.compared_rows = source.len() as u64;
     out.source_checksum = checksum(&source);
@@ -150,6 +86,92 @@ pub async fn verify(pg: &tokio_postgres::Client, sf: &Client, target: Target<'_>
     out.verified = out.differences.is_empty() && out.source_checksum == out.warehouse_checksum;
     out.differences.truncate(10);
     Ok(out)
+}
+
+/// The source's rows by key, canonical, in each type's text output form
+/// (the simple query protocol's, and pgoutput's without `binary`), parsed
+/// as the CDC stage parses it; and the keys of rows the registered rules
+/// hold back (dead-lettered, so not in the warehouse).
+async fn read_source(
+    pg: &tokio_postgres::Client,
+    target: &Target<'_>,
+    columns: &[Column],
+    key: &[usize],
+    out: &mut Verification,
+) -> Result<(BTreeMap<String, String>, BTreeSet<String>), RunError> {
+    let now_ms = crate::unix_micros() / 1000;
+    let select: Vec<String> = columns.iter().map(|c| quote_pg(&c.name)).collect();
+    let messages = pg
+        .simple_query(&format!("SELECT {} FROM {}", select.join(", "), target.source.quoted()))
+        .await
+        .map_err(|e| RunError::Postgres(format!("reading {}: {e}", target.source)))?;
+    let rows = messages.iter().filter_map(|m| match m {
+        tokio_postgres::SimpleQueryMessage::Row(r) => Some(r),
+        _ => None,
+    });
+    let mut source: BTreeMap<String, String> = BTreeMap::new();
+    let mut held_back: BTreeSet<String> = BTreeSet::new();
+    for row in rows {
+        let mut vals = Vec::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            let v = match row.get(i) {
+                None => Val::Null,
+                Some(t) => pg_avro::parse_text(&c.pg, t)
+                    .map_err(|e| RunError::Verify(format!("{}.{}: {e}", target.source, c.name)))?,
+            };
+            vals.push(v);
+        }
+        let canon: Vec<String> = vals.iter().zip(columns).map(|(v, c)| canonical_pg(v, c)).collect();
+        let k = key.iter().map(|&i| canon[i].as_str()).collect::<Vec<_>>().join("|");
+        out.source_rows += 1;
+        if let Some(rules) = target.rules {
+            let broken = rules.evaluate(&Row(vals), &rules::EvalContext { now_ms });
+            if !broken.is_empty() {
+                for v in &broken {
+                    *out.held_back_by_rule.entry(v.rule.to_string()).or_default() += 1;
+                }
+                held_back.insert(k);
+                continue;
+            }
+        }
+        source.insert(k, canon.join("\u{1f}"));
+    }
+    Ok((source, held_back))
+}
+
+/// The warehouse's rows by key, canonical, through the view analysts
+/// query; a key twice is a difference.
+async fn read_warehouse(
+    sf: &Client,
+    target: &Target<'_>,
+    columns: &[Column],
+    key: &[usize],
+    held_back: &BTreeSet<String>,
+    out: &mut Verification,
+) -> Result<BTreeMap<String, String>, RunError> {
+    let select: Vec<String> = columns.iter().map(sf_expr).collect();
+    let result = sf
+        .query(&format!("SELECT {} FROM {}", select.join(", "), target.view), &[])
+        .await?;
+    let mut warehouse: BTreeMap<String, String> = BTreeMap::new();
+    for row in &result.rows {
+        let mut canon = Vec::with_capacity(columns.len());
+        for (i, c) in columns.iter().enumerate() {
+            let text = row.get(i).and_then(Option::as_deref);
+            canon
+                .push(canonical_sf(text, c).map_err(|e| RunError::Verify(format!("{} {}: {e}", target.view, c.name)))?);
+        }
+        let k = key.iter().map(|&i| canon[i].as_str()).collect::<Vec<_>>().join("|");
+        out.warehouse_rows += 1;
+        if held_back.contains(&k) {
+            continue;
+        }
+        if warehouse.insert(k.clone(), canon.join("\u{1f}")).is_some() {
+            out.differences
+                .push(format!("key {k}: more than one row in the warehouse"));
+        }
+    }
+    Ok(warehouse)
 }
 
 /// The source's columns in table order with their Snowflake types, and the
