@@ -683,26 +683,7 @@ impl StreamState<'_> {
             transaction: tx.transaction(),
             now_ms: now_ms(),
         };
-        if !self.incremental.is_done() {
-            let (relation, old, new) = match &msg {
-                Message::Insert { relation, new } => (*relation, None, Some(new.as_slice())),
-                Message::Update { relation, old, new } => (
-                    *relation,
-                    old.as_ref().map(|o| match o {
-                        OldRow::Full(d) | OldRow::Key(d) => d.as_slice(),
-                    }),
-                    Some(new.as_slice()),
-                ),
-                Message::Delete {
-                    relation,
-                    old: OldRow::Full(d) | OldRow::Key(d),
-                } => (*relation, Some(d.as_slice()), None),
-                _ => (0, None, None),
-            };
-            if let Some(table) = self.emitter.table_name_of(relation) {
-                self.incremental.saw_change(table, old, new);
-            }
-        }
+        self.note_for_incremental(&msg);
         let emitted = match (msg, tx) {
             (Message::Relation(rel), _) => {
                 self.emitter.relation(&rel).await?;
@@ -751,6 +732,32 @@ impl StreamState<'_> {
             }
         }
         Ok(())
+    }
+
+    /// Tells a running incremental snapshot of a row change, so that a
+    /// chunk read before it does not overwrite it.
+    fn note_for_incremental(&mut self, msg: &Message) {
+        if self.incremental.is_done() {
+            return;
+        }
+        let (relation, old, new) = match msg {
+            Message::Insert { relation, new } => (*relation, None, Some(new.as_slice())),
+            Message::Update { relation, old, new } => (
+                *relation,
+                old.as_ref().map(|o| match o {
+                    OldRow::Full(d) | OldRow::Key(d) => d.as_slice(),
+                }),
+                Some(new.as_slice()),
+            ),
+            Message::Delete {
+                relation,
+                old: OldRow::Full(d) | OldRow::Key(d),
+            } => (*relation, Some(d.as_slice()), None),
+            _ => return,
+        };
+        if let Some(table) = self.emitter.table_name_of(relation) {
+            self.incremental.saw_change(table, old, new);
+        }
     }
 
     /// Confirms the end of every committed transaction whose records are all acknowledged.
