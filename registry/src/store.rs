@@ -589,6 +589,63 @@ impl Store {
         }
     }
 
+    /// Refuses a schema incompatible with the subject's live versions at
+    /// its effective compatibility level, naming every problem.
+    async fn check_against_live(
+        &self,
+        tx: &impl GenericClient,
+        subject: &str,
+        parsed: &Schema,
+    ) -> Result<(), OperationError> {
+        let level = Self::effective_compatibility(tx, subject).await?;
+        let live: Vec<(i32, i32)> = Self::versions_of(tx, subject, false)
+            .await?
+            .into_iter()
+            .map(|(v, id, _)| (v, id))
+            .collect();
+        let problems = self.problems(tx, parsed, &live, level).await?;
+        if problems.is_empty() {
+            return Ok(());
+        }
+        Err(OperationError::Incompatible(format!(
+            "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
+            problems.join(", ")
+        )))
+    }
+
+    /// The version a new registration takes: the one asked for (IMPORT
+    /// mode) if free, else the next.
+    async fn next_version(
+        tx: &impl GenericClient,
+        subject: &str,
+        requested: Option<i32>,
+    ) -> Result<i32, OperationError> {
+        Ok(match requested {
+            Some(v) if v > 0 => {
+                let taken = tx
+                    .query_opt(
+                        "SELECT 1 FROM subject_versions WHERE subject = $1 AND version = $2",
+                        &[&subject, &v],
+                    )
+                    .await?;
+                if taken.is_some() {
+                    return Err(OperationError::OperationNotPermitted(format!(
+                        "Subject {subject} already has a version {v}"
+                    )));
+                }
+                v
+            }
+            Some(v) => return Err(OperationError::InvalidVersion(v.to_string())),
+            None => tx
+                .query_one(
+                    "SELECT COALESCE(max(version), 0) + 1 FROM subject_versions WHERE subject = $1",
+                    &[&subject],
+                )
+                .await?
+                .get(0),
+        })
+    }
+
     /// Registers `new` under `subject` (see the module doc for the locking).
     pub async fn register(
         &self,
@@ -629,46 +686,10 @@ impl Store {
         }
 
         if mode != Mode::Import {
-            let level = Self::effective_compatibility(&tx, subject).await?;
-            let live: Vec<(i32, i32)> = Self::versions_of(&tx, subject, false)
-                .await?
-                .into_iter()
-                .map(|(v, id, _)| (v, id))
-                .collect();
-            let problems = self.problems(&tx, &prepared.parsed, &live, level).await?;
-            if !problems.is_empty() {
-                return Err(OperationError::Incompatible(format!(
-                    "Schema being registered is incompatible with an earlier schema for subject \"{subject}\", details: [{}]",
-                    problems.join(", ")
-                )));
-            }
+            self.check_against_live(&tx, subject, &prepared.parsed).await?;
         }
-
         let id = self.assign_id(&tx, new, &prepared).await?;
-        let version = match new.version {
-            Some(v) if v > 0 => {
-                let taken = tx
-                    .query_opt(
-                        "SELECT 1 FROM subject_versions WHERE subject = $1 AND version = $2",
-                        &[&subject, &v],
-                    )
-                    .await?;
-                if taken.is_some() {
-                    return Err(OperationError::OperationNotPermitted(format!(
-                        "Subject {subject} already has a version {v}"
-                    )));
-                }
-                v
-            }
-            Some(v) => return Err(OperationError::InvalidVersion(v.to_string())),
-            None => tx
-                .query_one(
-                    "SELECT COALESCE(max(version), 0) + 1 FROM subject_versions WHERE subject = $1",
-                    &[&subject],
-                )
-                .await?
-                .get(0),
-        };
+        let version = Self::next_version(&tx, subject, new.version).await?;
         tx.execute(
             "INSERT INTO subject_versions (subject, version, schema_id) VALUES ($1, $2, $3)",
             &[&subject, &version, &id],
