@@ -67,6 +67,16 @@ impl StoreError {
     }
 }
 
+impl changes::Classified for StoreError {
+    fn class(&self) -> changes::Class {
+        if self.is_transient() {
+            changes::Class::Transient
+        } else {
+            changes::Class::Fatal
+        }
+    }
+}
+
 impl From<tokio_postgres::Error> for OperationError {
     fn from(e: tokio_postgres::Error) -> Self {
         OperationError::Store(StoreError::Db(e))

@@ -1,5 +1,27 @@
 //! Error classes decided by the codes services send, never by their text.
 
+/// What to do about an error, decided where it arises (by SQLSTATE, Kafka
+/// error code, HTTP status, Snowflake or registry error code).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// This record is bad: it goes to the dead-letter path, the rest goes on.
+    Data,
+    /// The service may recover: retry with backoff.
+    Transient,
+    /// Retrying unchanged cannot help: stop, with a message that says what
+    /// to do.
+    Fatal,
+}
+
+/// An error that knows its [`Class`]: what [`crate::supervise`] asks.
+pub trait Classified {
+    fn class(&self) -> Class;
+
+    fn is_transient(&self) -> bool {
+        self.class() == Class::Transient
+    }
+}
+
 /// Whether a PostgreSQL error with this SQLSTATE may succeed if retried
 /// (after reconnecting): connection exceptions (class 08), the server
 /// shutting down or restarting (57P01 admin shutdown, 57P02 crash

@@ -31,7 +31,7 @@ mod supervise;
 pub mod testing;
 mod topic;
 
-pub use class::sqlstate_is_transient;
+pub use class::{sqlstate_is_transient, Class, Classified};
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use delivery::{Confirmations, Destination, InFlight, Located, Source};
 pub use env::{metrics_listen, Env, SERVICE_VARS};

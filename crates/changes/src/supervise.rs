@@ -9,8 +9,8 @@
 //!                        wait 1 s, 2 s, … 30 s (or stop) ─▶ run(stop) again
 //! ```
 //!
-//! An error's class is decided where it arises (see each stage's error
-//! type); the supervisor only asks it. [`Heartbeat`] is the health a stage
+//! An error's [`Class`](crate::Class) is decided where it arises (see each
+//! stage's error type); the supervisor only asks it. [`Heartbeat`] is the health a stage
 //! serves on `/healthz`: its loop beats, and a loop that stops beating is
 //! unhealthy. [`error_chain`] is how an error is logged: with its causes.
 
@@ -20,27 +20,29 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::Classified;
+
 /// The first wait before a restart; it doubles up to [`MAX_BACKOFF`].
 pub const FIRST_BACKOFF: Duration = Duration::from_secs(1);
 pub const MAX_BACKOFF: Duration = Duration::from_secs(30);
 
-/// Runs `run` again after each error `transient` accepts, with backoff
-/// ([`FIRST_BACKOFF`] doubling to [`MAX_BACKOFF`]), until it succeeds,
-/// fails otherwise, or `stop` turns true (then the last error is returned).
+/// Runs `run` again after each transient error ([`Classified`]), with
+/// backoff ([`FIRST_BACKOFF`] doubling to [`MAX_BACKOFF`]), until it
+/// succeeds, fails otherwise, or `stop` turns true (then the last error is
+/// returned).
 pub async fn supervise<T, E, Fut>(
     stage: &str,
     run: impl Fn(watch::Receiver<bool>) -> Fut,
-    transient: impl Fn(&E) -> bool,
     stop: watch::Receiver<bool>,
 ) -> Result<T, E>
 where
     Fut: Future<Output = Result<T, E>>,
-    E: std::error::Error,
+    E: std::error::Error + Classified,
 {
     let mut backoff = FIRST_BACKOFF;
     loop {
         match run(stop.clone()).await {
-            Err(e) if transient(&e) && !*stop.borrow() => {
+            Err(e) if e.is_transient() && !*stop.borrow() => {
                 tracing::warn!(stage, error = %error_chain(&e), retry_in = ?backoff, "stopped on a transient error; restarting");
                 let mut s = stop.clone();
                 tokio::select! {
@@ -122,6 +124,15 @@ mod tests {
 
     impl std::error::Error for E {}
 
+    impl crate::Classified for E {
+        fn class(&self) -> crate::Class {
+            match self {
+                E::Transient => crate::Class::Transient,
+                E::Fatal => crate::Class::Fatal,
+            }
+        }
+    }
+
     #[tokio::test(start_paused = true)]
     async fn transient_errors_restart_with_backoff_and_fatal_ones_stop() {
         let runs = AtomicU32::new(0);
@@ -135,7 +146,6 @@ mod tests {
                     _ => Err(E::Fatal),
                 }
             },
-            |e| matches!(e, E::Transient),
             rx,
         )
         .await;
@@ -154,7 +164,6 @@ mod tests {
                 let _ = tx.send(true);
                 async { Err(E::Transient) }
             },
-            |_| true,
             rx,
         )
         .await;

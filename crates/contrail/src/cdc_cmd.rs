@@ -33,10 +33,7 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
     // A lost connection (PostgreSQL, Kafka, the registry) is retried with
     // backoff: nothing unacknowledged was confirmed, so a new run resumes
     // exactly where the slot stands. Anything else stops the stage.
-    let summary = runtime.block_on(crate::run_with_restarts(
-        |rx| cdc::run(config.clone(), rx),
-        cdc::CdcError::is_transient,
-    ))?;
+    let summary = runtime.block_on(crate::run_with_restarts(|rx| cdc::run(config.clone(), rx)))?;
     println!(
         "cdc: {} snapshot rows, {} transactions, {} records acknowledged by Kafka; confirmed up to {}",
         summary.snapshot_rows,

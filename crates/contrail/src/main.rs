@@ -99,21 +99,20 @@ pub(crate) async fn shutdown_signal() {
 }
 
 /// Runs a long-lived stage until SIGTERM/SIGINT, starting it again with
-/// backoff (1 s doubling to 30 s) after an error `transient` accepts.
+/// backoff (1 s doubling to 30 s) after a transient error.
 pub(crate) async fn run_with_restarts<T, E, Fut>(
     run: impl Fn(tokio::sync::watch::Receiver<bool>) -> Fut,
-    transient: impl Fn(&E) -> bool,
 ) -> Result<T, E>
 where
     Fut: std::future::Future<Output = Result<T, E>>,
-    E: std::error::Error,
+    E: std::error::Error + changes::Classified,
 {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         let _ = tx.send(true);
     });
-    changes::supervise("stage", run, transient, rx).await
+    changes::supervise("stage", run, rx).await
 }
 
 /// The process environment, read once here: the library crates parse

@@ -85,10 +85,7 @@ pub(crate) fn run(dir: &Path, args: SinkArgs) -> anyhow::Result<Outcome> {
     // Warehouse, Kafka or registry outages are retried with backoff: the
     // positions in the warehouse were written after the data, so a new run
     // replays at most one batch, which the MERGEs absorb.
-    let summary = runtime.block_on(crate::run_with_restarts(
-        |rx| sink::run(config.clone(), rx),
-        sink::SinkError::is_transient,
-    ))?;
+    let summary = runtime.block_on(crate::run_with_restarts(|rx| sink::run(config.clone(), rx)))?;
     println!(
         "sink: {} records in {} batches, {} changes loaded, {} dead-lettered",
         summary.records, summary.batches, summary.changes, summary.dead_lettered

@@ -89,6 +89,20 @@ impl KafkaIoError {
     }
 }
 
+impl changes::Classified for KafkaIoError {
+    /// Transient: the broker unreachable or slow, by error code, or a flush
+    /// or delivery that timed out or failed. Anything else is fatal to a
+    /// stage that knows no better; the CDC stage retries all but
+    /// [`KafkaIoError::is_fatal`] ones, because its slot replays.
+    fn class(&self) -> changes::Class {
+        if self.is_transient() {
+            changes::Class::Transient
+        } else {
+            changes::Class::Fatal
+        }
+    }
+}
+
 /// Errors that say the broker is unreachable for now, not that a request
 /// was wrong: librdkafka recovers from them itself.
 pub(crate) fn is_connectivity(code: RDKafkaErrorCode) -> bool {

@@ -29,7 +29,7 @@ impl Stages {
             let (c, m, rx) = (cdc_cfg.clone(), meters.cdc.clone(), stop_rx.clone());
             tokio::spawn(async move {
                 let run = |s| cdc::run_with_metrics(c.clone(), m.clone(), s);
-                supervise("cdc", run, cdc::CdcError::is_transient, rx).await?;
+                supervise("cdc", run, rx).await?;
                 Ok(())
             })
         };
@@ -37,7 +37,7 @@ impl Stages {
             let (c, m, rx) = (sink_cfg.clone(), meters.sink.clone(), stop_rx);
             tokio::spawn(async move {
                 let run = |s| sink::run_with_metrics(c.clone(), m.clone(), s);
-                supervise("sink", run, sink::SinkError::is_transient, rx).await?;
+                supervise("sink", run, rx).await?;
                 Ok(())
             })
         };

@@ -57,6 +57,20 @@ impl ClientError {
     }
 }
 
+impl changes::Classified for ClientError {
+    /// Transient: unreachable, or 401/403/408/429 and 5xx; data: 40403 (the
+    /// record names a schema id that does not exist); anything else fatal.
+    fn class(&self) -> changes::Class {
+        if self.is_transient() {
+            changes::Class::Transient
+        } else if self.is_schema_not_found() {
+            changes::Class::Data
+        } else {
+            changes::Class::Fatal
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 struct ErrorBody {
     error_code: Option<i64>,
@@ -267,6 +281,33 @@ impl RegistryClient {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_classed_by_status_and_registry_code() {
+        use changes::{Class, Classified};
+        let rejected = |status: u16, code: i64| ClientError::Rejected {
+            status,
+            code,
+            message: String::new(),
+        };
+        assert_eq!(
+            rejected(404, 40403).class(),
+            Class::Data,
+            "a schema id that does not exist"
+        );
+        assert_eq!(rejected(429, 429).class(), Class::Transient);
+        assert_eq!(rejected(401, 401).class(), Class::Transient);
+        assert_eq!(
+            rejected(409, 409).class(),
+            Class::Fatal,
+            "incompatible: stop and say so"
+        );
+        let down = ClientError::Unavailable {
+            attempts: 4,
+            last: "refused".into(),
+        };
+        assert_eq!(down.class(), Class::Transient);
+    }
 
     #[test]
     fn credentials_in_the_url_are_used_and_never_printed() {

@@ -105,6 +105,18 @@ impl SinkError {
     }
 }
 
+impl changes::Classified for SinkError {
+    /// Bad records never surface as a `SinkError` (they are dead-lettered
+    /// where they are found), so a stage error is transient or fatal.
+    fn class(&self) -> changes::Class {
+        if self.is_transient() {
+            changes::Class::Transient
+        } else {
+            changes::Class::Fatal
+        }
+    }
+}
+
 /// What a run did.
 #[derive(Debug, Clone, Default)]
 pub struct Summary {

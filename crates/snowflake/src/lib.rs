@@ -122,6 +122,20 @@ impl SnowflakeError {
     }
 }
 
+impl changes::Classified for SnowflakeError {
+    /// Transient: unreachable, or an HTTP status or Snowflake code that
+    /// says try again; data: SQL state class 22 or 23; anything else fatal.
+    fn class(&self) -> changes::Class {
+        if self.is_transient() {
+            changes::Class::Transient
+        } else if self.is_data() {
+            changes::Class::Data
+        } else {
+            changes::Class::Fatal
+        }
+    }
+}
+
 /// A bound value.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bind {
@@ -451,6 +465,25 @@ fn read_result(data: &Value) -> Result<QueryResult, SnowflakeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn errors_are_classed_by_sql_state_and_availability() {
+        use changes::{Class, Classified};
+        let sql = |state: &str| SnowflakeError::Sql {
+            code: "100038".into(),
+            sql_state: state.into(),
+            message: "m".into(),
+            sql: "s".into(),
+        };
+        assert_eq!(sql("22018").class(), Class::Data);
+        assert_eq!(sql("23502").class(), Class::Data);
+        assert_eq!(sql("42S02").class(), Class::Fatal);
+        let down = SnowflakeError::Unavailable {
+            attempts: 5,
+            last: "refused".into(),
+        };
+        assert_eq!(down.class(), Class::Transient);
+    }
 
     #[test]
     fn data_errors_are_told_by_sql_state() {
