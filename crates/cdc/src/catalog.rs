@@ -6,6 +6,7 @@
 //! REPLICA IDENTITY FULL, a column type without an Avro mapping) stops it
 //! at start with the table and column named, not at the first row.
 
+use changes::Lsn;
 use pgoutput::{Column, Relation, ReplicaIdentity};
 use tokio_postgres::Client;
 
@@ -158,7 +159,7 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
 }
 
 /// The slot's confirmed position, if the slot exists in this database.
-pub(crate) async fn slot_position(client: &Client, slot: &str) -> Result<Option<u64>, CdcError> {
+pub(crate) async fn slot_position(client: &Client, slot: &str) -> Result<Option<Lsn>, CdcError> {
     let row = client
         .query_opt(
             "SELECT plugin::text, confirmed_flush_lsn::text FROM pg_replication_slots
@@ -175,7 +176,7 @@ pub(crate) async fn slot_position(client: &Client, slot: &str) -> Result<Option<
         )));
     }
     let lsn: Option<String> = row.get(1);
-    Ok(Some(lsn.as_deref().and_then(pgoutput::Lsn::parse).map_or(0, |l| l.0)))
+    Ok(Some(lsn.as_deref().and_then(Lsn::parse).unwrap_or_default()))
 }
 
 pub(crate) async fn drop_slot(client: &Client, slot: &str) -> Result<(), CdcError> {
@@ -232,9 +233,9 @@ pub(crate) async fn mark_snapshotted(
     state: &TableName,
     slot: &str,
     tables: &[TableName],
-    lsn: u64,
+    lsn: Lsn,
 ) -> Result<(), CdcError> {
-    let lsn = format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF);
+    let lsn = lsn.to_string();
     for t in tables {
         client
             .execute(

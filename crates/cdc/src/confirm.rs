@@ -13,12 +13,12 @@
 
 use std::collections::HashMap;
 
-use changes::{Confirmations, Destination};
+use changes::{Confirmations, Destination, Lsn};
 
 /// A committed transaction waiting for Kafka's acknowledgements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Committed {
-    pub(crate) end_lsn: u64,
+    pub(crate) end_lsn: Lsn,
     /// PostgreSQL µs.
     pub(crate) commit_ts: i64,
 }
@@ -27,12 +27,12 @@ pub(crate) struct Committed {
 #[derive(Debug)]
 pub(crate) struct Confirmer {
     pending: Confirmations<Committed>,
-    confirmed: u64,
+    confirmed: Lsn,
 }
 
 impl Confirmer {
     /// Starting at the slot's confirmed position.
-    pub(crate) fn new(confirmed: u64) -> Confirmer {
+    pub(crate) fn new(confirmed: Lsn) -> Confirmer {
         Confirmer {
             pending: Confirmations::default(),
             confirmed,
@@ -55,7 +55,7 @@ impl Confirmer {
         durable
     }
 
-    pub(crate) fn confirmed(&self) -> u64 {
+    pub(crate) fn confirmed(&self) -> Lsn {
         self.confirmed
     }
 
@@ -69,7 +69,7 @@ impl Confirmer {
 /// key), with how many.
 #[derive(Debug, Default)]
 pub(crate) struct SentDeadLetters {
-    sent: HashMap<(u64, Vec<u8>), u32>,
+    sent: HashMap<(Lsn, Vec<u8>), u32>,
 }
 
 impl SentDeadLetters {
@@ -80,11 +80,11 @@ impl SentDeadLetters {
     pub(crate) fn read_back(
         &mut self,
         topic_prefix: &str,
-        resume: u64,
+        resume: Lsn,
         key: Option<&[u8]>,
         headers: &kafka::Headers,
     ) -> bool {
-        let lsn = |name: &str| changes::find(headers, name).and_then(changes::Lsn::parse).map(|l| l.0);
+        let lsn = |name: &str| changes::find(headers, name).and_then(Lsn::parse);
         let ours = changes::find(headers, changes::header::TOPIC_PREFIX) == Some(topic_prefix);
         let (Some(lsn), Some(commit_lsn), true) = (lsn(changes::header::LSN), lsn(changes::header::COMMIT_LSN), ours)
         else {
@@ -105,7 +105,7 @@ impl SentDeadLetters {
 
     /// Whether the dead letter of the change at `lsn` with `key` was sent
     /// already; each one read back answers yes once.
-    pub(crate) fn take(&mut self, lsn: u64, key: &[u8]) -> bool {
+    pub(crate) fn take(&mut self, lsn: Lsn, key: &[u8]) -> bool {
         if self.sent.is_empty() {
             return false;
         }
@@ -125,10 +125,13 @@ impl SentDeadLetters {
 mod tests {
     use super::*;
     use changes::testing::MemoryDestination;
-    use changes::{header, DeadLetter, Lsn, Stage};
+    use changes::{header, DeadLetter, Stage};
 
     fn tx(end_lsn: u64) -> Committed {
-        Committed { end_lsn, commit_ts: 0 }
+        Committed {
+            end_lsn: Lsn(end_lsn),
+            commit_ts: 0,
+        }
     }
 
     /// Transactions A (records 1–2), B (3–5) and C (no records: all
@@ -137,7 +140,7 @@ mod tests {
     #[tokio::test]
     async fn a_transaction_is_confirmed_only_after_kafka_has_all_before_it() {
         let kafka = MemoryDestination::default();
-        let mut c = Confirmer::new(100);
+        let mut c = Confirmer::new(Lsn(100));
         for _ in 0..2 {
             kafka.send("a").await.unwrap();
         }
@@ -151,19 +154,19 @@ mod tests {
             kafka.ack(n);
         }
         assert!(c.advance(&kafka).is_empty(), "record 2 is not acknowledged");
-        assert_eq!(c.confirmed(), 100);
+        assert_eq!(c.confirmed(), Lsn(100));
         kafka.ack(2);
         assert_eq!(c.advance(&kafka), [tx(200)]);
-        assert_eq!((c.confirmed(), c.oldest()), (200, Some(&tx(300))));
+        assert_eq!((c.confirmed(), c.oldest()), (Lsn(200), Some(&tx(300))));
         kafka.ack(4);
         assert_eq!(c.advance(&kafka), [tx(300), tx(310)]);
-        assert_eq!(c.confirmed(), 310);
+        assert_eq!(c.confirmed(), Lsn(310));
     }
 
     #[tokio::test]
     async fn a_failed_delivery_holds_the_slot_where_it_was() {
         let kafka = MemoryDestination::default();
-        let mut c = Confirmer::new(100);
+        let mut c = Confirmer::new(Lsn(100));
         let failed = kafka.send("a").await.unwrap();
         c.committed(failed, tx(200));
         let later = kafka.send("b").await.unwrap();
@@ -171,7 +174,11 @@ mod tests {
         kafka.fail(failed);
         kafka.ack(later);
         assert!(c.advance(&kafka).is_empty());
-        assert_eq!(c.confirmed(), 100, "the restart replays from before the failed record");
+        assert_eq!(
+            c.confirmed(),
+            Lsn(100),
+            "the restart replays from before the failed record"
+        );
     }
 
     /// A first run dead-letters three changes (one key twice, at one LSN:
@@ -205,7 +212,7 @@ mod tests {
         let mut visited = 0;
         for (_, (key, headers)) in dlq.sent().iter().rev() {
             visited += 1;
-            if !sent.read_back("p", 100, Some(key), headers) {
+            if !sent.read_back("p", Lsn(100), Some(key), headers) {
                 break;
             }
         }
@@ -215,10 +222,13 @@ mod tests {
         );
         assert_eq!(sent.count(), 3);
         // The replay: each one sent before is recognised once, a new one is not.
-        assert!(sent.take(140, b"k1"));
-        assert!(!sent.take(140, b"k1"), "a second rejection of it is new");
-        assert!(sent.take(190, b"k2") && sent.take(190, b"k2"));
-        assert!(!sent.take(190, b"k2"));
-        assert!(!sent.take(155, b"other"), "another stage's letters are not this one's");
+        assert!(sent.take(Lsn(140), b"k1"));
+        assert!(!sent.take(Lsn(140), b"k1"), "a second rejection of it is new");
+        assert!(sent.take(Lsn(190), b"k2") && sent.take(Lsn(190), b"k2"));
+        assert!(!sent.take(Lsn(190), b"k2"));
+        assert!(
+            !sent.take(Lsn(155), b"other"),
+            "another stage's letters are not this one's"
+        );
     }
 }

@@ -170,7 +170,7 @@ impl Emitter {
 
     /// Whether this dead letter is already in the topic (and is then not
     /// sent again).
-    fn sent_before(&mut self, lsn: u64, key: &[u8]) -> bool {
+    fn sent_before(&mut self, lsn: changes::Lsn, key: &[u8]) -> bool {
         let sent = self.sent_before.take(lsn, key);
         if sent {
             self.metrics.dead_letters_already_sent.inc();
@@ -450,7 +450,7 @@ impl Emitter {
     /// The encoded event in `key_buf` and `value_buf` broke the rules in
     /// `violations`: it goes to the dead-letter topic with them.
     fn dead_letter_rule_breaker(&mut self, name: &str, meta: &EventMeta<'_>) -> Result<(), CdcError> {
-        if self.sent_before(meta.position.lsn.0, &self.key_buf.clone()) {
+        if self.sent_before(meta.position.lsn, &self.key_buf.clone()) {
             return Ok(());
         }
         let rules: Vec<String> = self.violations.iter().map(|v| v.rule.to_string()).collect();
@@ -484,7 +484,7 @@ impl Emitter {
         } else {
             name.as_bytes().to_vec()
         };
-        if self.sent_before(meta.position.lsn.0, &key) {
+        if self.sent_before(meta.position.lsn, &key) {
             return Ok(());
         }
         let reason = format!(
@@ -532,7 +532,7 @@ impl Emitter {
         new: Option<&[Datum]>,
         error: &ValueError,
     ) -> Result<(), CdcError> {
-        if self.sent_before(meta.position.lsn.0, name.as_bytes()) {
+        if self.sent_before(meta.position.lsn, name.as_bytes()) {
             return Ok(());
         }
         let Some(cap) = self.tables.get(name) else {

@@ -198,9 +198,9 @@ impl Metrics {
     }
 
     /// Publishes a new confirmed position.
-    pub(crate) fn confirmed(&self, lsn: u64) {
-        self.confirmed_lsn.set(lsn);
-        self.progress.send_modify(|p| p.confirmed = Lsn(lsn));
+    pub(crate) fn confirmed(&self, lsn: Lsn) {
+        self.confirmed_lsn.set(lsn.0);
+        self.progress.send_modify(|p| p.confirmed = lsn);
     }
 
     /// Publishes tables whose snapshot is done.

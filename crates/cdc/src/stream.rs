@@ -7,9 +7,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use changes::Lsn;
 use pg_avro::{EventMeta, Op};
 use pgoutput::{Datum, Message, OldRow};
-use pgwire_replication::{Lsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
+use pgwire_replication::{Lsn as WalLsn, ReplicationClient, ReplicationConfig, ReplicationEvent};
 use registry_client::RegistryClient;
 use tokio::sync::watch;
 use tokio_postgres::{Client, SimpleQueryMessage};
@@ -31,7 +32,7 @@ pub struct Summary {
     /// Records acknowledged by Kafka (events, tombstones, dead letters).
     pub acknowledged: u64,
     /// The last WAL position confirmed to the slot.
-    pub confirmed_lsn: u64,
+    pub confirmed_lsn: Lsn,
 }
 
 /// How long a graceful stop waits for Kafka to acknowledge what is in flight.
@@ -97,10 +98,10 @@ pub async fn run_with_metrics(
     let mut summary = Summary::default();
     let (mut repl, start) = match position {
         Some(lsn) => {
-            tracing::info!(slot = %cfg.slot, lsn = %pgoutput::Lsn(lsn), "resuming from the slot's confirmed position");
+            tracing::info!(slot = %cfg.slot, %lsn, "resuming from the slot's confirmed position");
             emitter.remember_sent_dead_letters(dead_letters_since(&cfg, lsn).await?);
             metrics.confirmed(lsn);
-            let repl = ReplicationClient::connect(repl_cfg.with_start_lsn(Lsn(lsn)).with_ack_lsn(Lsn(lsn)))
+            let repl = ReplicationClient::connect(repl_cfg.with_start_lsn(WalLsn(lsn.0)).with_ack_lsn(WalLsn(lsn.0)))
                 .await
                 .map_err(CdcError::Replication)?;
             (repl, lsn)
@@ -227,7 +228,7 @@ async fn resume_point(
     sql: &Client,
     shapes: &[TableShape],
     metrics: &Metrics,
-) -> Result<(Option<u64>, Vec<TableShape>), CdcError> {
+) -> Result<(Option<Lsn>, Vec<TableShape>), CdcError> {
     let mut position = catalog::slot_position(sql, &cfg.slot).await?;
     let mut incremental = Vec::new();
     if position.is_some() {
@@ -259,7 +260,7 @@ async fn create_slot_and_snapshot(
     s: &Setup<'_>,
     repl_cfg: ReplicationConfig,
     emitter: &mut Emitter,
-) -> Result<(ReplicationClient, u64, u64), CdcError> {
+) -> Result<(ReplicationClient, Lsn, u64), CdcError> {
     catalog::forget_snapshots(s.sql, &s.cfg.state_table, &s.cfg.slot).await?;
     let mut repl = ReplicationClient::connect_gated(repl_cfg)
         .await
@@ -277,11 +278,10 @@ async fn create_slot_and_snapshot(
             .map(|b| String::from_utf8_lossy(&b).into_owned())
             .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT answered without a row".into()))
     };
-    let consistent = pgoutput::Lsn::parse(&field(1)?)
-        .map(|l| l.0)
+    let consistent = Lsn::parse(&field(1)?)
         .ok_or_else(|| CdcError::Protocol("CREATE_REPLICATION_SLOT gave no consistent point".into()))?;
     let snapshot_name = field(2)?;
-    tracing::info!(slot = %s.cfg.slot, lsn = %pgoutput::Lsn(consistent), "created slot; snapshotting");
+    tracing::info!(slot = %s.cfg.slot, lsn = %consistent, "created slot; snapshotting");
     // The snapshot is imported before the replication session moves
     // on (starting it ends the export); from then on the import holds it.
     let snap = catalog::connect(&s.cfg.database_url.0).await?;
@@ -370,7 +370,7 @@ async fn snapshot(
     sql: &Client,
     emitter: &mut Emitter,
     shapes: &[TableShape],
-    lsn: u64,
+    lsn: Lsn,
     server_name: &str,
     db: &str,
     metrics: &Metrics,
@@ -406,10 +406,7 @@ async fn snapshot(
                     op: Op::Read,
                     server_name,
                     db,
-                    position: changes::Position {
-                        commit_lsn: changes::Lsn(lsn),
-                        lsn: changes::Lsn(lsn),
-                    },
+                    position: changes::Position { commit_lsn: lsn, lsn },
                     transaction: changes::Transaction {
                         txid: 0,
                         commit_us: unix_micros(started),
@@ -439,16 +436,16 @@ async fn snapshot(
 struct Tx {
     xid: u32,
     commit_ts: i64,
-    final_lsn: u64,
+    final_lsn: Lsn,
     first_seq: u64,
 }
 
 impl Tx {
     /// The position of a change at `lsn` in this transaction.
-    fn position(&self, lsn: u64) -> changes::Position {
+    fn position(&self, lsn: Lsn) -> changes::Position {
         changes::Position {
-            commit_lsn: changes::Lsn(self.final_lsn),
-            lsn: changes::Lsn(lsn),
+            commit_lsn: self.final_lsn,
+            lsn,
         }
     }
 
@@ -462,7 +459,7 @@ impl Tx {
 
 /// `<txid>:<commit LSN>`: unique even across txid wraparound.
 fn transaction_id(tx: &Tx) -> String {
-    format!("{}:{}", tx.xid, pgoutput::Lsn(tx.final_lsn))
+    format!("{}:{}", tx.xid, tx.final_lsn)
 }
 
 /// The most dead letters of its own the stage reads back per partition at
@@ -475,7 +472,7 @@ const DEAD_LETTER_SCAN_LIMIT: u64 = 100_000;
 /// replay: read back from the end of the dead-letter topic, by (LSN, key).
 /// The change topics need no such care (the sink drops repeats by LSN), but
 /// the dead-letter topic is read by people: each rejected change once.
-async fn dead_letters_since(cfg: &CdcConfig, resume: u64) -> Result<SentDeadLetters, CdcError> {
+async fn dead_letters_since(cfg: &CdcConfig, resume: Lsn) -> Result<SentDeadLetters, CdcError> {
     let (kafka, topic, prefix) = (
         cfg.kafka.clone(),
         cfg.dead_letter_topic.clone(),
@@ -558,7 +555,7 @@ impl StreamState<'_> {
                     None => return Ok(()),
                     Some(ev) => {
                         let span = self.tx.map_or_else(tracing::Span::none, |t| {
-                            tracing::debug_span!("transaction", xid = t.xid, commit_lsn = %pgoutput::Lsn(t.final_lsn))
+                            tracing::debug_span!("transaction", xid = t.xid, commit_lsn = %t.final_lsn)
                         });
                         self.handle(ev).instrument(span).await?
                     }
@@ -599,15 +596,14 @@ impl StreamState<'_> {
                 self.tx = Some(Tx {
                     xid,
                     commit_ts: commit_time_micros,
-                    final_lsn: final_lsn.as_u64(),
+                    final_lsn: Lsn(final_lsn.as_u64()),
                     first_seq: self.emitter.last_seq,
                 });
             }
             ReplicationEvent::XLogData { wal_start, data, .. } => {
-                let msg = pgoutput::decode(&data).map_err(|e| {
-                    CdcError::Protocol(format!("at WAL position {}: {e}", pgoutput::Lsn(wal_start.as_u64())))
-                })?;
-                self.message(msg, wal_start.as_u64()).await?;
+                let msg = pgoutput::decode(&data)
+                    .map_err(|e| CdcError::Protocol(format!("at WAL position {}: {e}", Lsn(wal_start.as_u64()))))?;
+                self.message(msg, Lsn(wal_start.as_u64())).await?;
             }
             ReplicationEvent::Commit {
                 end_lsn,
@@ -628,7 +624,7 @@ impl StreamState<'_> {
                 self.confirmer.committed(
                     self.emitter.last_seq,
                     Committed {
-                        end_lsn: end_lsn.as_u64(),
+                        end_lsn: Lsn(end_lsn.as_u64()),
                         commit_ts: commit_time_micros,
                     },
                 );
@@ -644,7 +640,7 @@ impl StreamState<'_> {
                         op: Op::Read,
                         server_name: &self.cfg.topic_prefix,
                         db: self.db,
-                        position: tx.position(lsn.as_u64()),
+                        position: tx.position(Lsn(lsn.as_u64())),
                         transaction: tx.transaction(),
                         now_ms: now_ms(),
                     };
@@ -666,7 +662,7 @@ impl StreamState<'_> {
         Ok(())
     }
 
-    async fn message(&mut self, msg: Message, lsn: u64) -> Result<(), CdcError> {
+    async fn message(&mut self, msg: Message, lsn: Lsn) -> Result<(), CdcError> {
         let tx = match &msg {
             Message::Insert { .. } | Message::Update { .. } | Message::Delete { .. } => Some(
                 self.tx
@@ -770,7 +766,7 @@ impl StreamState<'_> {
                 .observe((now - c.commit_ts).max(0) as f64 / 1e6);
         }
         if let Some(c) = durable.last() {
-            repl.update_applied_lsn(Lsn(c.end_lsn));
+            repl.update_applied_lsn(WalLsn(c.end_lsn.0));
             self.metrics.confirmed(c.end_lsn);
         }
         self.metrics.kafka_acked.set(self.emitter.producer.deliveries().acked());
@@ -853,7 +849,7 @@ impl StreamState<'_> {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::warn!(lsn = %pgoutput::Lsn(self.confirmer.confirmed()), "the server had not recorded the last confirmed position at exit; the next start replays from the previous one");
+        tracing::warn!(lsn = %self.confirmer.confirmed(), "the server had not recorded the last confirmed position at exit; the next start replays from the previous one");
     }
 }
 

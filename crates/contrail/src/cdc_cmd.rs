@@ -36,14 +36,7 @@ pub(crate) fn run(dir: &Path, args: CdcArgs) -> anyhow::Result<Outcome> {
     let summary = runtime.block_on(crate::run_with_restarts(|rx| cdc::run(config.clone(), rx)))?;
     println!(
         "cdc: {} snapshot rows, {} transactions, {} records acknowledged by Kafka; confirmed up to {}",
-        summary.snapshot_rows,
-        summary.transactions,
-        summary.acknowledged,
-        pgoutput_lsn(summary.confirmed_lsn)
+        summary.snapshot_rows, summary.transactions, summary.acknowledged, summary.confirmed_lsn
     );
     Ok(Outcome::Ok)
-}
-
-fn pgoutput_lsn(lsn: u64) -> String {
-    format!("{:X}/{:X}", lsn >> 32, lsn & 0xFFFF_FFFF)
 }
