@@ -278,6 +278,89 @@ impl<'a> Reader<'a> {
             }
         }
     }
+
+    /// A Relation message's body: the table's name, replica identity and
+    /// columns.
+    fn relation(&mut self) -> Result<Relation, DecodeError> {
+        let id = self.u32()?;
+        let namespace = self.string()?;
+        let name = self.string()?;
+        let ident = self.u8()?;
+        let replica_identity = match ident {
+            b'd' => ReplicaIdentity::Default,
+            b'n' => ReplicaIdentity::Nothing,
+            b'f' => ReplicaIdentity::Full,
+            b'i' => ReplicaIdentity::Index,
+            other => {
+                self.pos -= 1;
+                return Err(self.err(ErrorKind::ReplicaIdentity(other as char)));
+            }
+        };
+        let n = self.i16()?;
+        let n = self.count("column count", i64::from(n))?;
+        let mut columns = Vec::with_capacity(n.min(self.buf.len()));
+        for _ in 0..n {
+            columns.push(Column {
+                key: self.u8()? & 1 == 1,
+                name: self.string()?,
+                type_oid: self.u32()?,
+                type_modifier: self.i32()?,
+            });
+        }
+        Ok(Relation {
+            id,
+            namespace,
+            name,
+            replica_identity,
+            columns,
+        })
+    }
+
+    /// An Update message's body: the old row when the replica identity
+    /// sends one, then the new row.
+    fn update(&mut self) -> Result<Message, DecodeError> {
+        let relation = self.u32()?;
+        let old = match self.buf.get(self.pos) {
+            Some(b'K' | b'O') => Some(self.old_row()?),
+            _ => None,
+        };
+        self.expect(b'N', "N (new row)")?;
+        Ok(Message::Update {
+            relation,
+            old,
+            new: self.tuple()?,
+        })
+    }
+
+    fn truncate(&mut self) -> Result<Message, DecodeError> {
+        let n = self.i32()?;
+        let n = self.count("relation count", i64::from(n))?;
+        let options = self.u8()?;
+        let mut relations = Vec::with_capacity(n.min(self.buf.len()));
+        for _ in 0..n {
+            relations.push(self.u32()?);
+        }
+        Ok(Message::Truncate {
+            cascade: options & 1 != 0,
+            restart_identity: options & 2 != 0,
+            relations,
+        })
+    }
+
+    /// A logical decoding message (`pg_logical_emit_message`).
+    fn logical_message(&mut self) -> Result<Message, DecodeError> {
+        let transactional = self.u8()? & 1 == 1;
+        let lsn = self.lsn()?;
+        let prefix = self.string()?;
+        let len = self.i32()?;
+        let len = self.count("content length", i64::from(len))?;
+        Ok(Message::Message {
+            transactional,
+            lsn,
+            prefix,
+            content: self.take(len)?.to_vec(),
+        })
+    }
 }
 
 /// Decodes one message.
@@ -303,40 +386,7 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
             commit_lsn: r.lsn()?,
             name: r.string()?,
         },
-        b'R' => {
-            let id = r.u32()?;
-            let namespace = r.string()?;
-            let name = r.string()?;
-            let ident = r.u8()?;
-            let replica_identity = match ident {
-                b'd' => ReplicaIdentity::Default,
-                b'n' => ReplicaIdentity::Nothing,
-                b'f' => ReplicaIdentity::Full,
-                b'i' => ReplicaIdentity::Index,
-                other => {
-                    r.pos -= 1;
-                    return Err(r.err(ErrorKind::ReplicaIdentity(other as char)));
-                }
-            };
-            let n = r.i16()?;
-            let n = r.count("column count", i64::from(n))?;
-            let mut columns = Vec::with_capacity(n.min(buf.len()));
-            for _ in 0..n {
-                columns.push(Column {
-                    key: r.u8()? & 1 == 1,
-                    name: r.string()?,
-                    type_oid: r.u32()?,
-                    type_modifier: r.i32()?,
-                });
-            }
-            Message::Relation(Relation {
-                id,
-                namespace,
-                name,
-                replica_identity,
-                columns,
-            })
-        }
+        b'R' => Message::Relation(r.relation()?),
         b'Y' => Message::Type {
             oid: r.u32()?,
             namespace: r.string()?,
@@ -350,50 +400,13 @@ pub fn decode(buf: &[u8]) -> Result<Message, DecodeError> {
                 new: r.tuple()?,
             }
         }
-        b'U' => {
-            let relation = r.u32()?;
-            let old = match buf.get(r.pos) {
-                Some(b'K' | b'O') => Some(r.old_row()?),
-                _ => None,
-            };
-            r.expect(b'N', "N (new row)")?;
-            Message::Update {
-                relation,
-                old,
-                new: r.tuple()?,
-            }
-        }
+        b'U' => r.update()?,
         b'D' => Message::Delete {
             relation: r.u32()?,
             old: r.old_row()?,
         },
-        b'T' => {
-            let n = r.i32()?;
-            let n = r.count("relation count", i64::from(n))?;
-            let options = r.u8()?;
-            let mut relations = Vec::with_capacity(n.min(buf.len()));
-            for _ in 0..n {
-                relations.push(r.u32()?);
-            }
-            Message::Truncate {
-                cascade: options & 1 != 0,
-                restart_identity: options & 2 != 0,
-                relations,
-            }
-        }
-        b'M' => {
-            let transactional = r.u8()? & 1 == 1;
-            let lsn = r.lsn()?;
-            let prefix = r.string()?;
-            let len = r.i32()?;
-            let len = r.count("content length", i64::from(len))?;
-            Message::Message {
-                transactional,
-                lsn,
-                prefix,
-                content: r.take(len)?.to_vec(),
-            }
-        }
+        b'T' => r.truncate()?,
+        b'M' => r.logical_message()?,
         b'S' | b'E' | b'c' | b'A' | b'P' | b'K' | b'r' | b'p' | b'b' => {
             r.pos = 0;
             return Err(r.err(ErrorKind::Streaming(tag as char)));
@@ -442,6 +455,26 @@ fn put_old(out: &mut Vec<u8>, old: &OldRow) {
     }
 }
 
+fn put_relation(out: &mut Vec<u8>, r: &Relation) {
+    out.push(b'R');
+    out.extend_from_slice(&r.id.to_be_bytes());
+    put_string(out, &r.namespace);
+    put_string(out, &r.name);
+    out.push(match r.replica_identity {
+        ReplicaIdentity::Default => b'd',
+        ReplicaIdentity::Nothing => b'n',
+        ReplicaIdentity::Full => b'f',
+        ReplicaIdentity::Index => b'i',
+    });
+    out.extend_from_slice(&(r.columns.len() as i16).to_be_bytes());
+    for c in &r.columns {
+        out.push(u8::from(c.key));
+        put_string(out, &c.name);
+        out.extend_from_slice(&c.type_oid.to_be_bytes());
+        out.extend_from_slice(&c.type_modifier.to_be_bytes());
+    }
+}
+
 /// Encodes a message as pgoutput does (for tests and synthetic streams).
 pub fn encode(m: &Message) -> Vec<u8> {
     let mut out = Vec::new();
@@ -473,25 +506,7 @@ pub fn encode(m: &Message) -> Vec<u8> {
             out.extend_from_slice(&commit_lsn.0.to_be_bytes());
             put_string(&mut out, name);
         }
-        Message::Relation(r) => {
-            out.push(b'R');
-            out.extend_from_slice(&r.id.to_be_bytes());
-            put_string(&mut out, &r.namespace);
-            put_string(&mut out, &r.name);
-            out.push(match r.replica_identity {
-                ReplicaIdentity::Default => b'd',
-                ReplicaIdentity::Nothing => b'n',
-                ReplicaIdentity::Full => b'f',
-                ReplicaIdentity::Index => b'i',
-            });
-            out.extend_from_slice(&(r.columns.len() as i16).to_be_bytes());
-            for c in &r.columns {
-                out.push(u8::from(c.key));
-                put_string(&mut out, &c.name);
-                out.extend_from_slice(&c.type_oid.to_be_bytes());
-                out.extend_from_slice(&c.type_modifier.to_be_bytes());
-            }
-        }
+        Message::Relation(r) => put_relation(&mut out, r),
         Message::Type { oid, namespace, name } => {
             out.push(b'Y');
             out.extend_from_slice(&oid.to_be_bytes());
@@ -526,9 +541,7 @@ pub fn encode(m: &Message) -> Vec<u8> {
             out.push(b'T');
             out.extend_from_slice(&(relations.len() as i32).to_be_bytes());
             out.push(u8::from(*cascade) | (u8::from(*restart_identity) << 1));
-            for r in relations {
-                out.extend_from_slice(&r.to_be_bytes());
-            }
+            relations.iter().for_each(|r| out.extend_from_slice(&r.to_be_bytes()));
         }
         Message::Message {
             transactional,
