@@ -64,19 +64,9 @@ fn is_upper_snake(s: &str) -> bool {
 
 /// Lints everything in `compiled`, sorted by file position.
 pub fn lint(compiled: &Compiled) -> Vec<LintMessage> {
-    let mut out = Vec::new();
-    let mut push = |severity, code, location: String, message: String| {
-        let position = compiled
-            .position(&location)
-            .or_else(|| compiled.position(location.split('.').next().unwrap_or_default()))
-            .cloned();
-        out.push(LintMessage {
-            severity,
-            code,
-            location,
-            position,
-            message,
-        });
+    let mut l = Linter {
+        compiled,
+        out: Vec::new(),
     };
     for c in &compiled.schemas {
         let Type::Named(root) = &c.schema.root else { continue };
@@ -84,136 +74,154 @@ pub fn lint(compiled: &Compiled) -> Vec<LintMessage> {
         let short = named.name().name.clone();
         match named {
             Named::Record(r) => {
-                if !is_upper_camel(&short) {
-                    push(
-                        Severity::Warning,
-                        "naming",
-                        short.clone(),
-                        "record names are UpperCamelCase".into(),
-                    );
-                }
-                if r.doc.as_deref().is_none_or(|d| d.trim().is_empty()) {
-                    push(
-                        Severity::Warning,
-                        "doc",
-                        short.clone(),
-                        "record has no doc comment".into(),
-                    );
-                }
+                l.named(&short, "record", r.doc.as_deref());
                 for f in &r.fields {
-                    let loc = format!("{short}.{}", f.name);
-                    if !is_snake(&f.name) {
-                        push(
-                            Severity::Warning,
-                            "naming",
-                            loc.clone(),
-                            "field names are snake_case".into(),
-                        );
-                    }
-                    if f.doc.as_deref().is_none_or(|d| d.trim().is_empty()) {
-                        push(Severity::Warning, "doc", loc.clone(), "field has no doc comment".into());
-                    }
-                    if f.ty.is_nullable() {
-                        match &f.default {
-                            None => push(
-                                Severity::Error,
-                                "optional-default",
-                                loc.clone(),
-                                "optional field has no default; add `= null` so readers of older data can fill it in"
-                                    .into(),
-                            ),
-                            Some(d) if !d.is_null() => push(
-                                Severity::Warning,
-                                "optional-default",
-                                loc.clone(),
-                                format!("optional field defaults to {d}, not null"),
-                            ),
-                            Some(_) => {}
-                        }
-                    }
-                    for key in f.props.keys() {
-                        if !rules::FIELD_RULES.contains(&key.as_str()) {
-                            push(
-                                Severity::Warning,
-                                "unknown-property",
-                                loc.clone(),
-                                format!(
-                                    "property \"{key}\" is not a rule and checks nothing (rules: {})",
-                                    rules::FIELD_RULES.join(", ")
-                                ),
-                            );
-                        }
-                    }
+                    l.field(&short, f);
                 }
-                if let Err(e) = rules::RuleSet::from_schema(&c.schema) {
-                    let location = match &e {
-                        rules::RuleError::Malformed { location, .. }
-                        | rules::RuleError::Regex { location, .. }
-                        | rules::RuleError::Cel { location, .. } => location.clone(),
-                        rules::RuleError::NotARecord => short.clone(),
-                    };
-                    let message = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
-                        .map(ToString::to_string)
-                        .collect::<Vec<_>>()
-                        .join(": ");
-                    let message = message
-                        .strip_prefix(&format!("{location}: "))
-                        .unwrap_or(&message)
-                        .to_string();
-                    push(Severity::Error, "rule", location, message);
-                }
+                l.rules(&short, &c.schema);
             }
-            Named::Enum(e) => {
-                if !is_upper_camel(&short) {
-                    push(
-                        Severity::Warning,
-                        "naming",
-                        short.clone(),
-                        "enum names are UpperCamelCase".into(),
-                    );
-                }
-                if e.doc.as_deref().is_none_or(|d| d.trim().is_empty()) {
-                    push(
-                        Severity::Warning,
-                        "doc",
-                        short.clone(),
-                        "enum has no doc comment".into(),
-                    );
-                }
-                if let Some(bad) = e.symbols.iter().find(|s| !is_upper_snake(s)) {
-                    push(
-                        Severity::Warning,
-                        "naming",
-                        short.clone(),
-                        format!("enum symbol {bad} is not UPPER_SNAKE_CASE"),
-                    );
-                }
-                if e.default.is_none() {
-                    push(
-                        Severity::Warning,
-                        "enum-default",
-                        short.clone(),
-                        "enum has no default; readers fail on symbols added later".into(),
-                    );
-                }
-            }
-            Named::Fixed(f) => {
-                if f.doc.as_deref().is_none_or(|d| d.trim().is_empty()) {
-                    push(
-                        Severity::Warning,
-                        "doc",
-                        short.clone(),
-                        "fixed has no doc comment".into(),
-                    );
-                }
-            }
+            Named::Enum(e) => l.enumeration(&short, e),
+            Named::Fixed(f) => l.doc(&short, "fixed", f.doc.as_deref()),
         }
     }
+    let mut out = l.out;
     out.sort_by(|a, b| {
         let key = |m: &LintMessage| m.position.as_ref().map(|p| (p.file.clone(), p.line, p.column));
         key(a).cmp(&key(b))
     });
     out
+}
+
+/// The messages found so far, each placed at its source position.
+struct Linter<'a> {
+    compiled: &'a Compiled,
+    out: Vec<LintMessage>,
+}
+
+impl Linter<'_> {
+    fn push(&mut self, severity: Severity, code: &'static str, location: String, message: String) {
+        let position = self
+            .compiled
+            .position(&location)
+            .or_else(|| self.compiled.position(location.split('.').next().unwrap_or_default()))
+            .cloned();
+        self.out.push(LintMessage {
+            severity,
+            code,
+            location,
+            position,
+            message,
+        });
+    }
+
+    fn doc(&mut self, location: &str, what: &str, doc: Option<&str>) {
+        if doc.is_none_or(|d| d.trim().is_empty()) {
+            self.push(
+                Severity::Warning,
+                "doc",
+                location.into(),
+                format!("{what} has no doc comment"),
+            );
+        }
+    }
+
+    /// A record's or enum's name and doc.
+    fn named(&mut self, short: &str, what: &str, doc: Option<&str>) {
+        if !is_upper_camel(short) {
+            self.push(
+                Severity::Warning,
+                "naming",
+                short.into(),
+                format!("{what} names are UpperCamelCase"),
+            );
+        }
+        self.doc(short, what, doc);
+    }
+
+    fn field(&mut self, short: &str, f: &schema::Field) {
+        let loc = format!("{short}.{}", f.name);
+        if !is_snake(&f.name) {
+            self.push(
+                Severity::Warning,
+                "naming",
+                loc.clone(),
+                "field names are snake_case".into(),
+            );
+        }
+        self.doc(&loc, "field", f.doc.as_deref());
+        if f.ty.is_nullable() {
+            match &f.default {
+                None => self.push(
+                    Severity::Error,
+                    "optional-default",
+                    loc.clone(),
+                    "optional field has no default; add `= null` so readers of older data can fill it in".into(),
+                ),
+                Some(d) if !d.is_null() => self.push(
+                    Severity::Warning,
+                    "optional-default",
+                    loc.clone(),
+                    format!("optional field defaults to {d}, not null"),
+                ),
+                Some(_) => {}
+            }
+        }
+        for key in f.props.keys() {
+            if !rules::FIELD_RULES.contains(&key.as_str()) {
+                self.push(
+                    Severity::Warning,
+                    "unknown-property",
+                    loc.clone(),
+                    format!(
+                        "property \"{key}\" is not a rule and checks nothing (rules: {})",
+                        rules::FIELD_RULES.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+
+    /// The record's rules compile, or the error at its location.
+    fn rules(&mut self, short: &str, schema: &schema::Schema) {
+        let Err(e) = rules::RuleSet::from_schema(schema) else {
+            return;
+        };
+        let location = match &e {
+            rules::RuleError::Malformed { location, .. }
+            | rules::RuleError::Regex { location, .. }
+            | rules::RuleError::Cel { location, .. } => location.clone(),
+            rules::RuleError::NotARecord => short.to_string(),
+        };
+        let message = std::iter::successors(Some(&e as &dyn std::error::Error), |e| e.source())
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(": ");
+        let message = message
+            .strip_prefix(&format!("{location}: "))
+            .unwrap_or(&message)
+            .to_string();
+        self.push(Severity::Error, "rule", location, message);
+    }
+
+    fn enumeration(&mut self, short: &str, e: &schema::EnumSchema) {
+        self.named(short, "enum", e.doc.as_deref());
+        if let Some(bad) = e.symbols.iter().find(|s| !is_upper_snake(s)) {
+            self.push(
+                Severity::Warning,
+                "naming",
+                short.into(),
+                format!("enum symbol {bad} is not UPPER_SNAKE_CASE"),
+            );
+        }
+        if e.default.is_none() {
+            self.push(
+                Severity::Warning,
+                "enum-default",
+                short.into(),
+                "enum has no default; readers fail on symbols added later".into(),
+            );
+        }
+    }
 }
 
 #[cfg(test)]
