@@ -231,71 +231,8 @@ impl RuleSet {
                 if let Err(wanted) = applies {
                     return Err(malformed(&location, key, format!("applies to {wanted} fields only")));
                 }
-                let check = match key.as_str() {
-                    "range" => {
-                        let (min, max) = bounds(&location, key, v, Value::as_f64)?;
-                        Check::Range { min, max }
-                    }
-                    "length" => {
-                        let (min, max) = bounds(&location, key, v, Value::as_u64)?;
-                        Check::Length { min, max }
-                    }
-                    "pattern" => {
-                        let p = v
-                            .as_str()
-                            .ok_or_else(|| malformed(&location, key, "expected a regular expression string"))?;
-                        Check::Pattern(Regex::new(p).map_err(|source| RuleError::Regex {
-                            location: location.clone(),
-                            rule: key.clone(),
-                            source,
-                        })?)
-                    }
-                    "allowed" => {
-                        let list = v
-                            .as_array()
-                            .ok_or_else(|| malformed(&location, key, "expected a list of values"))?;
-                        if list.is_empty() {
-                            return Err(malformed(&location, key, "the list of allowed values is empty"));
-                        }
-                        Check::Allowed(list.clone())
-                    }
-                    "required_when" => {
-                        let expr = v
-                            .as_str()
-                            .ok_or_else(|| malformed(&location, key, "expected a CEL expression string"))?;
-                        if !field.ty.is_nullable() {
-                            return Err(malformed(
-                                &location,
-                                key,
-                                "the field is not nullable, so it is always required",
-                            ));
-                        }
-                        Check::RequiredWhen(compile_cel(&location, key, expr, &fields)?)
-                    }
-                    "not_future" => {
-                        let tolerance_ms = match v {
-                            Value::Bool(true) => 0,
-                            Value::Object(o) => match o.get("tolerance_ms") {
-                                None => 0,
-                                Some(t) => t.as_i64().filter(|t| *t >= 0).ok_or_else(|| {
-                                    malformed(&location, key, "\"tolerance_ms\" must be a non-negative integer")
-                                })?,
-                            },
-                            _ => return Err(malformed(&location, key, "expected true or {\"tolerance_ms\": N}")),
-                        };
-                        // Timestamps may count microseconds or nanoseconds
-                        // (PostgreSQL's are micros); the rule is in ms.
-                        let per_ms = match vty {
-                            Type::Primitive { logical: Some(l), .. } => match l {
-                                LogicalType::TimestampMicros | LogicalType::LocalTimestampMicros => 1_000,
-                                LogicalType::TimestampNanos | LogicalType::LocalTimestampNanos => 1_000_000,
-                                _ => 1,
-                            },
-                            _ => 1,
-                        };
-                        Check::NotFuture { tolerance_ms, per_ms }
-                    }
-                    _ => continue,
+                let Some(check) = field_check(&location, key, v, field, &fields)? else {
+                    continue;
                 };
                 field_rules.push(FieldRule {
                     index,
@@ -543,6 +480,87 @@ fn record_rules(record: &RecordSchema, fields: &HashMap<String, usize>) -> Resul
         });
     }
     Ok(out)
+}
+
+/// The check of one rule property of a field; `None` for a property that
+/// is not a field rule.
+fn field_check(
+    location: &str,
+    key: &str,
+    v: &Value,
+    field: &schema::Field,
+    fields: &HashMap<String, usize>,
+) -> Result<Option<Check>, RuleError> {
+    Ok(Some(match key {
+        "range" => {
+            let (min, max) = bounds(location, key, v, Value::as_f64)?;
+            Check::Range { min, max }
+        }
+        "length" => {
+            let (min, max) = bounds(location, key, v, Value::as_u64)?;
+            Check::Length { min, max }
+        }
+        "pattern" => {
+            let p = v
+                .as_str()
+                .ok_or_else(|| malformed(location, key, "expected a regular expression string"))?;
+            Check::Pattern(Regex::new(p).map_err(|source| RuleError::Regex {
+                location: location.to_string(),
+                rule: key.to_string(),
+                source,
+            })?)
+        }
+        "allowed" => {
+            let list = v
+                .as_array()
+                .ok_or_else(|| malformed(location, key, "expected a list of values"))?;
+            if list.is_empty() {
+                return Err(malformed(location, key, "the list of allowed values is empty"));
+            }
+            Check::Allowed(list.clone())
+        }
+        "required_when" => {
+            let expr = v
+                .as_str()
+                .ok_or_else(|| malformed(location, key, "expected a CEL expression string"))?;
+            if !field.ty.is_nullable() {
+                return Err(malformed(
+                    location,
+                    key,
+                    "the field is not nullable, so it is always required",
+                ));
+            }
+            Check::RequiredWhen(compile_cel(location, key, expr, fields)?)
+        }
+        "not_future" => not_future(location, key, v, value_type(&field.ty))?,
+        _ => return Ok(None),
+    }))
+}
+
+/// `not_future`: `true` or `{"tolerance_ms": N}`, in the timestamp's unit.
+fn not_future(location: &str, key: &str, v: &Value, value_type: &Type) -> Result<Check, RuleError> {
+    let tolerance_ms = match v {
+        Value::Bool(true) => 0,
+        Value::Object(o) => match o.get("tolerance_ms") {
+            None => 0,
+            Some(t) => t
+                .as_i64()
+                .filter(|t| *t >= 0)
+                .ok_or_else(|| malformed(location, key, "\"tolerance_ms\" must be a non-negative integer"))?,
+        },
+        _ => return Err(malformed(location, key, "expected true or {\"tolerance_ms\": N}")),
+    };
+    // Timestamps may count microseconds or nanoseconds
+    // (PostgreSQL's are micros); the rule is in ms.
+    let per_ms = match value_type {
+        Type::Primitive { logical: Some(l), .. } => match l {
+            LogicalType::TimestampMicros | LogicalType::LocalTimestampMicros => 1_000,
+            LogicalType::TimestampNanos | LogicalType::LocalTimestampNanos => 1_000_000,
+            _ => 1,
+        },
+        _ => 1,
+    };
+    Ok(Check::NotFuture { tolerance_ms, per_ms })
 }
 
 #[cfg(test)]
