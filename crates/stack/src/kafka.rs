@@ -71,23 +71,35 @@ fn pom() -> String {
 /// The directory holding the broker's jars, fetched with Maven when missing.
 pub(crate) fn jars(cache_dir: &Path) -> Result<PathBuf, StackError> {
     let home = cache_dir.join(format!("kafka-{KAFKA_VERSION}"));
+    maven_jars(
+        &home,
+        &pom(),
+        &format!("kafka_2.13-{KAFKA_VERSION}.jar"),
+        &format!("Apache Kafka {KAFKA_VERSION}"),
+    )
+}
+
+/// `<home>/libs`, holding the runtime dependencies of `pom` (written to
+/// `<home>/pom.xml`), fetched by Maven once: `marker` is a jar that is
+/// there only when a fetch completed.
+pub(crate) fn maven_jars(home: &Path, pom: &str, marker: &str, what: &str) -> Result<PathBuf, StackError> {
     let libs = home.join("libs");
-    if libs.join(format!("kafka_2.13-{KAFKA_VERSION}.jar")).is_file() {
+    if libs.join(marker).is_file() {
         return Ok(libs);
     }
     let mvn = which("mvn").ok_or_else(|| StackError::Missing {
-        what: "Maven (mvn), which fetches the Kafka broker's jars".into(),
+        what: format!("Maven (mvn), which fetches the jars of {what}"),
         hint: "install Debian's maven package (`apt-get install maven`), or run ./scripts/env.sh".into(),
     })?;
-    std::fs::create_dir_all(&home).map_err(io_err(format!("creating {}", home.display())))?;
-    std::fs::write(home.join("pom.xml"), pom()).map_err(io_err(format!("writing {}/pom.xml", home.display())))?;
+    std::fs::create_dir_all(home).map_err(io_err(format!("creating {}", home.display())))?;
+    std::fs::write(home.join("pom.xml"), pom).map_err(io_err(format!("writing {}/pom.xml", home.display())))?;
     let partial = home.join("libs.partial");
     let _ = std::fs::remove_dir_all(&partial);
-    tracing::info!(dir = %libs.display(), "fetching Apache Kafka {KAFKA_VERSION} from Maven Central (once per machine)");
+    tracing::info!(dir = %libs.display(), "fetching {what} from Maven Central (once per machine)");
     process::run(
-        "mvn dependency:copy-dependencies (the Kafka broker's jars)",
+        &format!("mvn dependency:copy-dependencies (the jars of {what})"),
         Command::new(mvn)
-            .current_dir(&home)
+            .current_dir(home)
             .args(["-q", "-B", DEPENDENCY_PLUGIN, "-DincludeScope=runtime"])
             .arg(format!("-DoutputDirectory={}", partial.display())),
     )?;

@@ -33,6 +33,7 @@
 //! [`StackConfig::for_tests`] refuses a configuration that would reach the
 //! user's stack.
 
+pub mod debezium;
 mod health;
 mod kafka;
 mod process;
