@@ -162,6 +162,9 @@ pub struct Consumed {
     pub key: Option<Vec<u8>>,
     /// `None` for a tombstone.
     pub value: Option<Vec<u8>>,
+    /// The record's timestamp (ms since the Unix epoch): when the producer
+    /// made it, or when the broker appended it on a `LogAppendTime` topic.
+    pub timestamp_ms: Option<i64>,
 }
 
 /// A consumer with explicitly assigned partitions and positions: the sink
@@ -323,6 +326,7 @@ impl Consumer {
                 offset: m.offset(),
                 key: m.key().map(<[u8]>::to_vec),
                 value: m.payload().map(<[u8]>::to_vec),
+                timestamp_ms: m.timestamp().to_millis(),
             });
         }
         Ok(out)

@@ -884,6 +884,7 @@ mod tests {
             offset,
             key: None,
             value: None,
+            timestamp_ms: None,
         };
         let change = |op: &str, lsn: i64, row: serde_json::Value| Decoded {
             event: ChangeEvent::from_json(
