@@ -254,7 +254,7 @@ fn main() {
         println!("pg_recvlogical: {:.2} s = {raw_rate:.0} changes/s", raw.as_secs_f64());
 
         // 3. The stage.
-        let (self_cpu, broker_cpu) = (cpu_seconds(std::process::id()), cpu_seconds(broker.pid()));
+        let (self_cpu, broker_cpu) = (stack::cpu_seconds(std::process::id()), stack::cpu_seconds(broker.pid()));
         let t = Instant::now();
         let (stop, rx) = tokio::sync::watch::channel(false);
         let mut stage = tokio::spawn(cdc::run(cfg.clone(), rx));
@@ -278,9 +278,9 @@ fn main() {
         println!(
             "CPU during the drain ({:.2} s): stage {:.2} s, Kafka broker {:.2} s, walsender {:.2} s",
             took.as_secs_f64(),
-            cpu_seconds(std::process::id()) - self_cpu,
-            cpu_seconds(broker.pid()) - broker_cpu,
-            walsender.map_or(f64::NAN, |p| cpu_seconds(p as u32)),
+            stack::cpu_seconds(std::process::id()) - self_cpu,
+            stack::cpu_seconds(broker.pid()) - broker_cpu,
+            walsender.map_or(f64::NAN, |p| stack::cpu_seconds(p as u32)),
         );
 
         // 4. Latency at 1,000 changes/s, on the running stage.
@@ -314,21 +314,6 @@ fn main() {
         }
     });
     drop(broker);
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat
-/// (fields 14 and 15, in clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after_comm: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = after_comm
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(f64::NAN);
-    ticks / 100.0
 }
 
 /// `after - before` for every bucket line of `name`.

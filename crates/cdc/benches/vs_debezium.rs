@@ -391,8 +391,8 @@ impl Bench {
                     .await
                     .unwrap()
                     .and_then(|r| r.get(0));
-                let ws_cpu = walsender.map_or(0.0, |p| cpu_seconds(p as u32));
-                samples.push((unix_ms(), cpu_seconds(pid), ws_cpu));
+                let ws_cpu = walsender.map_or(0.0, |p| stack::cpu_seconds(p as u32));
+                samples.push((unix_ms(), stack::cpu_seconds(pid), ws_cpu));
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
         };
@@ -400,7 +400,7 @@ impl Bench {
             _ = wait_stable(&self.bootstrap, topic) => {}
             _ = sample => {}
         }
-        f.peak_rss_mib = peak_rss_mib(pid);
+        f.peak_rss_mib = stack::peak_rss_mib(pid);
         let read = read_range(&self.bootstrap, topic, None).await;
         let last_append = read.iter().filter_map(|r| r.timestamp_ms).max().unwrap_or(started_ms);
         let events: Vec<_> = read.iter().filter(|r| r.value.is_some()).collect();
@@ -527,31 +527,6 @@ async fn read_range(bootstrap: &str, topic: &str, from: Option<BTreeMap<i32, i64
         );
     }
     out
-}
-
-/// CPU seconds (user + system) a process has used, from /proc/PID/stat
-/// (fields 14 and 15, in clock ticks of 1/100 s).
-fn cpu_seconds(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let fields: Vec<&str> = stat
-        .rsplit_once(") ")
-        .map(|(_, rest)| rest.split_whitespace().collect())
-        .unwrap_or_default();
-    let ticks: f64 = fields
-        .get(11..13)
-        .map(|f| f.iter().filter_map(|v| v.parse::<f64>().ok()).sum())
-        .unwrap_or(0.0);
-    ticks / 100.0
-}
-
-/// The process's peak resident memory (VmHWM), MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.split_whitespace().next()?.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
 }
 
 /// p50, p99 and max of `v`.
