@@ -69,11 +69,7 @@ impl StoreError {
 
 impl changes::Classified for StoreError {
     fn class(&self) -> changes::Class {
-        if self.is_transient() {
-            changes::Class::Transient
-        } else {
-            changes::Class::Fatal
-        }
+        changes::Class::transient_or_fatal(self.is_transient())
     }
 }
 

@@ -111,10 +111,6 @@ impl changes::Classified for CdcError {
     /// Bad rows never surface as a `CdcError` (they are dead-lettered where
     /// they are found), so a stage error is transient or fatal.
     fn class(&self) -> changes::Class {
-        if self.is_transient() {
-            changes::Class::Transient
-        } else {
-            changes::Class::Fatal
-        }
+        changes::Class::transient_or_fatal(self.is_transient())
     }
 }

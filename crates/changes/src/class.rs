@@ -13,6 +13,18 @@ pub enum Class {
     Fatal,
 }
 
+impl Class {
+    /// Transient if retrying may help, else fatal: for a stage's error,
+    /// which is never data (bad records are dead-lettered where found).
+    pub fn transient_or_fatal(transient: bool) -> Class {
+        if transient {
+            Class::Transient
+        } else {
+            Class::Fatal
+        }
+    }
+}
+
 /// An error that knows its [`Class`]: what [`crate::supervise`] asks.
 pub trait Classified {
     fn class(&self) -> Class;

@@ -95,11 +95,7 @@ impl changes::Classified for KafkaIoError {
     /// stage that knows no better; the CDC stage retries all but
     /// [`KafkaIoError::is_fatal`] ones, because its slot replays.
     fn class(&self) -> changes::Class {
-        if self.is_transient() {
-            changes::Class::Transient
-        } else {
-            changes::Class::Fatal
-        }
+        changes::Class::transient_or_fatal(self.is_transient())
     }
 }
 

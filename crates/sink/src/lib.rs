@@ -109,11 +109,7 @@ impl changes::Classified for SinkError {
     /// Bad records never surface as a `SinkError` (they are dead-lettered
     /// where they are found), so a stage error is transient or fatal.
     fn class(&self) -> changes::Class {
-        if self.is_transient() {
-            changes::Class::Transient
-        } else {
-            changes::Class::Fatal
-        }
+        changes::Class::transient_or_fatal(self.is_transient())
     }
 }
 
