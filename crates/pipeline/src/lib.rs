@@ -308,7 +308,10 @@ impl Ctx {
         let mut every = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
-                s = &mut producing => return Ok((s?, memory)),
+                s = &mut producing => {
+                    memory.finish();
+                    return Ok((s?, memory));
+                }
                 _ = every.tick() => if started.elapsed() >= self.cfg.warmup {
                     memory.sample(started, &self.meters);
                 },
@@ -448,7 +451,8 @@ impl Watching {
 }
 
 /// Resident memory once the pipeline runs at rate (after the warm-up:
-/// start-up allocations are not growth), then every second; and the stage
+/// start-up allocations are not growth), then every second, and when
+/// producing ends; and the stage
 /// histograms' reading at the end of the warm-up, as the latency counts
 /// from there.
 #[derive(Debug, Default)]
@@ -469,10 +473,15 @@ impl Memory {
             (self.stage_base, self.warmed) = (meters.stage_buckets(), true);
         }
         self.max = larger(self.max, now);
-        self.end = now;
         if started.elapsed().as_secs() / 60 > self.per_minute.len() as u64 {
             self.per_minute.extend(now);
         }
+    }
+
+    /// The reading when producing ends, whether or not the warm-up passed.
+    fn finish(&mut self) {
+        self.end = rss_mib();
+        self.max = larger(self.max, self.end);
     }
 }
 
