@@ -18,13 +18,12 @@
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
-use crate::kafka::{java, maven_jars, KAFKA_VERSION};
+use crate::kafka::{java, maven_jars, KAFKA_VERSION, LOG4J_VERSION};
 use crate::{io_err, StackError};
 
 /// The Debezium release, and the Kafka Connect runtime it runs in (the
 /// broker's version: Debezium 3.6 is built for Kafka 4.1).
 pub const DEBEZIUM_VERSION: &str = "3.6.1.Final";
-const LOG4J_VERSION: &str = "2.24.3";
 
 /// Debezium's and Kafka Connect's settings for throughput, as their
 /// documentation gives them, next to what they replace (the defaults).

@@ -34,7 +34,7 @@ pub const KAFKA_VERSION: &str = kafka_version!();
 pub(crate) const SERVICE_NAME: &str = concat!("kafka (apache ", kafka_version!(), ")");
 /// Kafka 4.x logs through SLF4J 1.7 into Log4j 2; this is the binding its
 /// own distribution ships.
-const LOG4J_VERSION: &str = "2.24.3";
+pub(crate) const LOG4J_VERSION: &str = "2.24.3";
 const DEPENDENCY_PLUGIN: &str = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1:copy-dependencies";
 /// The JVM's heap: Kafka's own default is 1 GiB; the local stack's traffic
 /// needs far less, and the machine runs two of them when tests run.
