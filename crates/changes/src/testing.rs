@@ -199,17 +199,17 @@ mod memory {
 
         async fn poll(&self, max: usize, _wait: Duration) -> Result<Vec<MemoryRecord<R>>, Failed> {
             let mut s = self.state();
+            let SourceState { logs, read, .. } = &mut *s;
             let mut out = Vec::new();
-            let logs: Vec<((String, i32), Vec<R>)> = s.logs.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
-            for ((topic, partition), log) in logs {
-                let at = s.read.entry((topic.clone(), partition)).or_insert(0);
+            for ((topic, partition), log) in logs.iter() {
+                let at = read.entry((topic.clone(), *partition)).or_insert(0);
                 while out.len() < max {
                     let Some(value) = usize::try_from(*at).ok().and_then(|i| log.get(i)) else {
                         break;
                     };
                     out.push(MemoryRecord {
                         topic: topic.clone(),
-                        partition,
+                        partition: *partition,
                         offset: *at,
                         value: value.clone(),
                     });

@@ -746,8 +746,9 @@ fn staged_row(
         return false;
     }
     out.push('[');
+    let row = e.row();
     for f in fields {
-        match e.row().and_then(|row| row.get(f.as_str())) {
+        match row.and_then(|row| row.get(f.as_str())) {
             Some(v) => {
                 let _ = write!(out, "{v},");
             }
