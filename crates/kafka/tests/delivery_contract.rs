@@ -2,22 +2,10 @@
 //! own stack's Apache Kafka broker: the same checks the memory doubles
 //! pass, on a tracked producer and a group-offset source.
 
-use kafka::{GroupSource, KafkaConfig, Producer, Record, TopicSpec};
+mod common;
 
-fn config(client: &str) -> KafkaConfig {
-    let stack = stack::StackConfig::for_tests(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
-    let bootstrap = stack
-        .env()
-        .into_iter()
-        .find(|(k, _)| *k == "KAFKA_BOOTSTRAP_SERVERS")
-        .unwrap()
-        .1;
-    KafkaConfig {
-        bootstrap_servers: bootstrap,
-        client_id: client.into(),
-        ..KafkaConfig::default()
-    }
-}
+use common::config;
+use kafka::{GroupSource, KafkaConfig, Producer, Record, TopicSpec};
 
 async fn topic(cfg: &KafkaConfig, name: &str, partitions: i32, config: Vec<(String, String)>) -> String {
     let name = format!("{name}{}", std::process::id());

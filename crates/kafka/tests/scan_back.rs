@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use kafka::{scan_back, KafkaConfig, Producer, Record, TopicSpec};
+mod common;
+
+use kafka::{scan_back, Producer, Record, TopicSpec};
 
 fn number(headers: &kafka::Headers) -> u64 {
     let (_, v) = headers.iter().find(|(k, _)| k == "n").expect("header n");
@@ -14,18 +16,7 @@ fn number(headers: &kafka::Headers) -> u64 {
 
 #[tokio::test]
 async fn reads_each_partition_newest_first_until_told_to_stop() {
-    let stack = stack::StackConfig::for_tests(&std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")).unwrap();
-    let bootstrap = stack
-        .env()
-        .into_iter()
-        .find(|(k, _)| *k == "KAFKA_BOOTSTRAP_SERVERS")
-        .unwrap()
-        .1;
-    let cfg = KafkaConfig {
-        bootstrap_servers: bootstrap,
-        client_id: "scan-back-test".into(),
-        ..KafkaConfig::default()
-    };
+    let cfg = common::config("scan-back-test");
     let (topic, empty) = (
         format!("scanned{}", std::process::id()),
         format!("empty{}", std::process::id()),
