@@ -18,6 +18,9 @@
 //! Run: `cargo bench -p cdc --bench throughput` (after `contrail stack up`).
 //! Figures go to docs/BENCHMARKS.md.
 
+mod common;
+
+use common::connect;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
@@ -30,14 +33,6 @@ use tokio_postgres::Client;
 const DB: &str = "cdc_bench";
 const BACKLOG_SECONDS: u64 = 8;
 const LATENCY_SECONDS: u64 = 20;
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("the local stack's PostgreSQL");
-    tokio::spawn(conn);
-    client
-}
 
 async fn lsn(client: &Client, sql: &str) -> String {
     client.query_one(sql, &[]).await.unwrap().get(0)

@@ -21,6 +21,9 @@
 //! up`; the jars come from Maven Central once). Figures go to
 //! docs/BENCHMARKS.md.
 
+mod common;
+
+use common::connect;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
@@ -242,14 +245,6 @@ fn kafka_config(bootstrap: &str) -> kafka::KafkaConfig {
         client_id: "vs-debezium".into(),
         ..kafka::KafkaConfig::default()
     }
-}
-
-async fn connect(url: &str) -> Client {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
-        .await
-        .expect("the local stack's PostgreSQL (run `contrail stack up`)");
-    tokio::spawn(conn);
-    client
 }
 
 async fn wait_slot_active(client: &Client, slot: &str) {
