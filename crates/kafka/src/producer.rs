@@ -112,6 +112,27 @@ pub struct Record<'a> {
     pub headers: &'a [(&'a str, &'a [u8])],
 }
 
+/// Records librdkafka may hold before `send` waits.
+const QUEUE_MAX_RECORDS: usize = 5_000;
+/// Bytes it may hold, when that is more than two of the largest records.
+const QUEUE_MAX_BYTES: usize = 16 << 20;
+
+/// The producer queue's bounds, unless the configuration sets them.
+/// Backpressure early: a slow broker makes `send` wait instead of queueing
+/// librdkafka's defaults (100,000 records, 1 GiB), which would sit in memory
+/// and time out there; the source keeps the backlog, durably. The queue was
+/// the largest part of the CDC stage's peak memory in a backlog drain
+/// (docs/BENCHMARKS.md), and 5,000 records are still about 80 ms of the
+/// fastest drain, so batches stay full. The byte bound admits at least two
+/// of the largest records, or one could never be queued at all.
+fn queue_bounds(max_message_bytes: usize) -> [(&'static str, String); 2] {
+    let kbytes = QUEUE_MAX_BYTES.max(2 * max_message_bytes).div_ceil(1024);
+    [
+        ("queue.buffering.max.messages", QUEUE_MAX_RECORDS.to_string()),
+        ("queue.buffering.max.kbytes", kbytes.to_string()),
+    ]
+}
+
 impl Producer {
     /// An idempotent producer. `linger` trades latency for batching.
     pub fn new(cfg: &KafkaConfig, linger: Duration) -> Result<Producer, KafkaIoError> {
@@ -139,20 +160,19 @@ impl Producer {
             .set("linger.ms", linger.as_millis().to_string())
             .set("compression.type", "none")
             .set("message.timeout.ms", "120000");
-        // Backpressure early: a slow broker makes `send` wait instead of
-        // queueing librdkafka's default 100,000 records, which would sit
-        // in memory and time out there (the source keeps the backlog, durably).
-        if !cfg.extra.contains_key("queue.buffering.max.messages") {
-            c.set("queue.buffering.max.messages", "20000");
-        }
-        let inner: ThreadedProducer<Context> = c
-            .create_with_context(Context(deliveries.clone()))
-            .map_err(KafkaIoError::Config)?;
         let max_message_bytes = cfg
             .extra
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(CLIENT_MAX_MESSAGE_BYTES);
+        for (key, value) in queue_bounds(max_message_bytes) {
+            if !cfg.extra.contains_key(key) {
+                c.set(key, value);
+            }
+        }
+        let inner: ThreadedProducer<Context> = c
+            .create_with_context(Context(deliveries.clone()))
+            .map_err(KafkaIoError::Config)?;
         Ok(Producer {
             inner,
             deliveries,
@@ -270,5 +290,13 @@ mod tests {
         assert!(size < 1000 + 200, "{size}");
         let tombstone = Record { value: None, ..record };
         assert!(record_size(&tombstone) < 200);
+    }
+
+    #[test]
+    fn the_queue_always_admits_the_largest_record() {
+        let kbytes = |max: usize| queue_bounds(max)[1].1.parse::<usize>().unwrap();
+        assert_eq!(kbytes(CLIENT_MAX_MESSAGE_BYTES), 16 * 1024);
+        assert!(kbytes(100 << 20) * 1024 >= 2 * (100 << 20));
+        assert_eq!(queue_bounds(1)[0].1, "5000");
     }
 }
