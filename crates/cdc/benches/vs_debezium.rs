@@ -19,12 +19,18 @@
 //!
 //! Run: `cargo bench -p cdc --bench vs_debezium` (after `contrail stack
 //! up`; the jars come from Maven Central once). Figures go to
-//! docs/BENCHMARKS.md.
+//! docs/BENCHMARKS.md. For profiling one side: `-- --only contrail` (or
+//! `debezium`) runs one system, `--drain-only` skips the latencies; the
+//! process's memory at the drain's end is printed by kind (`smaps_rollup`).
+//! Contrail's side takes `VS_LINGER_MS` (default 5, as shipped),
+//! `VS_EXTRA=name=value,…` (librdkafka properties) and `VS_WRAP` (a
+//! profiler's command line, e.g. `heaptrack -o FILE`).
 
 mod common;
 
 use common::connect;
 use std::collections::BTreeMap;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -50,7 +56,14 @@ fn main() {
     let env: BTreeMap<&str, String> = stack.env().into_iter().collect();
     let broker = stack::ScratchKafka::start().expect("a scratch Apache Kafka broker (Java 17 and Maven)");
     let admin_url = env["DATABASE_URL"].clone();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1))
+        .cloned();
     let bench = Bench {
+        only,
+        drain_only: args.iter().any(|a| a == "--drain-only"),
         url: admin_url.rsplit_once('/').map(|(b, _)| format!("{b}/{DB}")).unwrap(),
         admin_url,
         bootstrap: broker.bootstrap.clone(),
@@ -73,6 +86,9 @@ fn tempdir() -> PathBuf {
 }
 
 struct Bench {
+    /// `--only NAME`: run just that system (case-insensitive).
+    only: Option<String>,
+    drain_only: bool,
     admin_url: String,
     url: String,
     bootstrap: String,
@@ -113,12 +129,15 @@ impl Bench {
         println!("backlog: {written} changes committed");
 
         // The drains: the same backlog for each, the other one stopped.
-        let systems = [
+        let systems: Vec<_> = [
             ("Contrail", "contrail_vs", &topics[0]),
             ("Debezium", "debezium_vs", &topics[1]),
-        ];
+        ]
+        .into_iter()
+        .filter(|(name, ..)| self.only.as_ref().is_none_or(|o| o.eq_ignore_ascii_case(name)))
+        .collect();
         let mut rows = Vec::new();
-        for (name, slot, topic) in systems {
+        for &(name, slot, topic) in &systems {
             let mut f = Figures::default();
             let process = self.start(name);
             self.drain(&client, &process, slot, topic, &mut f).await;
@@ -127,7 +146,8 @@ impl Bench {
         }
         // The latencies, each system caught up first (its slot holds the
         // other's latency runs).
-        for ((name, _, topic), (_, f)) in systems.iter().zip(rows.iter_mut()) {
+        let latencies = if self.drain_only { &systems[..0] } else { &systems[..] };
+        for ((name, _, topic), (_, f)) in latencies.iter().zip(rows.iter_mut()) {
             let process = self.start(name);
             wait_stable(&self.bootstrap, topic).await;
             for rate in [1_000, 10_000] {
@@ -186,9 +206,15 @@ impl Bench {
     }
 
     fn start_contrail(&self) -> Child {
-        Command::new(std::env::current_exe().unwrap())
+        // `VS_WRAP="heaptrack -o FILE"` runs the stage under a profiler.
+        let wrap = std::env::var("VS_WRAP").unwrap_or_default();
+        let mut argv: Vec<String> = wrap.split_whitespace().map(String::from).collect();
+        argv.push(std::env::current_exe().unwrap().display().to_string());
+        Command::new(&argv[0])
+            .args(&argv[1..])
             .args(["--contrail-cdc", &self.url, &self.bootstrap, &self.registry])
             .arg(&self.project)
+            .process_group(0)
             .stdout(std::process::Stdio::null())
             .spawn()
             .unwrap()
@@ -235,7 +261,10 @@ impl Drop for Running {
 }
 
 fn stop_child(c: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &c.id().to_string()]).status();
+    // The whole group: a profiler's wrapper (`VS_WRAP`) and the stage.
+    let _ = Command::new("kill")
+        .args(["-TERM", "--", &format!("-{}", c.id())])
+        .status();
     let _ = c.wait();
 }
 
@@ -283,7 +312,15 @@ fn contrail_child(args: &[String]) {
         heartbeat: Some(Duration::from_secs(10)),
         lag_warn_bytes: u64::MAX,
         binary_values: true,
-        kafka: kafka_config(bootstrap),
+        kafka: kafka::KafkaConfig {
+            extra: std::env::var("VS_EXTRA")
+                .unwrap_or_default()
+                .split(',')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..kafka_config(bootstrap)
+        },
         registry_url: registry.clone(),
         registry_auth: None,
         topic_prefix: CONTRAIL_PREFIX.into(),
@@ -293,7 +330,12 @@ fn contrail_child(args: &[String]) {
         dead_letter_topic: format!("{CONTRAIL_PREFIX}.dlq"),
         tombstones: true,
         transaction_topic: None,
-        linger: Duration::from_millis(5),
+        linger: Duration::from_millis(
+            std::env::var("VS_LINGER_MS")
+                .ok()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(5),
+        ),
         contracts: [(
             table("public", "flight_state"),
             "io.contrail.flight.FlightState".to_string(),
@@ -396,6 +438,7 @@ impl Bench {
             _ = sample => {}
         }
         f.peak_rss_mib = stack::peak_rss_mib(pid);
+        print_memory(pid);
         let read = read_range(&self.bootstrap, topic, None).await;
         let last_append = read.iter().filter_map(|r| r.timestamp_ms).max().unwrap_or(started_ms);
         let events: Vec<_> = read.iter().filter(|r| r.value.is_some()).collect();
@@ -522,6 +565,21 @@ async fn read_range(bootstrap: &str, topic: &str, from: Option<BTreeMap<i32, i64
         );
     }
     out
+}
+
+/// The process's resident memory now, by kind: anonymous (heaps,
+/// buffers) against file-backed (code).
+fn print_memory(pid: u32) {
+    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default();
+    let kinds: Vec<&str> = rollup
+        .lines()
+        .filter(|l| {
+            ["Rss:", "Anonymous:", "Pss_File:", "Pss_Anon:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
+        .collect();
+    println!("memory of {pid} at the drain's end: {}", kinds.join("; "));
 }
 
 /// p50, p99 and max of `v`.
