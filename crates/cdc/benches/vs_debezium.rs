@@ -59,8 +59,7 @@ fn main() {
     let only = args
         .iter()
         .position(|a| a == "--only")
-        .and_then(|i| args.get(i + 1))
-        .cloned();
+        .map(|i| args.get(i + 1).cloned().expect("--only NAME: contrail or debezium"));
     let bench = Bench {
         only,
         drain_only: args.iter().any(|a| a == "--drain-only"),
@@ -136,6 +135,11 @@ impl Bench {
         .into_iter()
         .filter(|(name, ..)| self.only.as_ref().is_none_or(|o| o.eq_ignore_ascii_case(name)))
         .collect();
+        assert!(
+            !systems.is_empty(),
+            "--only {:?}: expected contrail or debezium",
+            self.only
+        );
         let mut rows = Vec::new();
         for &(name, slot, topic) in &systems {
             let mut f = Figures::default();
@@ -146,8 +150,10 @@ impl Bench {
         }
         // The latencies, each system caught up first (its slot holds the
         // other's latency runs).
-        let latencies = if self.drain_only { &systems[..0] } else { &systems[..] };
-        for ((name, _, topic), (_, f)) in latencies.iter().zip(rows.iter_mut()) {
+        for ((name, _, topic), (_, f)) in systems.iter().zip(rows.iter_mut()) {
+            if self.drain_only {
+                break;
+            }
             let process = self.start(name);
             wait_stable(&self.bootstrap, topic).await;
             for rate in [1_000, 10_000] {
@@ -316,7 +322,8 @@ fn contrail_child(args: &[String]) {
             extra: std::env::var("VS_EXTRA")
                 .unwrap_or_default()
                 .split(',')
-                .filter_map(|kv| kv.split_once('='))
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| kv.split_once('=').expect("VS_EXTRA: name=value,…"))
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
             ..kafka_config(bootstrap)
@@ -332,9 +339,7 @@ fn contrail_child(args: &[String]) {
         transaction_topic: None,
         linger: Duration::from_millis(
             std::env::var("VS_LINGER_MS")
-                .ok()
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(5),
+                .map_or(5, |v| v.parse().expect("VS_LINGER_MS: a whole number of milliseconds")),
         ),
         contracts: [(
             table("public", "flight_state"),
