@@ -51,6 +51,13 @@ if [ -z "${JAVA_HOME:-}" ] && { ! command -v java >/dev/null 2>&1 || [ "$(java_m
   missing+=(openjdk-17-jre-headless)
 fi
 command -v mvn >/dev/null 2>&1 || missing+=(maven)
+# librdkafka's TLS and SASL link the system's OpenSSL (Debian patches it),
+# its OIDC token fetch the system's libcurl; openssl makes the secure
+# stack's certificates.
+command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
+[ -f /usr/include/openssl/ssl.h ] || missing+=(libssl-dev)
+[ -f /usr/include/x86_64-linux-gnu/curl/curl.h ] || [ -f /usr/include/curl/curl.h ] || missing+=(libcurl4-openssl-dev)
 if [ "${#missing[@]}" -gt 0 ]; then
   timed "apt-get install" apt_install "${missing[@]}"
 fi

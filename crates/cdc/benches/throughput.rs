@@ -174,7 +174,7 @@ fn main() {
         kafka: kafka::KafkaConfig {
             bootstrap_servers: broker.bootstrap.clone(),
             client_id: "cdc-bench".into(),
-            extra: Default::default(),
+            properties: Default::default(),
         },
         registry_url: env["SCHEMA_REGISTRY_URL"].clone(),
         registry_auth: None,

@@ -319,13 +319,12 @@ fn contrail_child(args: &[String]) {
         lag_warn_bytes: u64::MAX,
         binary_values: true,
         kafka: kafka::KafkaConfig {
-            extra: std::env::var("VS_EXTRA")
+            properties: std::env::var("VS_EXTRA")
                 .unwrap_or_default()
                 .split(',')
                 .filter(|kv| !kv.is_empty())
                 .map(|kv| kv.split_once('=').expect("VS_EXTRA: name=value,…"))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+                .fold(kafka::Properties::default(), |p, (k, v)| p.with(k, v)),
             ..kafka_config(bootstrap)
         },
         registry_url: registry.clone(),

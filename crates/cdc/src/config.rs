@@ -48,6 +48,9 @@ struct RawKafka {
     tombstones: Option<bool>,
     transaction_metadata: Option<bool>,
     linger_ms: Option<u64>,
+    /// librdkafka properties passed through (security, tuning).
+    #[serde(default)]
+    properties: BTreeMap<String, kafka::PropertyValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -185,7 +188,9 @@ impl CdcConfig {
     fn parse(text: &str, project_dir: &Path, defaults: ServiceDefaults) -> Result<CdcConfig, CdcError> {
         let raw: RawConfig = toml::from_str(text).map_err(|e| bad(e.to_string()))?;
         let source = Captured::parse(raw.source)?;
-        let topics = Topics::parse(raw.kafka)?;
+        let mut raw_kafka = raw.kafka;
+        let kafka_properties = std::mem::take(&mut raw_kafka.properties);
+        let topics = Topics::parse(raw_kafka)?;
         let mut contracts = BTreeMap::new();
         for (table, record) in raw.contracts {
             let t = table_name("contracts", &table)?;
@@ -205,6 +210,7 @@ impl CdcConfig {
         database_url
             .parse::<tokio_postgres::Config>()
             .map_err(|e| bad(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        let bootstrap_servers = env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?;
         Ok(CdcConfig {
             database_url: DatabaseUrl(database_url),
             tables: source.tables,
@@ -215,9 +221,9 @@ impl CdcConfig {
             lag_warn_bytes: source.lag_warn_bytes,
             binary_values: source.binary_values,
             kafka: kafka::KafkaConfig {
-                bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
+                properties: kafka::Properties::parse(kafka_properties, env, &bootstrap_servers).map_err(bad)?,
+                bootstrap_servers,
                 client_id: "contrail-cdc".into(),
-                extra: BTreeMap::new(),
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
             registry_auth: env
@@ -401,6 +407,20 @@ mod tests {
         let auth = c.registry_auth.as_ref().map(changes::Secret::expose);
         assert_eq!(auth, Some("reg:hunter2"), "the registry's credentials are read");
         changes::testing::assert_no_secret(&c);
+    }
+
+    #[test]
+    fn kafka_properties_pass_through_but_secrets_stay_out_of_the_file() {
+        let base = "[source]\ntables = [\"public.t\"]\n[kafka.properties]\n";
+        let c = parse(&format!(
+            "{base}\"security.protocol\" = \"SSL\"\n\"ssl.ca.location\" = \"/ca.pem\""
+        ))
+        .unwrap();
+        assert_eq!(c.kafka.properties.get("ssl.ca.location"), Some("/ca.pem"));
+        let err = parse(&format!("{base}\"sasl.password\" = \"x\"")).unwrap_err();
+        assert!(err.contains("kafka.properties.sasl.password is a secret"), "{err}");
+        let err = parse(&format!("{base}acks = 1")).unwrap_err();
+        assert!(err.contains("acks is managed by Contrail"), "{err}");
     }
 
     #[test]

@@ -25,6 +25,14 @@ impl Env {
         self.get(name).map(str::to_string)
     }
 
+    /// The variables whose names start with `prefix`, with it removed.
+    pub fn prefixed<'a>(&'a self, prefix: &'a str) -> impl Iterator<Item = (String, String)> + 'a {
+        self.0
+            .range(prefix.to_string()..)
+            .take_while(move |(k, _)| k.starts_with(prefix))
+            .map(move |(k, v)| (k[prefix.len()..].to_string(), v.clone()))
+    }
+
     /// The environment as stage `stage` (`CDC`, `SINK`, `PRODUCER`,
     /// `REGISTRY`) sees it: `CONTRAIL_<STAGE>_<NAME>` overrides `<NAME>`
     /// for each of the [`SERVICE_VARS`], so stages in one environment (one
@@ -36,9 +44,18 @@ impl Env {
                 view.0.insert(name.to_string(), v.to_string());
             }
         }
+        // Kafka properties too: in one `contrail run`, the sink may log in
+        // as a consumer with other credentials than the CDC stage.
+        let prefix = format!("CONTRAIL_{stage}_{KAFKA_PROPERTY_PREFIX}");
+        for (name, v) in self.prefixed(&prefix) {
+            view.0.insert(format!("{KAFKA_PROPERTY_PREFIX}{name}"), v);
+        }
         view
     }
 }
+
+/// The prefix of the librdkafka properties given in the environment.
+pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
 
 /// The service settings every stage reads from the environment, and may
 /// have overridden per stage (see [`Env::for_stage`]).

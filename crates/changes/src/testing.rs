@@ -16,6 +16,9 @@ pub fn secret_env() -> Env {
             ("SNOWFLAKE_PASSWORD", "hunter2"),
             ("OPENSKY_CLIENT_ID", "id"),
             ("OPENSKY_CLIENT_SECRET", "hunter2"),
+            ("KAFKA_PROPERTY_SASL_PASSWORD", "hunter2"),
+            ("KAFKA_PROPERTY_SSL_KEY_PASSWORD", "hunter2"),
+            ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET", "hunter2"),
         ]
         .map(|(k, v)| (k.to_string(), v.to_string())),
     )

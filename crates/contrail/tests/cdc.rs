@@ -517,7 +517,7 @@ async fn table_with_topic(base: &str, columns: &str, setting: (&str, &str)) -> (
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: stack_env("KAFKA_BOOTSTRAP_SERVERS"),
         client_id: format!("{base}-test"),
-        extra: Default::default(),
+        properties: Default::default(),
     };
     let spec = kafka::TopicSpec {
         name: topic.clone(),

@@ -166,7 +166,7 @@ async fn kept(cfg: &StackConfig) -> Kept {
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: env("KAFKA_BOOTSTRAP_SERVERS"),
         client_id: "user-stack-test".into(),
-        extra: Default::default(),
+        properties: Default::default(),
     };
     let mut watermarks = kafka::high_watermarks(&kafka, TOPIC).unwrap();
     watermarks.sort();

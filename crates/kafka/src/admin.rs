@@ -9,6 +9,10 @@ use rdkafka::error::RDKafkaErrorCode;
 
 use crate::{KafkaConfig, KafkaIoError};
 
+/// How long a stage waits at start for the cluster to answer before it
+/// reports it unreachable (and its supervisor retries).
+const CONNECT_WAIT: Duration = Duration::from_secs(30);
+
 /// A topic to create when missing.
 #[derive(Debug, Clone)]
 pub struct TopicSpec {
@@ -20,8 +24,11 @@ pub struct TopicSpec {
 }
 
 /// Creates the topics that do not exist yet; existing ones are left alone.
+/// It first checks that the cluster answers, so a security failure is
+/// reported as one ([`crate::check_connection`]).
 pub async fn ensure_topics(cfg: &KafkaConfig, topics: &[TopicSpec]) -> Result<(), KafkaIoError> {
-    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    crate::check_connection(cfg, CONNECT_WAIT).await?;
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create().map_err(KafkaIoError::Config)?;
     let new: Vec<NewTopic<'_>> = topics
         .iter()
         .map(|t| {
@@ -67,7 +74,7 @@ pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_048_588;
 /// Reads the settings of `topics` with DescribeConfigs.
 pub async fn describe_topics(cfg: &KafkaConfig, topics: &[&str]) -> Result<Vec<TopicSettings>, KafkaIoError> {
     use rdkafka::admin::ResourceSpecifier;
-    let admin: AdminClient<DefaultClientContext> = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let admin: AdminClient<DefaultClientContext> = cfg.client_config(&[]).create().map_err(KafkaIoError::Config)?;
     let specs: Vec<ResourceSpecifier<'_>> = topics.iter().map(|t| ResourceSpecifier::Topic(t)).collect();
     let opts = AdminOptions::new().request_timeout(Some(Duration::from_secs(30)));
     let described = admin

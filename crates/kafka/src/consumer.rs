@@ -13,7 +13,7 @@ use crate::{is_connectivity, KafkaConfig, KafkaIoError};
 /// Each partition of `topic` with its end offset (high watermark): the
 /// offset its next record will get.
 pub fn high_watermarks(cfg: &KafkaConfig, topic: &str) -> Result<Vec<(i32, i64)>, KafkaIoError> {
-    let consumer: rdkafka::consumer::BaseConsumer = cfg.client_config().create().map_err(KafkaIoError::Config)?;
+    let consumer: rdkafka::consumer::BaseConsumer = cfg.client_config(&[]).create().map_err(KafkaIoError::Config)?;
     Ok(watermarks(&consumer, topic)?
         .into_iter()
         .map(|(p, _, high)| (p, high))
@@ -94,7 +94,7 @@ pub fn scan_back(
     use rdkafka::message::Headers as _;
     use rdkafka::Message as _;
     const WAIT: Duration = Duration::from_secs(30);
-    let mut c = cfg.client_config();
+    let mut c = cfg.client_config(&[]);
     c.set("group.id", format!("{}-scan", cfg.client_id))
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true");
@@ -209,7 +209,11 @@ impl std::fmt::Debug for Consumer {
 
 impl Consumer {
     pub fn new(cfg: &KafkaConfig, group_id: &str) -> Result<Consumer, KafkaIoError> {
-        let mut c = cfg.client_config();
+        // A sink's batch is thousands of records: librdkafka's 1 MB per
+        // partition took several fetches per batch, each one the broker's
+        // work (the local broker's most of all). Memory stays bounded by
+        // `queued.max.messages.kbytes`.
+        let mut c = cfg.client_config(&[("max.partition.fetch.bytes", "10485760".to_string())]);
         // Positions are always assigned explicitly; one the log no longer
         // holds is an error for the caller, never a silent jump to either
         // end of the log.
@@ -218,13 +222,6 @@ impl Consumer {
             .set("enable.auto.offset.store", "false")
             .set("auto.offset.reset", "error")
             .set("enable.partition.eof", "false");
-        if !cfg.extra.contains_key("max.partition.fetch.bytes") {
-            // A sink's batch is thousands of records: librdkafka's 1 MB per
-            // partition took several fetches per batch, each one the
-            // broker's work (the local broker's most of all). Memory stays
-            // bounded by `queued.max.messages.kbytes`.
-            c.set("max.partition.fetch.bytes", "10485760");
-        }
         c.set("statistics.interval.ms", LAG_INTERVAL_MS.to_string());
         let lag = Arc::new(std::sync::atomic::AtomicI64::new(-1));
         let inner = c

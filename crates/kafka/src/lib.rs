@@ -25,18 +25,21 @@
 //! backwards); this file holds the configuration and the error classes.
 
 mod admin;
+mod connect;
 mod consumer;
 mod delivery;
 mod producer;
+mod properties;
 
 pub use admin::{
     check_durability, describe_topics, ensure_topics, TopicSettings, TopicSpec, DEFAULT_MAX_MESSAGE_BYTES,
 };
+pub use connect::check_connection;
 pub use consumer::{high_watermarks, scan_back, Consumed, Consumer, Headers, LAG_INTERVAL_MS};
 pub use delivery::GroupSource;
 pub use producer::{header_refs, record_size, Deliveries, Producer, Record};
+pub use properties::{env_name, Properties, PropertyValue, MANAGED_KEYS, SECRET_KEYS};
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
@@ -54,6 +57,20 @@ pub enum KafkaIoError {
     /// Fatal: the topic's settings would lose acknowledged records.
     #[error("topic {topic} is not safe to write to: {reason}")]
     Unsafe { topic: String, reason: String },
+    /// Fatal: the cluster refused the client's credentials or certificate,
+    /// or the client could not verify the cluster's.
+    #[error(
+        "Kafka at {servers} refused the connection: {reason}; check security.protocol, \
+         sasl.mechanism and the credentials, and ssl.ca.location (docs/SECURITY.md)"
+    )]
+    Security { servers: String, reason: String },
+    /// The cluster did not answer in time; librdkafka's last complaint says why.
+    #[error("Kafka at {servers} did not answer within {waited:?}: {reason}")]
+    Unreachable {
+        servers: String,
+        waited: Duration,
+        reason: String,
+    },
     #[error("{failed} record(s) were not delivered; first error: {first}")]
     Delivery { failed: u64, first: String },
     #[error("records still in flight after {0:?}")]
@@ -74,13 +91,16 @@ impl KafkaIoError {
     /// unsafe, or the client's configuration is invalid. Stages that retry
     /// every other Kafka error stop on these, with their message.
     pub fn is_fatal(&self) -> bool {
-        matches!(self, KafkaIoError::Unsafe { .. } | KafkaIoError::Config(_))
+        matches!(
+            self,
+            KafkaIoError::Unsafe { .. } | KafkaIoError::Config(_) | KafkaIoError::Security { .. }
+        )
     }
 
     /// Whether retrying may help (the broker was unreachable or slow).
     pub fn is_transient(&self) -> bool {
         match self {
-            KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. } => true,
+            KafkaIoError::FlushTimeout(_) | KafkaIoError::Delivery { .. } | KafkaIoError::Unreachable { .. } => true,
             // An admin request the broker could not answer yet (no leader,
             // unreachable), by its error code.
             KafkaIoError::Admin(e) | KafkaIoError::Receive(e) => e.rdkafka_error_code().is_some_and(is_connectivity),
@@ -118,34 +138,29 @@ pub(crate) fn is_connectivity(code: RDKafkaErrorCode) -> bool {
     )
 }
 
-/// Connection settings. `extra` carries any librdkafka property (security
-/// settings for a production cluster, for instance).
-#[derive(Clone, Default)]
+/// Connection settings. `properties` carries the user's librdkafka
+/// properties (security settings for a production cluster, tuning), checked
+/// by [`Properties::parse`].
+#[derive(Clone, Debug, Default)]
 pub struct KafkaConfig {
     pub bootstrap_servers: String,
     pub client_id: String,
-    pub extra: BTreeMap<String, String>,
-}
-
-impl std::fmt::Debug for KafkaConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // Extra properties may hold SASL passwords: print their names only.
-        f.debug_struct("KafkaConfig")
-            .field("bootstrap_servers", &self.bootstrap_servers)
-            .field("client_id", &self.client_id)
-            .field("extra", &self.extra.keys().collect::<Vec<_>>())
-            .finish()
-    }
+    pub properties: Properties,
 }
 
 impl KafkaConfig {
-    pub(crate) fn client_config(&self) -> ClientConfig {
+    /// A client's configuration: the address and name, then `tuning` (a
+    /// client kind's defaults), then the user's properties over them.
+    /// Callers set the properties that carry guarantees after this, and
+    /// [`Properties::parse`] refuses those keys anyway.
+    pub(crate) fn client_config(&self, tuning: &[(&str, String)]) -> ClientConfig {
         let mut c = ClientConfig::new();
         c.set("bootstrap.servers", &self.bootstrap_servers)
             .set("client.id", &self.client_id);
-        for (k, v) in &self.extra {
-            c.set(k, v);
+        for (k, v) in tuning {
+            c.set(*k, v);
         }
+        self.properties.apply(&mut c);
         c
     }
 }

@@ -154,22 +154,19 @@ impl Producer {
 
     fn build(cfg: &KafkaConfig, linger: Duration, deliveries: Deliveries) -> Result<Producer, KafkaIoError> {
         let deliveries = Arc::new(deliveries);
-        let mut c = cfg.client_config();
-        c.set("enable.idempotence", "true")
-            .set("acks", "all")
-            .set("linger.ms", linger.as_millis().to_string())
-            .set("compression.type", "none")
-            .set("message.timeout.ms", "120000");
         let max_message_bytes = cfg
-            .extra
+            .properties
             .get("message.max.bytes")
             .and_then(|v| v.parse().ok())
             .unwrap_or(CLIENT_MAX_MESSAGE_BYTES);
-        for (key, value) in queue_bounds(max_message_bytes) {
-            if !cfg.extra.contains_key(key) {
-                c.set(key, value);
-            }
-        }
+        let mut tuning = vec![
+            ("linger.ms", linger.as_millis().to_string()),
+            ("compression.type", "none".to_string()),
+            ("message.timeout.ms", "120000".to_string()),
+        ];
+        tuning.extend(queue_bounds(max_message_bytes));
+        let mut c = cfg.client_config(&tuning);
+        c.set("enable.idempotence", "true").set("acks", "all");
         let inner: ThreadedProducer<Context> = c
             .create_with_context(Context(deliveries.clone()))
             .map_err(KafkaIoError::Config)?;

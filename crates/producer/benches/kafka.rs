@@ -21,7 +21,7 @@ fn main() {
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: broker.bootstrap.clone(),
         client_id: "bench".into(),
-        extra: Default::default(),
+        properties: Default::default(),
     };
     let sim = simulator::SimConfig {
         seed: 3,

@@ -17,7 +17,17 @@ struct RawConfig {
     #[serde(default)]
     target: RawTarget,
     #[serde(default)]
+    kafka: RawKafka,
+    #[serde(default)]
     service: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    /// librdkafka properties passed through (security, tuning).
+    #[serde(default)]
+    properties: std::collections::BTreeMap<String, kafka::PropertyValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -179,7 +189,7 @@ impl ProducerConfig {
             .unwrap_or(0);
         let listen = overrides.metrics_listen.clone().or(raw.service.metrics_listen);
         let metrics_listen = changes::metrics_listen(listen.as_deref()).map_err(ConfigError)?;
-        let target = target_config(&target_kind, &raw.target, defaults)?;
+        let target = target_config(&target_kind, &raw.target, raw.kafka, defaults)?;
         Ok(ProducerConfig {
             source,
             target,
@@ -210,7 +220,12 @@ fn simulator_config(
     })
 }
 
-fn target_config(kind: &str, raw: &RawTarget, defaults: ServiceDefaults) -> Result<Target, ConfigError> {
+fn target_config(
+    kind: &str,
+    raw: &RawTarget,
+    kafka: RawKafka,
+    defaults: ServiceDefaults,
+) -> Result<Target, ConfigError> {
     Ok(match kind {
         "postgres" => {
             let url = defaults
@@ -224,7 +239,7 @@ fn target_config(kind: &str, raw: &RawTarget, defaults: ServiceDefaults) -> Resu
                 database_url: DatabaseUrl(url),
             }
         }
-        "kafka" => Target::Kafka(kafka_target(raw, defaults)?),
+        "kafka" => Target::Kafka(kafka_target(raw, kafka, defaults)?),
         other => {
             return Err(ConfigError(format!(
                 "target {other:?} is unknown: expected postgres or kafka"
@@ -324,6 +339,7 @@ fn opensky_config(raw: &RawSource, env: &changes::Env) -> Result<crate::source::
 
 fn kafka_target(
     raw: &RawTarget,
+    kafka: RawKafka,
     defaults: ServiceDefaults,
 ) -> Result<crate::kafka_target::KafkaTargetConfig, ConfigError> {
     let env = &defaults.env;
@@ -360,9 +376,9 @@ fn kafka_target(
     }
     Ok(crate::kafka_target::KafkaTargetConfig {
         kafka: kafka::KafkaConfig {
+            properties: kafka::Properties::parse(kafka.properties, env, &bootstrap).map_err(ConfigError)?,
             bootstrap_servers: bootstrap,
             client_id: "contrail-producer".into(),
-            extra: Default::default(),
         },
         registry_url,
         registry_auth: env

@@ -249,7 +249,7 @@ fn main() {
     let kafka = kafka::KafkaConfig {
         bootstrap_servers: broker.bootstrap.clone(),
         client_id: "sink-bench".into(),
-        extra: Default::default(),
+        properties: Default::default(),
     };
     rt.block_on(async {
         kafka::ensure_topics(

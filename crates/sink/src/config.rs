@@ -27,7 +27,17 @@ struct RawConfig {
     #[serde(default)]
     batch: RawBatch,
     #[serde(default)]
+    kafka: RawKafka,
+    #[serde(default)]
     service: RawService,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKafka {
+    /// librdkafka properties passed through (security, tuning).
+    #[serde(default)]
+    properties: std::collections::BTreeMap<String, kafka::PropertyValue>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -159,6 +169,7 @@ impl SinkConfig {
         let schema = identifier("snowflake.schema", raw.snowflake.schema.as_deref().unwrap_or("FLIGHTS"))?;
         let (max_rows, max_wait, max_bytes) = raw.batch.checked()?;
         let metrics_listen = changes::metrics_listen(raw.service.metrics_listen.as_deref()).map_err(bad)?;
+        let bootstrap_servers = env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?;
         Ok(SinkConfig {
             topics: raw.source.topics,
             group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
@@ -180,9 +191,9 @@ impl SinkConfig {
             max_wait,
             max_bytes,
             kafka: kafka::KafkaConfig {
-                bootstrap_servers: env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?,
+                properties: kafka::Properties::parse(raw.kafka.properties, env, &bootstrap_servers).map_err(bad)?,
+                bootstrap_servers,
                 client_id: "contrail-sink".into(),
-                extra: Default::default(),
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
             registry_auth: env
