@@ -10,28 +10,38 @@ use crate::Outcome;
 #[derive(Debug, Subcommand)]
 pub(crate) enum StackCommand {
     /// Start the services that are not running and wait until all are healthy.
-    Up,
+    Up {
+        /// Production-style security: a CA of the stack's own under
+        /// .contrail/tls, and Kafka with SASL_SSL (SCRAM) and mTLS listeners
+        /// beside its plaintext one. See docs/SECURITY.md.
+        #[arg(long)]
+        secure: bool,
+    },
     /// Stop the services (data is kept in .contrail/).
     Down,
     /// Show each service's state; exits 1 when any is not healthy.
     Status,
     /// Print `export NAME=value` lines for the services, for `eval "$(contrail stack env)"`.
-    Env,
+    Env {
+        /// The environment that reaches the secure stack's services securely
+        /// (Kafka over SASL_SSL with SCRAM-SHA-512, verifying the CA).
+        #[arg(long)]
+        secure: bool,
+    },
 }
 
 pub(crate) fn run(dir: &Path, command: StackCommand) -> anyhow::Result<Outcome> {
     let mut config = StackConfig::for_project(dir)?;
     config.contrail_exe = Some(std::env::current_exe()?);
+    config.secure = matches!(command, StackCommand::Up { secure: true });
     let stack = Stack::new(config);
     let all = stack::Service::ALL;
     let statuses = match command {
-        StackCommand::Up => stack.up(&all)?,
+        StackCommand::Up { .. } => stack.up(&all)?,
         StackCommand::Down => stack.down(&all)?,
         StackCommand::Status => stack.status(),
-        StackCommand::Env => {
-            for (k, v) in stack.config().env() {
-                println!("export {k}={v}");
-            }
+        StackCommand::Env { secure } => {
+            print_env(stack.config(), secure);
             return Ok(Outcome::Ok);
         }
     };
@@ -48,4 +58,19 @@ pub(crate) fn run(dir: &Path, command: StackCommand) -> anyhow::Result<Outcome> 
     } else {
         Outcome::CheckFailed
     })
+}
+
+/// `export` lines, shell-quoted; with `secure`, the secure settings win over
+/// the plain ones of the same name.
+fn print_env(config: &StackConfig, secure: bool) {
+    let mut vars: Vec<(String, String)> = config.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
+    if secure {
+        for (k, v) in config.secure_kafka_env() {
+            vars.retain(|(name, _)| *name != k);
+            vars.push((k, v));
+        }
+    }
+    for (k, v) in vars {
+        println!("export {k}='{}'", v.replace('\'', "'\\''"));
+    }
 }

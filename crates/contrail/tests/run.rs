@@ -26,6 +26,11 @@ fn configs(db: &TestDb) -> Vec<(&'static str, String)> {
 
 /// `contrail run` with these flags; its exit code, stdout and stderr, and the JSON report.
 fn run(db: &TestDb, flags: &[&str]) -> (i32, String, String, Value) {
+    run_with(db, flags, &[])
+}
+
+/// [`run`] with more environment variables.
+fn run_with(db: &TestDb, flags: &[&str], env: &[(String, String)]) -> (i32, String, String, Value) {
     let dir = std::env::temp_dir().join(format!("contrail-run-{}", db.name));
     std::fs::create_dir_all(&dir).unwrap();
     let report = dir.join("report.json");
@@ -35,7 +40,8 @@ fn run(db: &TestDb, flags: &[&str]) -> (i32, String, String, Value) {
         .args(flags)
         .arg("--report")
         .arg(&report)
-        .env("DATABASE_URL", &db.url);
+        .env("DATABASE_URL", &db.url)
+        .envs(env.iter().map(|(k, v)| (k, v)));
     for (flag, text) in configs(db) {
         let file = dir.join(format!("{}.toml", flag.trim_start_matches("--")));
         std::fs::write(&file, text).unwrap();
@@ -171,5 +177,35 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
     assert_eq!(r["verified"], false);
     assert!(r["error"].as_str().unwrap().contains("--poll-ms"), "{r}");
     assert!(stderr.contains("--poll-ms"), "{stderr}");
+    db.drop_slot().await;
+}
+
+/// The same pipeline with every Kafka client on the secure stack's SASL_SSL
+/// listener (SCRAM-SHA-512, the broker's certificate and name verified),
+/// configured only through `KAFKA_PROPERTY_*`, the password by file: it
+/// loads and verifies, and no log line holds the password.
+#[tokio::test]
+async fn a_run_over_sasl_ssl_loads_verifies_and_logs_no_secret() {
+    let db = TestDb::create("run_sasl").await;
+    let mut secure = stack::StackConfig::for_tests(&project()).unwrap();
+    secure.secure = true;
+    let password = secure.tls().kafka_password().unwrap();
+    let mut env = secure.secure_kafka_env();
+    env.push((
+        "RUST_LOG".into(),
+        "debug,hyper=info,h2=info,reqwest=info,tokio_postgres=info".into(),
+    ));
+    let (code, stdout, stderr, r) = run_with(&db, &["--duration", "4", "--rate", "200", "--warmup", "1"], &env);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(r["verified"], true, "{stdout}");
+    assert!(n(&r["loaded"]) > 0, "{r}");
+    // The bootstrap address is the SASL_SSL listener, which speaks nothing
+    // else: a run that loaded went through it.
+    assert!(env
+        .iter()
+        .any(|(k, v)| k == "KAFKA_BOOTSTRAP_SERVERS" && v.ends_with(&secure.kafka_sasl_port.to_string())));
+    for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("report", &r.to_string())] {
+        assert!(!text.contains(&password), "the Kafka password appears in {what}");
+    }
     db.drop_slot().await;
 }

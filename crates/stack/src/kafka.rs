@@ -155,6 +155,47 @@ pub(crate) struct Broker {
     pub(crate) dir: PathBuf,
     pub(crate) port: u16,
     pub(crate) controller_port: u16,
+    /// The secure stack's listeners, when it runs secure.
+    pub(crate) secure: Option<SecureListeners>,
+}
+
+/// A SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, as MSK,
+/// Aiven and Confluent Cloud offer them) and an SSL listener that requires
+/// a client certificate (Aiven's mTLS). Both are advertised as `localhost`,
+/// the one name the stack's certificate carries; the PLAINTEXT listener
+/// stays for the stack's own health checks and admin.
+#[derive(Debug, Clone)]
+pub(crate) struct SecureListeners {
+    pub(crate) sasl_port: u16,
+    pub(crate) mtls_port: u16,
+    pub(crate) tls: crate::tls::TlsMaterial,
+    pub(crate) password: String,
+}
+
+impl SecureListeners {
+    fn properties(&self) -> String {
+        let (sasl, mtls) = (self.sasl_port, self.mtls_port);
+        let password = &self.password;
+        let user = crate::tls::KAFKA_USER;
+        let scram = "org.apache.kafka.common.security.scram.ScramLoginModule required;";
+        format!(
+            "# The secure stack (`contrail stack up --secure`).\n\
+             listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{cport}},SASL_SSL://127.0.0.1:{sasl},MTLS://127.0.0.1:{mtls}\n\
+             advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SASL_SSL://localhost:{sasl},MTLS://localhost:{mtls}\n\
+             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL\n\
+             listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
+             listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}\n\
+             listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}\n\
+             listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}=\"{password}\";\n\
+             listener.name.mtls.ssl.client.auth=required\n\
+             ssl.keystore.type=PEM\n\
+             ssl.keystore.location={keystore}\n\
+             ssl.truststore.type=PEM\n\
+             ssl.truststore.location={ca}\n",
+            keystore = self.tls.server_keystore().display(),
+            ca = self.tls.ca().display(),
+        )
+    }
 }
 
 impl Broker {
@@ -169,16 +210,25 @@ impl Broker {
     /// `server.properties` for this node.
     pub(crate) fn server_properties(&self) -> String {
         let (port, cport) = (self.port, self.controller_port);
+        let listeners = match &self.secure {
+            None => format!(
+                "listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
+                 advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+                 listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+            ),
+            Some(secure) => secure
+                .properties()
+                .replace("{port}", &port.to_string())
+                .replace("{cport}", &cport.to_string()),
+        };
         format!(
             "# Written by `contrail stack up` at every start: edits are lost.\n\
              process.roles=broker,controller\n\
              node.id=1\n\
              controller.quorum.voters=1@127.0.0.1:{cport}\n\
-             listeners=PLAINTEXT://127.0.0.1:{port},CONTROLLER://127.0.0.1:{cport}\n\
-             advertised.listeners=PLAINTEXT://127.0.0.1:{port}\n\
+             {listeners}\
              controller.listener.names=CONTROLLER\n\
              inter.broker.listener.name=PLAINTEXT\n\
-             listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n\
              log.dirs={data}\n\
              # As production clusters: topics are created on purpose, not by a typo.\n\
              auto.create.topics.enable=false\n\
@@ -232,8 +282,8 @@ impl Broker {
         let java = java()?;
         let libs = jars(cache_dir)?;
         std::fs::create_dir_all(self.data()).map_err(io_err(format!("creating {}", self.data().display())))?;
-        std::fs::write(self.properties(), self.server_properties())
-            .map_err(io_err(format!("writing {}", self.properties().display())))?;
+        // In secure mode the file holds the PLAIN user's password.
+        crate::tls::write_private(&self.properties(), &self.server_properties())?;
         let log4j = self.dir.join("log4j2.properties");
         std::fs::write(&log4j, Self::log4j2_properties()).map_err(io_err(format!("writing {}", log4j.display())))?;
         if !self.data().join("meta.properties").exists() {
@@ -251,6 +301,29 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Gives the secure stack's user its SCRAM credentials (both hash
+    /// sizes), through the PLAINTEXT listener: KRaft keeps them in the
+    /// cluster's metadata, and setting them again is harmless.
+    pub(crate) fn add_scram_user(&self, cache_dir: &Path) -> Result<(), StackError> {
+        let Some(secure) = &self.secure else { return Ok(()) };
+        let (java, libs) = (java()?, jars(cache_dir)?);
+        // One request may alter a user's credential only once.
+        for mechanism in ["SCRAM-SHA-512", "SCRAM-SHA-256"] {
+            let mut cmd = self.java_command(&java, &libs, "kafka.admin.ConfigCommand");
+            cmd.args(["--bootstrap-server", &format!("127.0.0.1:{}", self.port), "--alter"])
+                .args(["--entity-type", "users", "--entity-name", crate::tls::KAFKA_USER])
+                .arg("--add-config")
+                .arg(format!("{mechanism}=[password={}]", secure.password));
+            process::run(
+                &format!("creating the {mechanism} user (kafka-configs --alter)"),
+                &mut cmd,
+            )?;
+        }
+        Ok(())
+    }
+}
+
 /// A new cluster id: Kafka's form, a random UUID in URL-safe base64
 /// without padding (22 characters), from the kernel's generator. Like
 /// Kafka's own `Uuid.randomUuid`, never one that starts with `-`, which
@@ -264,7 +337,7 @@ fn cluster_id() -> Result<String, StackError> {
     }
 }
 
-fn random_id() -> Result<String, StackError> {
+pub(crate) fn random_id() -> Result<String, StackError> {
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err("reading /proc/sys/kernel/random/uuid"))?;
     let hex: String = uuid.trim().chars().filter(|c| *c != '-').collect();
@@ -326,11 +399,40 @@ mod tests {
     }
 
     #[test]
+    fn the_secure_node_adds_sasl_ssl_and_mtls_listeners_on_loopback() {
+        let b = Broker {
+            dir: "/s/kafka".into(),
+            port: 41000,
+            controller_port: 41001,
+            secure: Some(SecureListeners {
+                sasl_port: 41002,
+                mtls_port: 41003,
+                tls: crate::tls::TlsMaterial::new(Path::new("/s")),
+                password: "pw".into(),
+            }),
+        };
+        let p = b.server_properties();
+        for line in [
+            "listeners=PLAINTEXT://127.0.0.1:41000,CONTROLLER://127.0.0.1:41001,SASL_SSL://127.0.0.1:41002,MTLS://127.0.0.1:41003",
+            "advertised.listeners=PLAINTEXT://127.0.0.1:41000,SASL_SSL://localhost:41002,MTLS://localhost:41003",
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL",
+            "listener.name.mtls.ssl.client.auth=required",
+            "ssl.truststore.location=/s/tls/ca.pem",
+            "ssl.keystore.location=/s/tls/server-keystore.pem",
+            "controller.quorum.voters=1@127.0.0.1:41001",
+        ] {
+            assert!(p.lines().any(|l| l == line), "{line} missing from\n{p}");
+        }
+        assert_eq!(p.matches("listeners=").count(), 2, "{p}");
+    }
+
+    #[test]
     fn the_node_listens_on_loopback_and_never_auto_creates_topics() {
         let b = Broker {
             dir: "/s/kafka".into(),
             port: 41000,
             controller_port: 41001,
+            secure: None,
         };
         let p = b.server_properties();
         for line in [

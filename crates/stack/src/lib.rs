@@ -39,6 +39,7 @@ mod kafka;
 mod process;
 mod scratch;
 mod services;
+pub mod tls;
 
 use std::path::{Path, PathBuf};
 
@@ -63,6 +64,13 @@ pub struct StackConfig {
     pub kafka_controller_port: u16,
     pub snowflake_port: u16,
     pub registry_port: u16,
+    /// The secure stack's Kafka listeners: SASL_SSL, and SSL with client
+    /// certificates (mTLS).
+    pub kafka_sasl_port: u16,
+    pub kafka_mtls_port: u16,
+    /// Whether the services run with TLS and authentication
+    /// (`contrail stack up --secure`); see [`tls`].
+    pub secure: bool,
     /// The `contrail` executable, which serves the registry
     /// (`contrail registry serve`); without it the registry cannot start.
     pub contrail_exe: Option<PathBuf>,
@@ -78,12 +86,14 @@ pub const SNOWFLAKE_USER: &str = "contrail";
 pub const SNOWFLAKE_PASSWORD: &str = "contrail";
 
 /// The user's stack's default ports, by the variable that overrides each.
-pub const DEFAULT_PORTS: [(&str, u16); 5] = [
+pub const DEFAULT_PORTS: [(&str, u16); 7] = [
     ("CONTRAIL_PG_PORT", 15432),
     ("CONTRAIL_KAFKA_PORT", 19092),
     ("CONTRAIL_KAFKA_CONTROLLER_PORT", 19093),
     ("CONTRAIL_SNOWFLAKE_PORT", 18085),
     ("CONTRAIL_REGISTRY_PORT", 8081),
+    ("CONTRAIL_KAFKA_SASL_PORT", 19094),
+    ("CONTRAIL_KAFKA_MTLS_PORT", 19095),
 ];
 
 /// The shared cache (`$XDG_CACHE_HOME/contrail` or `~/.cache/contrail`).
@@ -135,6 +145,9 @@ impl StackConfig {
             kafka_controller_port: port("CONTRAIL_KAFKA_CONTROLLER_PORT")?,
             snowflake_port: port("CONTRAIL_SNOWFLAKE_PORT")?,
             registry_port: port("CONTRAIL_REGISTRY_PORT")?,
+            kafka_sasl_port: port("CONTRAIL_KAFKA_SASL_PORT")?,
+            kafka_mtls_port: port("CONTRAIL_KAFKA_MTLS_PORT")?,
+            secure: false,
             contrail_exe: None,
         };
         cfg.check_distinct_ports()?;
@@ -170,14 +183,45 @@ impl StackConfig {
         Ok(cfg)
     }
 
-    fn ports(&self) -> [(&'static str, u16); 5] {
+    fn ports(&self) -> [(&'static str, u16); 7] {
         [
             ("CONTRAIL_PG_PORT", self.pg_port),
             ("CONTRAIL_KAFKA_PORT", self.kafka_port),
             ("CONTRAIL_KAFKA_CONTROLLER_PORT", self.kafka_controller_port),
             ("CONTRAIL_SNOWFLAKE_PORT", self.snowflake_port),
             ("CONTRAIL_REGISTRY_PORT", self.registry_port),
+            ("CONTRAIL_KAFKA_SASL_PORT", self.kafka_sasl_port),
+            ("CONTRAIL_KAFKA_MTLS_PORT", self.kafka_mtls_port),
         ]
+    }
+
+    /// The secure stack's certificates and credentials.
+    pub fn tls(&self) -> tls::TlsMaterial {
+        tls::TlsMaterial::new(&self.data_dir)
+    }
+
+    /// What a stage needs in its environment to reach the secure stack's
+    /// Kafka over SASL_SSL with SCRAM-SHA-512, verifying the broker's
+    /// certificate and name: `KAFKA_PROPERTY_*` settings, the password by
+    /// file. Every other address is [`StackConfig::env`]'s.
+    pub fn secure_kafka_env(&self) -> Vec<(String, String)> {
+        let tls = self.tls();
+        [
+            ("KAFKA_BOOTSTRAP_SERVERS", format!("localhost:{}", self.kafka_sasl_port)),
+            ("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL".into()),
+            ("KAFKA_PROPERTY_SASL_MECHANISM", "SCRAM-SHA-512".into()),
+            ("KAFKA_PROPERTY_SASL_USERNAME", tls::KAFKA_USER.into()),
+            (
+                "KAFKA_PROPERTY_SASL_PASSWORD_FILE",
+                tls.kafka_password_file().display().to_string(),
+            ),
+            ("KAFKA_PROPERTY_SSL_CA_LOCATION", tls.ca().display().to_string()),
+            // The broker listens on 127.0.0.1 only; `localhost` may
+            // resolve to ::1 first.
+            ("KAFKA_PROPERTY_BROKER_ADDRESS_FAMILY", "v4".into()),
+        ]
+        .map(|(k, v)| (k.to_string(), v))
+        .to_vec()
     }
 
     fn check_distinct_ports(&self) -> Result<(), StackError> {
@@ -362,6 +406,8 @@ mod tests {
             ("CONTRAIL_KAFKA_CONTROLLER_PORT", "41003"),
             ("CONTRAIL_SNOWFLAKE_PORT", "41004"),
             ("CONTRAIL_REGISTRY_PORT", "41005"),
+            ("CONTRAIL_KAFKA_SASL_PORT", "41006"),
+            ("CONTRAIL_KAFKA_MTLS_PORT", "41007"),
         ];
         let err = StackConfig::tests_from_env(p, &env_of(&ports)).unwrap_err();
         assert!(err.to_string().contains("CONTRAIL_STACK_DIR is not set"), "{err}");

@@ -48,6 +48,7 @@ impl ScratchKafka {
             dir: dir.clone(),
             port,
             controller_port,
+            secure: None,
         };
         let mut cmd = broker.prepare(&cache)?;
         let log = dir.join("kafka.log");

@@ -6,7 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::health::{http_status, kafka_probe, port_free, port_open, port_owner};
-use crate::kafka::Broker;
+use crate::kafka::{Broker, SecureListeners};
 use crate::process::{self, is_root, running_pid, spawn_detached, tail, wait_until};
 use crate::{
     io_err, StackConfig, StackError, FAKESNOW_VERSION, PG_DATABASE, PG_PASSWORD, PG_USER, POSTGRES_MAJOR,
@@ -152,6 +152,10 @@ impl Stack {
         self.prepare_dirs()?;
         let mut out = Vec::new();
         for &s in services {
+            if s == Service::Kafka && self.kafka_needs_secure_restart() {
+                tracing::info!(service = s.name(), "restarting with the secure listeners");
+                self.stop(s)?;
+            }
             let status = self.status_of(s);
             match status.state {
                 ServiceState::Healthy => tracing::info!(service = s.name(), "already running"),
@@ -237,6 +241,10 @@ impl Stack {
         let mut ports = vec![(self.port(service), Self::env_var(service))];
         if service == Service::Kafka {
             ports.push((self.cfg.kafka_controller_port, "CONTRAIL_KAFKA_CONTROLLER_PORT"));
+            if self.cfg.secure {
+                ports.push((self.cfg.kafka_sasl_port, "CONTRAIL_KAFKA_SASL_PORT"));
+                ports.push((self.cfg.kafka_mtls_port, "CONTRAIL_KAFKA_MTLS_PORT"));
+            }
         }
         match ports.into_iter().find(|(p, _)| !port_free(*p)) {
             None => Ok(()),
@@ -500,22 +508,46 @@ impl Stack {
 
     // --- Kafka --------------------------------------------------------------
 
-    fn kafka_broker(&self) -> Broker {
-        Broker {
+    fn kafka_broker(&self) -> Result<Broker, StackError> {
+        let secure = if self.cfg.secure {
+            let tls = self.cfg.tls();
+            tls.ensure()?;
+            Some(SecureListeners {
+                sasl_port: self.cfg.kafka_sasl_port,
+                mtls_port: self.cfg.kafka_mtls_port,
+                password: tls.kafka_password()?,
+                tls,
+            })
+        } else {
+            None
+        };
+        Ok(Broker {
             dir: self.dir("kafka"),
             port: self.cfg.kafka_port,
             controller_port: self.cfg.kafka_controller_port,
-        }
+            secure,
+        })
+    }
+
+    /// Whether a running broker lacks the listeners `--secure` asks for.
+    /// (A secure broker serves plaintext too, so `up` without `--secure`
+    /// leaves it alone.)
+    fn kafka_needs_secure_restart(&self) -> bool {
+        self.cfg.secure
+            && !std::fs::read_to_string(self.dir("kafka").join("server.properties"))
+                .is_ok_and(|p| p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port)))
     }
 
     fn kafka_start(&self) -> Result<(), StackError> {
         let log = self.log("kafka");
-        let cmd = self.kafka_broker().prepare(&self.cfg.cache_dir)?;
+        let broker = self.kafka_broker()?;
+        let cmd = broker.prepare(&self.cfg.cache_dir)?;
         let pid = spawn_detached(cmd, &log, &self.pid_file("kafka"))?;
         wait_until(START_TIMEOUT, Some(pid), || {
             kafka_probe(self.cfg.kafka_port).map(|_| ())
         })
-        .map_err(|r| self.start_failed(Service::Kafka, &log, r))
+        .map_err(|r| self.start_failed(Service::Kafka, &log, r))?;
+        broker.add_scram_user(&self.cfg.cache_dir)
     }
 
     // --- schema registry ----------------------------------------------------

@@ -1,0 +1,179 @@
+//! The secure stack's certificates and credentials, made once per stack
+//! with the `openssl` command under `<data_dir>/tls/`:
+//!
+//! ```text
+//! ca.pem, ca.key            a CA of the stack's own (the trust anchor clients are given)
+//! server.pem, server.key    the services' certificate: subjectAltName DNS:localhost only,
+//!                           so a client that verifies the host must name `localhost`
+//!                           (and one that dials 127.0.0.1 sees a hostname mismatch)
+//! server-keystore.pem       key and chain in one file, Kafka's PEM keystore
+//! client.pem, client.key    a client certificate (CN=contrail) for mutual TLS
+//! kafka.password            the SCRAM and PLAIN password of Kafka user `contrail`
+//! ```
+//!
+//! Keys are EC P-256 in unencrypted PKCS#8, readable by the user only. The
+//! set is made in `tls.partial/` and renamed into place, so a failed run
+//! never leaves half of it for the next one to trust.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use crate::{io_err, process, StackError};
+
+/// The Kafka user the secure stack creates.
+pub const KAFKA_USER: &str = "contrail";
+const DAYS: &str = "825";
+
+/// Paths of the material in one stack's `tls/` directory.
+#[derive(Debug, Clone)]
+pub struct TlsMaterial {
+    pub dir: PathBuf,
+}
+
+impl TlsMaterial {
+    pub fn new(data_dir: &Path) -> TlsMaterial {
+        TlsMaterial {
+            dir: data_dir.join("tls"),
+        }
+    }
+
+    pub fn ca(&self) -> PathBuf {
+        self.dir.join("ca.pem")
+    }
+    pub fn server_cert(&self) -> PathBuf {
+        self.dir.join("server.pem")
+    }
+    pub fn server_key(&self) -> PathBuf {
+        self.dir.join("server.key")
+    }
+    pub fn server_keystore(&self) -> PathBuf {
+        self.dir.join("server-keystore.pem")
+    }
+    pub fn client_cert(&self) -> PathBuf {
+        self.dir.join("client.pem")
+    }
+    pub fn client_key(&self) -> PathBuf {
+        self.dir.join("client.key")
+    }
+    pub fn kafka_password_file(&self) -> PathBuf {
+        self.dir.join("kafka.password")
+    }
+
+    /// The Kafka user's password.
+    pub fn kafka_password(&self) -> Result<String, StackError> {
+        let f = self.kafka_password_file();
+        Ok(std::fs::read_to_string(&f)
+            .map_err(io_err(format!("reading {}", f.display())))?
+            .trim()
+            .to_string())
+    }
+
+    /// Makes the material unless a complete set is there.
+    pub fn ensure(&self) -> Result<(), StackError> {
+        if self.kafka_password_file().is_file() {
+            return Ok(());
+        }
+        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
+            what: "openssl, which makes the secure stack's certificates".into(),
+            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
+        })?;
+        let partial = self.dir.with_file_name("tls.partial");
+        let _ = std::fs::remove_dir_all(&partial);
+        std::fs::create_dir_all(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
+        tracing::info!(dir = %self.dir.display(), "making the secure stack's CA and certificates");
+        make_all(&openssl, &partial)?;
+        let _ = std::fs::remove_dir_all(&self.dir);
+        std::fs::rename(&partial, &self.dir).map_err(io_err(format!("moving {}", self.dir.display())))
+    }
+}
+
+fn make_all(openssl: &Path, dir: &Path) -> Result<(), StackError> {
+    let ssl = |what: &str, args: &[&str]| {
+        let mut cmd = Command::new(openssl);
+        cmd.current_dir(dir).args(args);
+        process::run(&format!("openssl ({what})"), &mut cmd).map(drop)
+    };
+    let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+    ssl(
+        "the stack's CA",
+        &[
+            &["req", "-x509"][..],
+            &ec,
+            &["-keyout", "ca.key", "-out", "ca.pem", "-days", DAYS],
+            &["-subj", "/CN=Contrail local stack CA"],
+            &["-addext", "basicConstraints=critical,CA:TRUE"],
+            &["-addext", "keyUsage=critical,keyCertSign,cRLSign"],
+        ]
+        .concat(),
+    )?;
+    let leaf = |name: &str, cn: &str, ext: &str| -> Result<(), StackError> {
+        let ext_file = format!("{name}.ext");
+        std::fs::write(dir.join(&ext_file), ext).map_err(io_err(format!("writing {ext_file}")))?;
+        let (key, csr, pem) = (format!("{name}.key"), format!("{name}.csr"), format!("{name}.pem"));
+        ssl(
+            &format!("the {name} key"),
+            &[
+                &["req"][..],
+                &ec,
+                &["-keyout", &key, "-out", &csr, "-subj", &format!("/CN={cn}")],
+            ]
+            .concat(),
+        )?;
+        ssl(
+            &format!("signing the {name} certificate"),
+            &[
+                "x509",
+                "-req",
+                "-in",
+                &csr,
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                &pem,
+                "-days",
+                DAYS,
+                "-extfile",
+                &ext_file,
+            ],
+        )
+    };
+    leaf(
+        "server",
+        "localhost",
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\n\
+         extendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost\n",
+    )?;
+    leaf(
+        "client",
+        KAFKA_USER,
+        "basicConstraints=CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n",
+    )?;
+    let read = |f: &str| std::fs::read_to_string(dir.join(f)).map_err(io_err(format!("reading {f}")));
+    let keystore = format!("{}{}{}", read("server.key")?, read("server.pem")?, read("ca.pem")?);
+    write_private(&dir.join("server-keystore.pem"), &keystore)?;
+    write_private(
+        &dir.join("kafka.password"),
+        &format!("{}\n", crate::kafka::random_id()?),
+    )?;
+    for f in ["ca.key", "server.key", "client.key"] {
+        restrict(&dir.join(f))?;
+    }
+    for f in ["server.csr", "client.csr", "server.ext", "client.ext", "ca.srl"] {
+        let _ = std::fs::remove_file(dir.join(f));
+    }
+    Ok(())
+}
+
+pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), StackError> {
+    std::fs::write(path, text).map_err(io_err(format!("writing {}", path.display())))?;
+    restrict(path)
+}
+
+fn restrict(path: &Path) -> Result<(), StackError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(io_err(format!("restricting {}", path.display())))
+}
