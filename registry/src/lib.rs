@@ -130,9 +130,7 @@ impl ServerConfig {
                 "{DATABASE_URL_ENV} is not set (postgres://user:password@host:port/database)"
             ))
         })?;
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| cfg(format!("{DATABASE_URL_ENV} is not a valid PostgreSQL URL: {e}")))?;
+        pg_tls::PgUrl::parse(DATABASE_URL_ENV, &database_url).map_err(|e| cfg(e.to_string()))?;
         let auth = match env.get(BASIC_AUTH_ENV) {
             Some(v) if v.contains(':') => Some(BasicAuth::new(v)),
             Some(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
@@ -165,13 +163,10 @@ impl ServerConfig {
 
 /// A connection pool for `url`.
 pub fn pool(url: &DatabaseUrl, size: usize) -> Result<deadpool_postgres::Pool, RegistryError> {
-    let pg: tokio_postgres::Config = url
-        .0
-        .parse()
-        .map_err(|e| RegistryError::Config(format!("{DATABASE_URL_ENV}: {e}")))?;
+    let pg = pg_tls::PgUrl::parse(DATABASE_URL_ENV, &url.0).map_err(|e| RegistryError::Config(e.to_string()))?;
     let manager = deadpool_postgres::Manager::from_config(
-        pg,
-        tokio_postgres::NoTls,
+        pg.config.clone(),
+        pg.connector().map_err(|e| RegistryError::Config(e.to_string()))?,
         deadpool_postgres::ManagerConfig {
             recycling_method: deadpool_postgres::RecyclingMethod::Fast,
         },

@@ -22,17 +22,9 @@ pub(crate) const SESSION_OPTIONS: &str =
 
 /// A SQL connection with [`SESSION_OPTIONS`].
 pub(crate) async fn connect(url: &str) -> Result<Client, CdcError> {
-    let mut cfg: tokio_postgres::Config = url
-        .parse()
-        .map_err(|e| CdcError::Config(format!("DATABASE_URL: {e}")))?;
-    cfg.options(SESSION_OPTIONS).application_name("contrail-cdc");
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.map_err(CdcError::Postgres)?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+    let mut url = pg_tls::PgUrl::parse("DATABASE_URL", url)?;
+    url.config.options(SESSION_OPTIONS).application_name("contrail-cdc");
+    Ok(url.connect().await?)
 }
 
 /// A captured table as the catalog describes it.

@@ -207,9 +207,7 @@ impl CdcConfig {
                 .ok_or_else(|| bad(format!("{name} is not set")))
         };
         let database_url = env_or("DATABASE_URL", defaults.database_url)?;
-        database_url
-            .parse::<tokio_postgres::Config>()
-            .map_err(|e| bad(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+        pg_tls::PgUrl::parse("DATABASE_URL", &database_url).map_err(|e| bad(e.to_string()))?;
         let bootstrap_servers = env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?;
         Ok(CdcConfig {
             database_url: DatabaseUrl(database_url),

@@ -81,6 +81,9 @@ pub enum CdcError {
     Registry(#[source] registry_client::ClientError),
     #[error("PostgreSQL")]
     Postgres(#[source] tokio_postgres::Error),
+    /// Connecting to PostgreSQL (TLS included) failed, or its URL is wrong.
+    #[error("connecting to PostgreSQL")]
+    Connect(#[from] pg_tls::PgTlsError),
     #[error("replication stream")]
     Replication(#[source] pgwire_replication::PgWireError),
     #[error("the replication stream sent something unexpected: {0}")]
@@ -102,6 +105,7 @@ impl CdcError {
             CdcError::Postgres(_) | CdcError::Replication(_) => true,
             CdcError::Kafka(e) => !e.is_fatal(),
             CdcError::Registry(e) => e.is_transient(),
+            CdcError::Connect(e) => e.is_transient(),
             _ => false,
         }
     }

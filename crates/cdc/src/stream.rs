@@ -79,12 +79,8 @@ pub async fn run_with_metrics(
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
         None => None,
     };
-    let pg: tokio_postgres::Config = cfg
-        .database_url
-        .0
-        .parse()
-        .map_err(|e| CdcError::Config(format!("DATABASE_URL: {e}")))?;
-    let db = pg.get_dbname().unwrap_or("postgres").to_string();
+    let url = pg_tls::PgUrl::parse("DATABASE_URL", &cfg.database_url.0)?;
+    let db = url.config.get_dbname().unwrap_or("postgres").to_string();
     let sql = catalog::connect(&cfg.database_url.0).await?;
 
     // Everything that can be wrong with the tables is found before anything is created.
@@ -94,7 +90,7 @@ pub async fn run_with_metrics(
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 
     let (position, incremental) = resume_point(&cfg, &sql, &shapes, &metrics).await?;
-    let repl_cfg = replication_config(&cfg, &pg)?;
+    let repl_cfg = replication_config(&cfg, &url);
     let mut summary = Summary::default();
     let (mut repl, start) = match position {
         Some(lsn) => {
@@ -318,8 +314,10 @@ async fn create_slot_and_snapshot(
     Ok((repl, consistent, rows))
 }
 
-/// The replication connection's settings, from the database URL.
-fn replication_config(cfg: &CdcConfig, pg: &tokio_postgres::Config) -> Result<ReplicationConfig, CdcError> {
+/// The replication connection's settings, from the database URL: the same
+/// host, credentials and TLS as the SQL connections.
+fn replication_config(cfg: &CdcConfig, url: &pg_tls::PgUrl) -> ReplicationConfig {
+    let pg = &url.config;
     let host = match pg.get_hosts().first() {
         Some(tokio_postgres::config::Host::Tcp(h)) => h.clone(),
         Some(tokio_postgres::config::Host::Unix(p)) => p.display().to_string(),
@@ -329,7 +327,7 @@ fn replication_config(cfg: &CdcConfig, pg: &tokio_postgres::Config) -> Result<Re
         .get_password()
         .map(|p| String::from_utf8_lossy(p).into_owned())
         .unwrap_or_default();
-    Ok(ReplicationConfig::new(
+    ReplicationConfig::new(
         host,
         pg.get_user().unwrap_or("postgres"),
         password,
@@ -342,7 +340,8 @@ fn replication_config(cfg: &CdcConfig, pg: &tokio_postgres::Config) -> Result<Re
     .with_binary(cfg.binary_values)
     .with_application_name(format!("contrail-cdc-{}", cfg.slot))
     .with_status_interval(Duration::from_secs(1))
-    .with_wakeup_interval(Duration::from_secs(5)))
+    .with_wakeup_interval(Duration::from_secs(5))
+    .with_tls(url.replication_tls())
 }
 
 /// The contract records named in the configuration, compiled from `schemas/`.

@@ -65,7 +65,7 @@ pub(crate) fn run(dir: &Path, command: StackCommand) -> anyhow::Result<Outcome> 
 fn print_env(config: &StackConfig, secure: bool) {
     let mut vars: Vec<(String, String)> = config.env().into_iter().map(|(k, v)| (k.to_string(), v)).collect();
     if secure {
-        for (k, v) in config.secure_kafka_env() {
+        for (k, v) in config.secure_env() {
             vars.retain(|(name, _)| *name != k);
             vars.push((k, v));
         }

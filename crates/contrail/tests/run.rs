@@ -180,17 +180,30 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
     db.drop_slot().await;
 }
 
-/// The same pipeline with every Kafka client on the secure stack's SASL_SSL
+/// The same pipeline on the secure stack: every Kafka client on the SASL_SSL
 /// listener (SCRAM-SHA-512, the broker's certificate and name verified),
-/// configured only through `KAFKA_PROPERTY_*`, the password by file: it
-/// loads and verifies, and no log line holds the password.
+/// configured only through `KAFKA_PROPERTY_*` with the password by file, and
+/// every PostgreSQL connection (replication included) with
+/// `sslmode=verify-full`: it loads and verifies, and no output holds the
+/// password.
 #[tokio::test]
-async fn a_run_over_sasl_ssl_loads_verifies_and_logs_no_secret() {
+async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     let db = TestDb::create("run_sasl").await;
     let mut secure = stack::StackConfig::for_tests(&project()).unwrap();
     secure.secure = true;
     let password = secure.tls().kafka_password().unwrap();
-    let mut env = secure.secure_kafka_env();
+    // This test's own database, over TLS with the host name verified.
+    let tls_url = format!(
+        "{}?sslmode=verify-full&sslrootcert={}",
+        db.url.replace("@127.0.0.1:", "@localhost:"),
+        secure.tls().ca().display()
+    );
+    let mut env: Vec<_> = secure
+        .secure_env()
+        .into_iter()
+        .filter(|(k, _)| k != "DATABASE_URL")
+        .collect();
+    env.push(("DATABASE_URL".into(), tls_url));
     env.push((
         "RUST_LOG".into(),
         "debug,hyper=info,h2=info,reqwest=info,tokio_postgres=info".into(),

@@ -31,7 +31,7 @@ fn client(vars: &[(String, String)], file: &[(&str, &str)]) -> KafkaConfig {
 }
 
 fn scram_env() -> Vec<(String, String)> {
-    stack().secure_kafka_env()
+    stack().secure_env()
 }
 
 fn with(mut vars: Vec<(String, String)>, name: &str, value: &str) -> Vec<(String, String)> {

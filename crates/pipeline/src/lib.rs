@@ -580,15 +580,12 @@ fn rss_mib() -> Option<f64> {
 }
 
 async fn connect(url: &str) -> Result<tokio_postgres::Client, RunError> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+    let connecting = |e: pg_tls::PgTlsError| RunError::Postgres(format!("connecting: {e}"));
+    pg_tls::PgUrl::parse("DATABASE_URL", url)
+        .map_err(connecting)?
+        .connect()
         .await
-        .map_err(|e| RunError::Postgres(format!("connecting: {e}")))?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::debug!(error = %e, "PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+        .map_err(connecting)
 }
 
 /// The primary key of `table`, as column names in table order.

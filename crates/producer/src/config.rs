@@ -233,8 +233,7 @@ fn target_config(
                 .var("DATABASE_URL")
                 .or(defaults.database_url)
                 .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
-            url.parse::<tokio_postgres::Config>()
-                .map_err(|e| ConfigError(format!("DATABASE_URL is not a valid PostgreSQL URL: {e}")))?;
+            pg_tls::PgUrl::parse("DATABASE_URL", &url).map_err(|e| ConfigError(e.to_string()))?;
             Target::Postgres {
                 database_url: DatabaseUrl(url),
             }

@@ -41,7 +41,7 @@ const MAX_ATTEMPTS: u32 = 8;
 #[derive(Debug, thiserror::Error)]
 pub enum ProducerError {
     #[error("cannot connect to PostgreSQL")]
-    Connect(#[source] tokio_postgres::Error),
+    Connect(#[source] pg_tls::PgTlsError),
     #[error("writing to PostgreSQL failed")]
     Write(#[source] flight_db::DbError),
     #[error("writing to PostgreSQL failed {attempts} times in a row; giving up")]
@@ -97,14 +97,8 @@ fn now_ms() -> i64 {
         .unwrap_or_default()
 }
 
-async fn connect(url: &str) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
-    let (client, conn) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-    tokio::spawn(async move {
-        if let Err(e) = conn.await {
-            tracing::warn!(error = %e, "PostgreSQL connection closed");
-        }
-    });
-    Ok(client)
+async fn connect(url: &str) -> Result<tokio_postgres::Client, pg_tls::PgTlsError> {
+    pg_tls::PgUrl::parse("DATABASE_URL", url)?.connect().await
 }
 
 /// Runs until the configured duration passes or `shutdown` turns true.

@@ -200,13 +200,22 @@ impl StackConfig {
         tls::TlsMaterial::new(&self.data_dir)
     }
 
-    /// What a stage needs in its environment to reach the secure stack's
-    /// Kafka over SASL_SSL with SCRAM-SHA-512, verifying the broker's
-    /// certificate and name: `KAFKA_PROPERTY_*` settings, the password by
-    /// file. Every other address is [`StackConfig::env`]'s.
-    pub fn secure_kafka_env(&self) -> Vec<(String, String)> {
+    /// What a stage needs in its environment to reach the secure stack:
+    /// PostgreSQL with `sslmode=verify-full`, and Kafka over SASL_SSL with
+    /// SCRAM-SHA-512, verifying the broker's certificate and name
+    /// (`KAFKA_PROPERTY_*` settings, the password by file). Every other
+    /// address is [`StackConfig::env`]'s.
+    pub fn secure_env(&self) -> Vec<(String, String)> {
         let tls = self.tls();
         [
+            (
+                "DATABASE_URL",
+                format!(
+                    "postgres://{PG_USER}:{PG_PASSWORD}@localhost:{}/{PG_DATABASE}?sslmode=verify-full&sslrootcert={}",
+                    self.pg_port,
+                    tls.ca().display()
+                ),
+            ),
             ("KAFKA_BOOTSTRAP_SERVERS", format!("localhost:{}", self.kafka_sasl_port)),
             ("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL".into()),
             ("KAFKA_PROPERTY_SASL_MECHANISM", "SCRAM-SHA-512".into()),

@@ -186,6 +186,9 @@ impl Stack {
             }
             out.push(self.status_of(s));
         }
+        if self.cfg.secure && services.contains(&Service::Postgres) {
+            self.pg_secure()?;
+        }
         Ok(out)
     }
 
@@ -504,6 +507,40 @@ impl Stack {
             }
         }
         wait_until(START_TIMEOUT, None, || self.pg_probe()).map_err(|r| self.start_failed(Service::Postgres, &log, r))
+    }
+
+    /// The secure stack's PostgreSQL: `ssl=on` with the stack's
+    /// certificate, copied into the cluster's directory (the server's user
+    /// must own its key), by `ALTER SYSTEM` and a reload, so a running
+    /// server turns secure without a restart. Plaintext stays allowed for
+    /// the stack's own tools; clients choose with `sslmode`.
+    fn pg_secure(&self) -> Result<(), StackError> {
+        let tls = self.cfg.tls();
+        tls.ensure()?;
+        let data = self.dir("postgres");
+        for (from, to) in [(tls.server_cert(), "server.crt"), (tls.server_key(), "server.key")] {
+            let dest = data.join(to);
+            std::fs::copy(&from, &dest).map_err(io_err(format!("copying {} to {}", from.display(), dest.display())))?;
+            crate::tls::restrict(&dest)?;
+            if is_root() {
+                process::run("chown", Command::new("chown").arg("postgres:postgres").arg(&dest))?;
+            }
+        }
+        for sql in [
+            "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
+            "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+            "ALTER SYSTEM SET ssl = on",
+            "SELECT pg_reload_conf()",
+        ] {
+            self.psql_admin(sql)?;
+        }
+        // The reload is asynchronous: wait until the server reports it.
+        wait_until(START_TIMEOUT, None, || match self.psql_admin("SHOW ssl") {
+            Ok(v) if v.trim() == "on" => Ok(()),
+            Ok(v) => Err(format!("ssl is {v:?} after the reload")),
+            Err(e) => Err(e.to_string()),
+        })
+        .map_err(|r| self.start_failed(Service::Postgres, &self.log("postgres"), r))
     }
 
     // --- Kafka --------------------------------------------------------------

@@ -172,7 +172,7 @@ pub(crate) fn write_private(path: &Path, text: &str) -> Result<(), StackError> {
     restrict(path)
 }
 
-fn restrict(path: &Path) -> Result<(), StackError> {
+pub(crate) fn restrict(path: &Path) -> Result<(), StackError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
         .map_err(io_err(format!("restricting {}", path.display())))
