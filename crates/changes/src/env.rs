@@ -59,7 +59,7 @@ pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
 
 /// The service settings every stage reads from the environment, and may
 /// have overridden per stage (see [`Env::for_stage`]).
-pub const SERVICE_VARS: [&str; 8] = [
+pub const SERVICE_VARS: [&str; 10] = [
     "DATABASE_URL",
     "KAFKA_BOOTSTRAP_SERVERS",
     "SCHEMA_REGISTRY_URL",
@@ -68,6 +68,8 @@ pub const SERVICE_VARS: [&str; 8] = [
     "SNOWFLAKE_PASSWORD",
     "SNOWFLAKE_PRIVATE_KEY",
     "SNOWFLAKE_PRIVATE_KEY_PATH",
+    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
+    "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE",
 ];
 
 impl fmt::Debug for Env {

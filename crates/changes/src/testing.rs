@@ -17,6 +17,7 @@ pub fn secret_env() -> Env {
             ("OPENSKY_CLIENT_ID", "id"),
             ("OPENSKY_CLIENT_SECRET", "hunter2"),
             ("KAFKA_PROPERTY_SASL_PASSWORD", "hunter2"),
+            ("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE", "hunter2"),
             ("KAFKA_PROPERTY_SSL_KEY_PASSWORD", "hunter2"),
             ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET", "hunter2"),
         ]

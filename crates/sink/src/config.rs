@@ -6,8 +6,9 @@
 //!
 //! - `SNOWFLAKE_URL`: `https://<user>@<account>.snowflakecomputing.com`;
 //! - key-pair authentication (production): `SNOWFLAKE_PRIVATE_KEY_PATH`, a
-//!   PEM file, or `SNOWFLAKE_PRIVATE_KEY`, the PEM itself. The key is read
-//!   and checked here, before anything connects;
+//!   PEM file, or `SNOWFLAKE_PRIVATE_KEY`, the PEM itself; an encrypted
+//!   PKCS#8 key with `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE` (or `_FILE`). The
+//!   key is read, decrypted and checked here, before anything connects;
 //! - otherwise a password: `SNOWFLAKE_PASSWORD`, or the URL's
 //!   (`https://<user>:<password>@…`).
 
@@ -157,6 +158,7 @@ impl SinkConfig {
         let auth = auth_from(
             env.var("SNOWFLAKE_PRIVATE_KEY_PATH"),
             env.var("SNOWFLAKE_PRIVATE_KEY"),
+            passphrase(env)?,
             env.var("SNOWFLAKE_PASSWORD").or(parsed.password),
         )?;
         let user = parsed
@@ -254,10 +256,24 @@ impl RawBatch {
     }
 }
 
+/// `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`, or the file its `_FILE` names.
+fn passphrase(env: &changes::Env) -> Result<Option<changes::Secret>, SinkError> {
+    const VAR: &str = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE";
+    match (env.var(VAR), env.var(&format!("{VAR}_FILE"))) {
+        (Some(_), Some(_)) => Err(bad(format!("both {VAR} and {VAR}_FILE are set: keep one"))),
+        (Some(p), None) => Ok(Some(changes::Secret::new(p))),
+        (None, Some(path)) => std::fs::read_to_string(&path)
+            .map(|p| Some(changes::Secret::new(p.trim_end_matches(['\r', '\n']))))
+            .map_err(|e| bad(format!("{VAR}_FILE={path}: {e}"))),
+        (None, None) => Ok(None),
+    }
+}
+
 /// A key when one is given (a file, or the PEM text), else the password.
 fn auth_from(
     key_path: Option<String>,
     key_pem: Option<String>,
+    passphrase: Option<changes::Secret>,
     password: Option<String>,
 ) -> Result<snowflake::Auth, SinkError> {
     let pem = match (key_path.filter(|p| !p.is_empty()), key_pem.filter(|p| !p.is_empty())) {
@@ -272,7 +288,7 @@ fn auth_from(
         (None, pem) => pem,
     };
     match pem {
-        Some(pem) => snowflake::keypair::KeyPair::from_pem(&pem)
+        Some(pem) => snowflake::keypair::KeyPair::from_pem_with(&pem, passphrase.as_ref())
             .map(|k| snowflake::Auth::KeyPair(std::sync::Arc::new(k)))
             .map_err(|e| bad(format!("Snowflake key-pair authentication: {e}"))),
         None => Ok(snowflake::Auth::Password(password.unwrap_or_default())),
@@ -301,16 +317,59 @@ fn reqwest_url(url: &str) -> Result<UrlParts, SinkError> {
             None => (Some(u.to_string()), None),
         },
     };
+    let host = host.trim_end_matches('/');
+    match scheme {
+        "https" => {}
+        "http" if is_loopback(host) => {}
+        "http" => {
+            return Err(bad(format!(
+                "SNOWFLAKE_URL is http:// to {host}: credentials would cross the network unencrypted; use https://"
+            )))
+        }
+        other => {
+            return Err(bad(format!(
+                "SNOWFLAKE_URL scheme {other}: expected https (or http to this machine)"
+            )))
+        }
+    }
     Ok(UrlParts {
-        base: format!("{scheme}://{}", host.trim_end_matches('/')),
+        base: format!("{scheme}://{host}"),
         user,
         password,
     })
 }
 
+/// Whether `host[:port]` is this machine.
+fn is_loopback(host: &str) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(v6),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn credentials_go_over_https_unless_the_warehouse_is_this_machine() {
+        for ok in [
+            "https://u@xy12345.snowflakecomputing.com",
+            "http://u:p@127.0.0.1:8085",
+            "http://u@localhost",
+            "http://u@[::1]:1",
+        ] {
+            assert!(reqwest_url(ok).is_ok(), "{ok}");
+        }
+        let err = reqwest_url("http://u:p@xy12345.snowflakecomputing.com")
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("http:// to xy12345.snowflakecomputing.com"), "{err}");
+        assert!(!err.contains(":p@"), "{err}");
+        assert!(reqwest_url("ftp://u@h").is_err());
+    }
 
     fn defaults() -> ServiceDefaults {
         ServiceDefaults {
@@ -381,11 +440,11 @@ mod tests {
     #[test]
     fn credentials_prefer_the_key_and_say_what_is_wrong_with_it() {
         assert!(matches!(
-            auth_from(None, None, Some("pw".into())).unwrap(),
+            auth_from(None, None, None, Some("pw".into())).unwrap(),
             snowflake::Auth::Password(p) if p == "pw"
         ));
         let e = |path: Option<&str>, pem: Option<&str>| {
-            auth_from(path.map(String::from), pem.map(String::from), Some("pw".into()))
+            auth_from(path.map(String::from), pem.map(String::from), None, Some("pw".into()))
                 .unwrap_err()
                 .to_string()
         };

@@ -16,8 +16,9 @@
 //!
 //! Keys are read from PEM: PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genrsa
 //! | openssl pkcs8 -topk8 -nocrypt` writes) or PKCS#1 (`BEGIN RSA PRIVATE
-//! KEY`). An encrypted key is refused with a message saying how to decrypt
-//! it; the key is never printed.
+//! KEY`), or encrypted PKCS#8 (`BEGIN ENCRYPTED PRIVATE KEY`, what
+//! `openssl pkcs8 -topk8 -v2 aes256` writes) with its passphrase; the key
+//! and the passphrase are never printed.
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -47,6 +48,12 @@ impl std::fmt::Debug for KeyPair {
 impl KeyPair {
     /// From a PEM text (PKCS#8 or PKCS#1, unencrypted).
     pub fn from_pem(pem: &str) -> Result<KeyPair, KeyError> {
+        Self::from_pem_with(pem, None)
+    }
+
+    /// From a PEM text, decrypting an encrypted PKCS#8 key with
+    /// `passphrase` (`SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`).
+    pub fn from_pem_with(pem: &str, passphrase: Option<&changes::Secret>) -> Result<KeyPair, KeyError> {
         let (label, der) = pem_body(pem)?;
         let key = match label.as_str() {
             "PRIVATE KEY" => {
@@ -56,11 +63,16 @@ impl KeyPair {
                 RsaKeyPair::from_der(&der).map_err(|e| KeyError(format!("not an RSA key in PKCS#1 form ({e})")))?
             }
             "ENCRYPTED PRIVATE KEY" => {
-                return Err(KeyError(
-                    "the key is encrypted; decrypt it first: openssl pkcs8 -in rsa_key.p8 -out rsa_key_plain.p8 \
-                     (and keep that file readable by the sink's user only)"
-                        .into(),
-                ))
+                let Some(passphrase) = passphrase else {
+                    return Err(KeyError(
+                        "the key is encrypted: set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE (or its _FILE) to its passphrase"
+                            .into(),
+                    ));
+                };
+                let plain = crate::pbes2::decrypt(&der, passphrase.expose().as_bytes())?;
+                RsaKeyPair::from_pkcs8(&plain).map_err(|_| {
+                    KeyError("cannot decrypt the key: is SNOWFLAKE_PRIVATE_KEY_PASSPHRASE right?".into())
+                })?
             }
             other => return Err(KeyError(format!("PEM block {other:?} is not a private key"))),
         };

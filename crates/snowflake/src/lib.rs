@@ -20,6 +20,7 @@
 
 mod arrow;
 pub mod keypair;
+mod pbes2;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;

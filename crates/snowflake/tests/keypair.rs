@@ -111,3 +111,54 @@ fn tokens_verify_with_openssl_and_name_the_registered_key() {
     assert!(!out.status.success());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// An encrypted PKCS#8 key, made as Snowflake's guide makes it (`openssl
+/// pkcs8 -topk8 -v2 aes256`, and with SHA-1's PBKDF2 and AES-128), decrypts
+/// to the same key; a wrong passphrase, or none, is refused by name.
+#[test]
+fn encrypted_keys_decrypt_with_their_passphrase() {
+    let dir = std::env::temp_dir().join(format!("contrail-keypair-enc-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    openssl(&dir, &["genrsa", "-out", "pkcs1.pem", "2048"]);
+    openssl(
+        &dir,
+        &["pkcs8", "-topk8", "-nocrypt", "-in", "pkcs1.pem", "-out", "plain.p8"],
+    );
+    let plain = KeyPair::from_pem(&std::fs::read_to_string(dir.join("plain.p8")).unwrap()).unwrap();
+    let pass = changes::Secret::new("correct horse");
+    for (file, extra) in [
+        ("aes256.p8", &["-v2", "aes256"][..]),
+        ("aes128-sha1.p8", &["-v2", "aes128", "-v2prf", "hmacWithSHA1"][..]),
+        (
+            "aes256-sha512.p8",
+            &["-v2", "aes256", "-v2prf", "hmacWithSHA512", "-iter", "100000"][..],
+        ),
+    ] {
+        let mut args = vec![
+            "pkcs8",
+            "-topk8",
+            "-in",
+            "pkcs1.pem",
+            "-out",
+            file,
+            "-passout",
+            "pass:correct horse",
+        ];
+        args.extend_from_slice(extra);
+        openssl(&dir, &args);
+        let pem = std::fs::read_to_string(dir.join(file)).unwrap();
+        assert!(pem.starts_with("-----BEGIN ENCRYPTED PRIVATE KEY-----"), "{file}");
+        let key = KeyPair::from_pem_with(&pem, Some(&pass)).unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(key.fingerprint(), plain.fingerprint(), "{file}");
+        let wrong = KeyPair::from_pem_with(&pem, Some(&changes::Secret::new("wrong")))
+            .unwrap_err()
+            .0;
+        assert!(
+            wrong.contains("is SNOWFLAKE_PRIVATE_KEY_PASSPHRASE right?"),
+            "{file}: {wrong}"
+        );
+        let none = KeyPair::from_pem(&pem).unwrap_err().0;
+        assert!(none.contains("set SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"), "{none}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
