@@ -102,11 +102,16 @@ impl ServerConfig {
     /// Reads the optional file, applies overrides from `env` (the process
     /// environment, given as a value), validates. `default_database_url` is
     /// used when the environment names none.
+    ///
+    /// A registry on an address other than loopback must require
+    /// authentication: without it, `load` refuses unless `insecure` (the
+    /// `--insecure` flag) says the operator means it, and then warns.
     pub fn load(
         file: Option<&Path>,
         listen_override: Option<&str>,
         default_database_url: Option<String>,
         env: &changes::Env,
+        insecure: bool,
     ) -> Result<ServerConfig, RegistryError> {
         let cfg = |m: String| RegistryError::Config(m);
         let env = &env.for_stage("REGISTRY");
@@ -136,6 +141,7 @@ impl ServerConfig {
             Some(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
             None => None,
         };
+        check_exposure(&listen, auth.is_some(), insecure).map_err(cfg)?;
         let body_limit = raw.body_limit_bytes.unwrap_or(16 << 20);
         if body_limit < 1024 {
             return Err(cfg(format!(
@@ -159,6 +165,22 @@ impl ServerConfig {
             pool_size,
         })
     }
+}
+
+/// Refuses an unauthenticated registry on a non-loopback address, unless
+/// the operator insists.
+fn check_exposure(listen: &SocketAddr, authenticated: bool, insecure: bool) -> Result<(), String> {
+    if authenticated || listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if insecure {
+        tracing::warn!(%listen, "serving the registry without authentication on a non-loopback address (--insecure)");
+        return Ok(());
+    }
+    Err(format!(
+        "the registry would serve {listen} without authentication: anyone who reaches it could change or \
+         delete schemas. Set {BASIC_AUTH_ENV}=user:password, listen on 127.0.0.1, or pass --insecure"
+    ))
 }
 
 /// A connection pool for `url`.
@@ -208,4 +230,32 @@ pub async fn serve(
         .with_graceful_shutdown(shutdown)
         .await
         .map_err(RegistryError::Serve)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(listen: &str, env: &[(&str, &str)], insecure: bool) -> Result<ServerConfig, String> {
+        let env = changes::Env::from_vars(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        ServerConfig::load(
+            None,
+            Some(listen),
+            Some("postgres://u:p@127.0.0.1:1/r".into()),
+            &env,
+            insecure,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn a_public_address_needs_authentication_or_an_explicit_insecure() {
+        let err = load("0.0.0.0:8081", &[], false).unwrap_err();
+        assert!(err.contains("would serve 0.0.0.0:8081 without authentication"), "{err}");
+        assert!(err.contains("CONTRAIL_REGISTRY_BASIC_AUTH=user:password"), "{err}");
+        assert!(load("0.0.0.0:8081", &[(BASIC_AUTH_ENV, "admin:pw")], false).is_ok());
+        assert!(load("0.0.0.0:8081", &[], true).is_ok());
+        assert!(load("127.0.0.1:8081", &[], false).is_ok());
+        assert!(load("[::1]:8081", &[], false).is_ok());
+    }
 }

@@ -18,11 +18,19 @@ pub(crate) enum RegistryCommand {
         /// Server settings (default: registry/server.toml when it exists).
         #[arg(long)]
         config: Option<PathBuf>,
+        /// Serve a non-loopback address without authentication (refused
+        /// otherwise).
+        #[arg(long)]
+        insecure: bool,
     },
 }
 
 pub(crate) fn run(dir: &Path, command: RegistryCommand) -> anyhow::Result<Outcome> {
-    let RegistryCommand::Serve { listen, config } = command;
+    let RegistryCommand::Serve {
+        listen,
+        config,
+        insecure,
+    } = command;
     // Without SCHEMA_REGISTRY_DATABASE_URL, the local stack's registry database.
     let local = stack::StackConfig::for_project(dir)?.registry_database_url();
     let config_path = config.or_else(|| Some(dir.join("registry/server.toml")).filter(|p| p.exists()));
@@ -31,6 +39,7 @@ pub(crate) fn run(dir: &Path, command: RegistryCommand) -> anyhow::Result<Outcom
         listen.as_deref(),
         Some(local),
         &crate::process_env(),
+        insecure,
     )?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(registry::serve(config, crate::shutdown_signal()))?;
