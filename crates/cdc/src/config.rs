@@ -421,6 +421,61 @@ mod tests {
         assert!(err.contains("acks is managed by Contrail"), "{err}");
     }
 
+    /// The environment an example file sets (`NAME=value` lines), with
+    /// each `*_FILE` pointed at a placeholder file, since the real ones are
+    /// mounted secrets.
+    fn example_env(text: &str, placeholder: &Path) -> changes::Env {
+        changes::Env::from_vars(
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(|l| l.split_once('=').expect("NAME=value"))
+                .map(|(k, v)| {
+                    let v = if k.ends_with("_FILE") {
+                        placeholder.display().to_string()
+                    } else {
+                        v.into()
+                    };
+                    (k.to_string(), v)
+                }),
+        )
+    }
+
+    #[test]
+    fn the_example_cluster_configurations_are_valid() {
+        let placeholder = std::env::temp_dir().join(format!("contrail-example-secret-{}", std::process::id()));
+        std::fs::write(&placeholder, "placeholder\n").unwrap();
+        let cdc = include_str!("../../../connectors/cdc.toml");
+        for (name, text, protocol) in [
+            (
+                "confluent-cloud",
+                include_str!("../../../connectors/examples/confluent-cloud.env"),
+                "SASL_SSL",
+            ),
+            (
+                "msk-scram",
+                include_str!("../../../connectors/examples/msk-scram.env"),
+                "SASL_SSL",
+            ),
+            (
+                "aiven-mtls",
+                include_str!("../../../connectors/examples/aiven-mtls.env"),
+                "SSL",
+            ),
+            (
+                "oidc",
+                include_str!("../../../connectors/examples/oidc.env"),
+                "SASL_SSL",
+            ),
+        ] {
+            let env = example_env(text, &placeholder);
+            let c = CdcConfig::parse(cdc, Path::new("/p"), ServiceDefaults { env, ..defaults() })
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(c.kafka.properties.get("security.protocol"), Some(protocol), "{name}");
+            assert!(!c.kafka.bootstrap_servers.starts_with("127.0.0.1"), "{name}");
+        }
+        std::fs::remove_file(placeholder).unwrap();
+    }
+
     #[test]
     fn min_insync_replicas_lies_between_one_and_the_replication() {
         let base = "[source]\ntables = [\"public.t\"]\n";
