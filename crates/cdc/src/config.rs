@@ -473,6 +473,14 @@ mod tests {
             assert_eq!(c.kafka.properties.get("security.protocol"), Some(protocol), "{name}");
             assert!(!c.kafka.bootstrap_servers.starts_with("127.0.0.1"), "{name}");
         }
+        // RDS with verify-full: the URL's TLS settings pass validation.
+        let env = example_env(
+            include_str!("../../../connectors/examples/rds-verify-full.env"),
+            &placeholder,
+        );
+        let c = CdcConfig::parse(cdc, Path::new("/p"), ServiceDefaults { env, ..defaults() }).unwrap();
+        let url = pg_tls::PgUrl::parse("DATABASE_URL", &c.database_url.0).unwrap();
+        assert_eq!(url.tls.mode, pg_tls::SslMode::VerifyFull);
         std::fs::remove_file(placeholder).unwrap();
     }
 

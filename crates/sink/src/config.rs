@@ -352,6 +352,59 @@ fn is_loopback(host: &str) -> bool {
 mod tests {
     use super::*;
 
+    /// `connectors/examples/snowflake-keypair.env`, with the mounted
+    /// secrets it names made here: an encrypted key and its passphrase.
+    #[test]
+    fn the_example_key_pair_configuration_is_valid() {
+        let dir = std::env::temp_dir().join(format!("contrail-sink-example-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let openssl = |args: &[&str]| {
+            let out = std::process::Command::new("openssl")
+                .args(args)
+                .current_dir(&dir)
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "openssl {args:?}: {out:?}");
+        };
+        openssl(&["genrsa", "-out", "k.pem", "2048"]);
+        openssl(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes256",
+            "-in",
+            "k.pem",
+            "-out",
+            "k.p8",
+            "-passout",
+            "pass:example pass",
+        ]);
+        std::fs::write(dir.join("pass"), "example pass\n").unwrap();
+        let text = include_str!("../../../connectors/examples/snowflake-keypair.env");
+        let env = changes::Env::from_vars(
+            text.lines()
+                .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+                .map(|l| l.split_once('=').unwrap())
+                .map(|(k, v)| {
+                    let v = match k {
+                        "SNOWFLAKE_PRIVATE_KEY_PATH" => dir.join("k.p8").display().to_string(),
+                        "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE" => dir.join("pass").display().to_string(),
+                        _ => v.to_string(),
+                    };
+                    (k.to_string(), v)
+                }),
+        );
+        let c = SinkConfig::parse(
+            include_str!("../../../connectors/sink.toml"),
+            ServiceDefaults { env, ..defaults() },
+        )
+        .unwrap();
+        assert!(matches!(c.snowflake.auth, snowflake::Auth::KeyPair(_)));
+        assert_eq!(c.snowflake.user, "CONTRAIL_SINK");
+        assert!(!format!("{c:?}").contains("example pass"));
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+
     #[test]
     fn credentials_go_over_https_unless_the_warehouse_is_this_machine() {
         for ok in [
