@@ -92,8 +92,20 @@ pub struct Stack {
     cfg: StackConfig,
 }
 
+/// Left in the data directory by `up --secure`: a stack once secure stays
+/// secure, so restarting one service (as the fault tests do, or `stack up`
+/// without the flag) never drops the TLS and SASL listeners that stages
+/// are configured for. Removing the data directory resets it.
+const SECURE_MARKER: &str = "secure";
+
 impl Stack {
-    pub fn new(cfg: StackConfig) -> Self {
+    /// A stack whose data directory holds the secure marker runs secure,
+    /// whatever `cfg.secure` says.
+    pub fn new(mut cfg: StackConfig) -> Self {
+        if !cfg.secure && cfg.data_dir.join(SECURE_MARKER).is_file() {
+            tracing::debug!(dir = %cfg.data_dir.display(), "the stack was brought up with --secure; it stays secure");
+            cfg.secure = true;
+        }
         Self { cfg }
     }
 
@@ -150,6 +162,14 @@ impl Stack {
     /// Starts every stopped service in `services` and waits until all are healthy.
     pub fn up(&self, services: &[Service]) -> Result<Vec<ServiceStatus>, StackError> {
         self.prepare_dirs()?;
+        if self.cfg.secure {
+            let marker = self.cfg.data_dir.join(SECURE_MARKER);
+            std::fs::write(
+                &marker,
+                "brought up with `contrail stack up --secure`; it stays secure\n",
+            )
+            .map_err(io_err(format!("writing {}", marker.display())))?;
+        }
         let mut out = Vec::new();
         for &s in services {
             if s == Service::Kafka && self.kafka_needs_secure_restart() {
@@ -674,5 +694,25 @@ impl Stack {
             http_status(self.cfg.snowflake_port, "GET", "/").map(|_| ())
         })
         .map_err(|r| self.start_failed(Service::Snowflake, &log, r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(dir: &Path) -> StackConfig {
+        let env = |name: &str| (name == "CONTRAIL_STACK_DIR").then(|| dir.display().to_string());
+        StackConfig::from_env(dir, &env).unwrap()
+    }
+
+    #[test]
+    fn a_stack_brought_up_secure_stays_secure() {
+        let dir = std::env::temp_dir().join(format!("contrail-secure-marker-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        assert!(!Stack::new(config(&dir)).config().secure, "a fresh stack is plain");
+        std::fs::write(dir.join(SECURE_MARKER), "").unwrap();
+        assert!(Stack::new(config(&dir)).config().secure, "the marker keeps it secure");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
