@@ -37,6 +37,10 @@ pub(crate) struct RunArgs {
     /// Seconds to wait, after producing, for everything to be loaded.
     #[arg(long, default_value_t = 120)]
     drain_timeout: u64,
+    /// Seconds the stages may take to catch up at the start (an
+    /// unreachable service ends the run then, with the stages' last errors).
+    #[arg(long, default_value_t = 120)]
+    start_timeout: u64,
     /// Producer configuration (default: connectors/producer.toml).
     #[arg(long)]
     producer_config: Option<PathBuf>,
@@ -76,6 +80,7 @@ fn run_and_report(dir: &Path, args: RunArgs) -> anyhow::Result<Outcome> {
         poll: Duration::from_millis(args.poll_ms),
         warmup: Duration::from_secs_f64(args.warmup),
         drain_timeout: Duration::from_secs(args.drain_timeout),
+        start_timeout: Duration::from_secs(args.start_timeout),
         progress_every: Duration::from_secs(if terminal { 1 } else { 5 }),
     };
     cfg.validate()?;

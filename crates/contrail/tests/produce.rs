@@ -123,17 +123,18 @@ fn produce_with(config: &str, db: &str) -> String {
     let path = dir.join("producer.toml");
     std::fs::write(&path, config).unwrap();
     let project = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let out = Command::new(env!("CARGO_BIN_EXE_contrail"))
-        .args([
-            "--project-dir",
-            project.to_str().unwrap(),
-            "produce",
-            "--config",
-            path.to_str().unwrap(),
-        ])
-        .env("DATABASE_URL", db)
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args([
+                "--project-dir",
+                project.to_str().unwrap(),
+                "produce",
+                "--config",
+                path.to_str().unwrap(),
+            ])
+            .env("DATABASE_URL", db),
+        common::COMMAND_LIMIT,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),

@@ -33,17 +33,18 @@ fn kafka_mode_publishes_registry_encoded_records_and_dead_letters_the_bad_ones()
         ),
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_contrail"))
-        .args([
-            "--project-dir",
-            project.to_str().unwrap(),
-            "produce",
-            "--config",
-            config.to_str().unwrap(),
-        ])
-        .args(["--bad-percent", "10"])
-        .output()
-        .unwrap();
+    let out = common::output_within(
+        Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args([
+                "--project-dir",
+                project.to_str().unwrap(),
+                "produce",
+                "--config",
+                config.to_str().unwrap(),
+            ])
+            .args(["--bad-percent", "10"]),
+        common::COMMAND_LIMIT,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(
         out.status.success(),

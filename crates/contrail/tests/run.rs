@@ -47,7 +47,7 @@ fn run_with(db: &TestDb, flags: &[&str], env: &[(String, String)]) -> (i32, Stri
         std::fs::write(&file, text).unwrap();
         cmd.arg(flag).arg(file);
     }
-    let out = cmd.output().unwrap();
+    let out = common::output_within(&mut cmd, common::COMMAND_LIMIT);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     let json = std::fs::read_to_string(&report)
@@ -220,5 +220,30 @@ async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("report", &r.to_string())] {
         assert!(!text.contains(&password), "the Kafka password appears in {what}");
     }
+    db.drop_slot().await;
+}
+
+/// Stages retry an unreachable broker for ever, as services should; a run
+/// has an end, so it stops once its start timeout passes, and says why.
+#[tokio::test]
+async fn a_run_that_cannot_reach_kafka_stops_and_names_the_broker() {
+    let db = TestDb::create("run_nokafka").await;
+    // A port nothing listens on: the kernel handed it out and it was freed.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let env = [("KAFKA_BOOTSTRAP_SERVERS".to_string(), format!("127.0.0.1:{port}"))];
+    let (code, _, stderr, r) = run_with(&db, &["--duration", "1", "--start-timeout", "5"], &env);
+    assert_ne!(code, 0, "{stderr}");
+    assert_eq!(r["verified"], false);
+    let error = r["error"].as_str().unwrap();
+    assert!(error.contains("did not catch up within 5s"), "{error}");
+    assert!(
+        error.contains(&format!("127.0.0.1:{port}")),
+        "the broker is named: {error}"
+    );
+    assert!(stderr.contains("--start-timeout"), "{stderr}");
     db.drop_slot().await;
 }

@@ -120,17 +120,18 @@ async fn a_second_sink_for_the_same_topic_refuses_to_start() {
     // Nor may its positions be reset under it: it would store its own over them.
     let file = std::env::temp_dir().join(format!("contrail-two-{}.toml", db.name));
     std::fs::write(&file, small_table_sink_config(&db)).unwrap();
-    let reset = std::process::Command::new(env!("CARGO_BIN_EXE_contrail"))
-        .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
-        .args([
-            "--config",
-            file.to_str().unwrap(),
-            "--topic",
-            &format!("{}.public.t", db.name),
-        ])
-        .args(["--to", "earliest"])
-        .output()
-        .unwrap();
+    let reset = common::output_within(
+        std::process::Command::new(env!("CARGO_BIN_EXE_contrail"))
+            .args(["--project-dir", project().to_str().unwrap(), "sink", "reset-positions"])
+            .args([
+                "--config",
+                file.to_str().unwrap(),
+                "--topic",
+                &format!("{}.public.t", db.name),
+            ])
+            .args(["--to", "earliest"]),
+        common::COMMAND_LIMIT,
+    );
     let said = String::from_utf8_lossy(&reset.stderr);
     assert!(
         !reset.status.success() && said.contains("another sink is loading topic"),

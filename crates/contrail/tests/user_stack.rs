@@ -105,7 +105,7 @@ impl UserProject {
         for (k, v) in &self.ports {
             cmd.env(k, v);
         }
-        cmd.output().unwrap()
+        common::output_within(&mut cmd, common::COMMAND_LIMIT)
     }
 }
 
@@ -234,12 +234,13 @@ async fn the_users_pipeline_continues_after_the_tests_run_on_their_own_stack() {
     // The suite's kind of work, on its own stack, with the same project
     // files and therefore the same topic, slot and warehouse names.
     let on_test_stack = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_contrail"))
-            .arg("--project-dir")
-            .arg(user.path())
-            .args(args)
-            .output()
-            .unwrap()
+        common::output_within(
+            Command::new(env!("CARGO_BIN_EXE_contrail"))
+                .arg("--project-dir")
+                .arg(user.path())
+                .args(args),
+            common::COMMAND_LIMIT,
+        )
     };
     run(on_test_stack, &reports.join("test-stack.json"));
     let tests = test_stack();

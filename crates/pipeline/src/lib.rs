@@ -33,7 +33,11 @@
 //!
 //! Failures: a stage's fatal error ends the run with that error; a drain
 //! that does not finish in `drain_timeout` ends the run with
-//! [`RunError::Drain`], naming what was still missing.
+//! [`RunError::Drain`], naming what was still missing. The stages retry
+//! transient errors for ever, as services should; a run, which has an
+//! end, gives them `start_timeout` to catch up and otherwise stops them
+//! and ends with [`RunError::Start`], naming each stage's last error (an
+//! unreachable broker, say), instead of waiting silently.
 
 pub mod accounting;
 pub mod latency;
@@ -78,6 +82,15 @@ pub enum RunError {
     Verify(String),
     #[error("the pipeline did not drain within {timeout:?}: {missing}")]
     Drain { timeout: Duration, missing: String },
+    #[error(
+        "the stages did not catch up within {timeout:?} ({waiting}); {last_errors}; \
+         fix what the stages report, or give them longer with --start-timeout"
+    )]
+    Start {
+        timeout: Duration,
+        waiting: &'static str,
+        last_errors: String,
+    },
     #[error("a stage task ended unexpectedly: {0}")]
     Task(String),
 }
@@ -94,6 +107,8 @@ pub struct RunConfig {
     pub warmup: Duration,
     /// How long to wait for everything produced to be loaded.
     pub drain_timeout: Duration,
+    /// How long the stages may take to catch up at the start.
+    pub start_timeout: Duration,
     /// How often progress is reported.
     pub progress_every: Duration,
 }
@@ -134,6 +149,9 @@ impl RunConfig {
         if self.drain_timeout.is_zero() {
             return Err(RunError::Config("--drain-timeout must be at least 1 second".into()));
         }
+        if self.start_timeout.is_zero() {
+            return Err(RunError::Config("--start-timeout must be at least 1 second".into()));
+        }
         Ok(())
     }
 
@@ -170,7 +188,11 @@ pub async fn run(
     let mut stages = Stages::spawn(&ctx.cfg.cdc, &ctx.cfg.sink, &ctx.meters);
     let every = ctx.cfg.progress_every;
 
-    let from = drive(&mut stages, every, ctx.catch_up(), || progress(&ctx.catching_up())).await?;
+    let catching_up = drive(&mut stages, every, ctx.catch_up(), || progress(&ctx.catching_up()));
+    let from = match tokio::time::timeout(ctx.cfg.start_timeout, catching_up).await {
+        Ok(from) => from?,
+        Err(_) => return Err(stages.stop_stalled(ctx.cfg.start_timeout, ctx.waiting_for()).await),
+    };
     // What the stages counted so far is the backlog's, not this run's.
     let base = ctx.meters.counts(&ctx.table);
     let watching = Watching::start(&ctx, from).await?;
@@ -279,6 +301,15 @@ impl Ctx {
         let now = mark(&self.pg).await?;
         stages::wait_through(&self.meters, &self.cfg.sink.kafka, &self.topic, now).await?;
         Ok(now)
+    }
+
+    /// What the catching-up phase still waits for.
+    fn waiting_for(&self) -> &'static str {
+        if self.meters.cdc.progress.borrow().snapshotted.contains(&self.table) {
+            "the CDC stage streams; the sink has not loaded the start marker"
+        } else {
+            "the CDC stage has not started streaming"
+        }
     }
 
     fn catching_up(&self) -> Progress {

@@ -58,6 +58,28 @@ impl Stages {
         }
     }
 
+    /// Stops stages that have not caught up in `timeout`: each returns
+    /// the last error it was retrying (the supervisor hands it back on a
+    /// stop), and the run ends naming them.
+    pub(crate) async fn stop_stalled(mut self, timeout: Duration, waiting: &'static str) -> RunError {
+        let _ = self.stop.send(true);
+        let mut last = Vec::new();
+        for (name, task) in [("CDC stage", &mut self.cdc), ("sink", &mut self.sink)] {
+            let said = match tokio::time::timeout(Duration::from_secs(30), task).await {
+                Ok(Ok(Ok(()))) => "no error".to_string(),
+                Ok(Ok(Err(e))) => error_chain(&e),
+                Ok(Err(e)) => e.to_string(),
+                Err(_) => "did not stop within 30 s".to_string(),
+            };
+            last.push(format!("the {name}: {said}"));
+        }
+        RunError::Start {
+            timeout,
+            waiting,
+            last_errors: last.join("; "),
+        }
+    }
+
     /// A graceful stop: the CDC stage confirms its last position, the sink
     /// finishes its batch. What goes wrong is logged: the run is over.
     pub(crate) async fn stop(mut self) {

@@ -208,14 +208,13 @@ impl Stage {
         }
     }
 
-    /// SIGINT, then the exit status and the log.
-    pub(crate) fn stop(mut self) -> (bool, String) {
+    /// SIGINT, then (within 60 s) the exit status and the log.
+    pub(crate) fn stop(self) -> (bool, String) {
         Command::new("kill")
             .args(["-INT", &self.child.id().to_string()])
             .status()
             .unwrap();
-        let status = self.child.wait().unwrap();
-        (status.success(), self.log())
+        self.wait_exit()
     }
 
     pub(crate) fn kill9(mut self) {
@@ -268,9 +267,39 @@ pub(crate) fn flight_sink_config(db: &TestDb) -> String {
     )
 }
 
+/// The longest a command a test runs to completion may take: a hang fails
+/// the test with what the command printed, instead of stalling the run.
+pub(crate) const COMMAND_LIMIT: Duration = Duration::from_secs(180);
+
+/// Runs `cmd` to completion, killing it (and failing the test with its
+/// output so far) when it outlives `limit`.
+pub(crate) fn output_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(child.wait_with_output()));
+    match rx.recv_timeout(limit) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
+            let out = rx.recv().unwrap().unwrap();
+            panic!(
+                "{cmd:?} ran for over {} s and was killed:\n{}{}",
+                limit.as_secs(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}
+
 /// Runs `cmd` to completion; it must succeed. Its stdout and stderr.
 pub(crate) fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    let out = output_within(cmd, COMMAND_LIMIT);
     let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{cmd:?} failed:\n{text}");
     text
