@@ -56,7 +56,9 @@ impl UserProject {
             dir.path().join("registry/subjects.toml"),
         )
         .unwrap();
-        for entry in std::fs::read_dir(dir.path().join("connectors")).unwrap().flatten() {
+        // The stage configs only; `connectors/examples/` is a directory.
+        let files = std::fs::read_dir(dir.path().join("connectors")).unwrap().flatten();
+        for entry in files.filter(|e| e.file_type().is_ok_and(|t| t.is_file())) {
             let text = std::fs::read_to_string(entry.path()).unwrap();
             let quiet: Vec<String> = text
                 .lines()
