@@ -177,7 +177,7 @@ fn main() {
             properties: Default::default(),
         },
         registry_url: env["SCHEMA_REGISTRY_URL"].clone(),
-        registry_auth: None,
+        registry: Default::default(),
         topic_prefix: DB.into(),
         partitions: 3,
         replication: 1,

@@ -328,7 +328,7 @@ fn contrail_child(args: &[String]) {
             ..kafka_config(bootstrap)
         },
         registry_url: registry.clone(),
-        registry_auth: None,
+        registry: Default::default(),
         topic_prefix: CONTRAIL_PREFIX.into(),
         partitions: 3,
         replication: 1,

@@ -122,8 +122,8 @@ pub struct CdcConfig {
     pub binary_values: bool,
     pub kafka: kafka::KafkaConfig,
     pub registry_url: String,
-    /// `user:password` for the registry's basic auth.
-    pub registry_auth: Option<changes::Secret>,
+    /// The registry's credentials and TLS (Confluent's settings).
+    pub registry: registry_client::Security,
     pub topic_prefix: String,
     pub partitions: i32,
     pub replication: i32,
@@ -224,9 +224,7 @@ impl CdcConfig {
                 client_id: "contrail-cdc".into(),
             },
             registry_url: env_or("SCHEMA_REGISTRY_URL", defaults.schema_registry_url)?,
-            registry_auth: env
-                .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
-                .map(changes::Secret::new),
+            registry: registry_client::Security::from_env(env).map_err(bad)?,
             topic_prefix: topics.topic_prefix,
             partitions: topics.partitions,
             replication: topics.replication,
@@ -402,8 +400,8 @@ mod tests {
             ServiceDefaults { env, ..defaults() },
         )
         .unwrap();
-        let auth = c.registry_auth.as_ref().map(changes::Secret::expose);
-        assert_eq!(auth, Some("reg:hunter2"), "the registry's credentials are read");
+        let auth = registry_client::Auth::Basic(changes::Secret::new("reg:hunter2"));
+        assert_eq!(c.registry.auth, auth, "the registry's credentials are read");
         changes::testing::assert_no_secret(&c);
     }
 

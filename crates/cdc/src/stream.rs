@@ -166,11 +166,7 @@ async fn check_tables(cfg: &CdcConfig, sql: &Client) -> Result<Vec<TableShape>, 
 async fn build_emitter(cfg: &CdcConfig, shapes: &[TableShape], metrics: Arc<Metrics>) -> Result<Emitter, CdcError> {
     let contracts = load_contracts(cfg)?;
 
-    let registry = RegistryClient::new(
-        &cfg.registry_url,
-        cfg.registry_auth.as_ref().map(changes::Secret::expose),
-    )
-    .map_err(CdcError::Registry)?;
+    let registry = RegistryClient::with_security(&cfg.registry_url, &cfg.registry).map_err(CdcError::Registry)?;
     let producer = kafka::Producer::tracked(&cfg.kafka, cfg.linger)?;
     let mut emitter = Emitter::new(
         EmitterConfig {

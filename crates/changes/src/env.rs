@@ -3,6 +3,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::Secret;
+
 /// Environment variables handed to configuration parsing, so parsing is a
 /// pure function of its inputs: the binary takes the process's
 /// environment once (`Env::from_vars(std::env::vars())`), tests build
@@ -15,6 +17,13 @@ impl Env {
         Env(vars.into_iter().collect())
     }
 
+    /// This environment with `name` set to `value` (a command-line flag
+    /// that overrides a variable).
+    pub fn with(mut self, name: &str, value: impl Into<String>) -> Env {
+        self.0.insert(name.to_string(), value.into());
+        self
+    }
+
     /// The variable's value, if set.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str)
@@ -23,6 +32,22 @@ impl Env {
     /// [`Env::get`], owned.
     pub fn var(&self, name: &str) -> Option<String> {
         self.get(name).map(str::to_string)
+    }
+
+    /// A secret from `NAME`, or from the file `NAME_FILE` names (a mounted
+    /// Kubernetes or Docker secret; one trailing newline is dropped).
+    /// Both set is an error, so which one wins is never a guess; the error
+    /// names the variable, never the value.
+    pub fn secret(&self, name: &str) -> Result<Option<Secret>, String> {
+        let file_var = format!("{name}_FILE");
+        match (self.get(name), self.get(&file_var)) {
+            (Some(_), Some(_)) => Err(format!("both {name} and {file_var} are set: keep one")),
+            (Some(v), None) => Ok(Some(Secret::new(v))),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|t| Some(Secret::new(t.strip_suffix('\n').unwrap_or(&t))))
+                .map_err(|e| format!("{file_var}: cannot read {path}: {e}")),
+            (None, None) => Ok(None),
+        }
     }
 
     /// The variables whose names start with `prefix`, with it removed.
@@ -59,11 +84,13 @@ pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
 
 /// The service settings every stage reads from the environment, and may
 /// have overridden per stage (see [`Env::for_stage`]).
-pub const SERVICE_VARS: [&str; 10] = [
+pub const SERVICE_VARS: [&str; 12] = [
     "DATABASE_URL",
     "KAFKA_BOOTSTRAP_SERVERS",
     "SCHEMA_REGISTRY_URL",
     "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO",
+    "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE",
+    "SCHEMA_REGISTRY_BEARER_AUTH_TOKEN",
     "SNOWFLAKE_URL",
     "SNOWFLAKE_PASSWORD",
     "SNOWFLAKE_PRIVATE_KEY",
@@ -110,6 +137,25 @@ mod tests {
         );
         assert_eq!(env.for_stage("CDC").get("KAFKA_BOOTSTRAP_SERVERS"), Some("shared:9092"));
         assert_eq!(env.for_stage("CDC").get("NOT_A_SERVICE"), None);
+    }
+
+    #[test]
+    fn a_secret_comes_from_its_variable_or_its_file_never_both() {
+        let path = std::env::temp_dir().join(format!("contrail-env-secret-{}", std::process::id()));
+        std::fs::write(&path, "from-file\n").unwrap();
+        let env = |vars: &[(&str, &str)]| Env::from_vars(vars.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+        let file = path.to_str().unwrap();
+        assert_eq!(env(&[("T", "direct")]).secret("T").unwrap().unwrap().expose(), "direct");
+        assert_eq!(
+            env(&[("T_FILE", file)]).secret("T").unwrap().unwrap().expose(),
+            "from-file"
+        );
+        assert_eq!(env(&[]).secret("T").unwrap(), None);
+        let both = env(&[("T", "x"), ("T_FILE", file)]).secret("T").unwrap_err();
+        assert!(both.contains("both T and T_FILE"), "{both}");
+        let missing = env(&[("T_FILE", "/nonexistent/t")]).secret("T").unwrap_err();
+        assert!(missing.starts_with("T_FILE: cannot read /nonexistent/t"), "{missing}");
+        std::fs::remove_file(path).unwrap();
     }
 
     #[test]

@@ -207,9 +207,9 @@ fn check_against(
 ) -> anyhow::Result<Outcome> {
     let subjects = Subjects::load(&dir.join(SUBJECTS_TOML), compiled)?;
     let history = if against.starts_with("http://") || against.starts_with("https://") {
-        // Credentials: the URL's user info, or the variable Confluent's clients use.
-        let auth = std::env::var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO").ok();
-        let client = registry_client::RegistryClient::new(against, auth.as_deref())?;
+        // Credentials and TLS: the URL's user info, or the settings Confluent's clients use.
+        let security = registry_client::Security::from_env(&crate::process_env()).map_err(anyhow::Error::msg)?;
+        let client = registry_client::RegistryClient::with_security(against, &security)?;
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         let mut h = History::new();
         for s in &subjects.subjects {

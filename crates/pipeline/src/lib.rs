@@ -384,10 +384,8 @@ impl Ctx {
     /// Verifying: the source table against the current-state view, with
     /// the rules registered with the topic's value schema.
     async fn verify(&self) -> Result<verify::Verification, RunError> {
-        let registry = registry_client::RegistryClient::new(
-            &self.cfg.sink.registry_url,
-            self.cfg.sink.registry_auth.as_ref().map(changes::Secret::expose),
-        )?;
+        let registry =
+            registry_client::RegistryClient::with_security(&self.cfg.sink.registry_url, &self.cfg.sink.registry)?;
         let rules = verify::registered_rules(&registry, &format!("{}-value", self.topic)).await?;
         verify::verify(
             &self.pg,

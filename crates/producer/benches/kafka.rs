@@ -35,15 +35,15 @@ fn main() {
     // 1. The producer service: simulate, validate, encode, send, until DURATION.
     let cfg = ProducerConfig {
         source: producer::source::SourceConfig::Simulator(sim.clone()),
-        target: Target::Kafka(KafkaTargetConfig {
+        target: Target::Kafka(Box::new(KafkaTargetConfig {
             kafka: kafka.clone(),
             registry_url,
-            registry_auth: None,
+            registry: Default::default(),
             topic: "bench.service".into(),
             dead_letter_topic: "bench.service.dlq".into(),
             partitions: 3,
             linger: Duration::from_millis(5),
-        }),
+        })),
         batch_size: 1000,
         rate: None,
         duration: Some(DURATION),

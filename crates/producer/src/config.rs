@@ -96,7 +96,7 @@ impl std::fmt::Debug for DatabaseUrl {
 #[derive(Debug, Clone)]
 pub enum Target {
     Postgres { database_url: DatabaseUrl },
-    Kafka(crate::kafka_target::KafkaTargetConfig),
+    Kafka(Box<crate::kafka_target::KafkaTargetConfig>),
 }
 
 /// Addresses of the services, used when the environment names none (the
@@ -238,7 +238,7 @@ fn target_config(
                 database_url: DatabaseUrl(url),
             }
         }
-        "kafka" => Target::Kafka(kafka_target(raw, kafka, defaults)?),
+        "kafka" => Target::Kafka(Box::new(kafka_target(raw, kafka, defaults)?)),
         other => {
             return Err(ConfigError(format!(
                 "target {other:?} is unknown: expected postgres or kafka"
@@ -380,9 +380,7 @@ fn kafka_target(
             client_id: "contrail-producer".into(),
         },
         registry_url,
-        registry_auth: env
-            .var("SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO")
-            .map(changes::Secret::new),
+        registry: registry_client::Security::from_env(env).map_err(ConfigError)?,
         topic,
         dead_letter_topic,
         partitions,

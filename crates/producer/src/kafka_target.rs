@@ -25,8 +25,8 @@ use crate::ProducerError;
 pub struct KafkaTargetConfig {
     pub kafka: KafkaConfig,
     pub registry_url: String,
-    /// `user:password` for the registry's basic auth.
-    pub registry_auth: Option<changes::Secret>,
+    /// The registry's credentials and TLS (Confluent's settings).
+    pub registry: registry_client::Security,
     pub topic: String,
     pub dead_letter_topic: String,
     pub partitions: i32,
@@ -77,11 +77,8 @@ impl KafkaTarget {
         kafka::ensure_topics(&cfg.kafka, &topics)
             .await
             .map_err(ProducerError::Kafka)?;
-        let registry = RegistryClient::new(
-            &cfg.registry_url,
-            cfg.registry_auth.as_ref().map(changes::Secret::expose),
-        )
-        .map_err(ProducerError::Registry)?;
+        let registry =
+            RegistryClient::with_security(&cfg.registry_url, &cfg.registry).map_err(ProducerError::Registry)?;
         let key_id = registry
             .register(&format!("{}-key", cfg.topic), "\"string\"")
             .await

@@ -8,18 +8,29 @@
 //! Errors are classified by status and Confluent error code, never by
 //! message. [`ClientError::Rejected`] carries the registry's status, code and
 //! message (an incompatible schema is 409, an invalid one 42201, an unknown
-//! id 40403): retrying cannot help, except for 401 and 403 (credentials
-//! being rotated, a proxy), 408 and 429, which [`ClientError::is_transient`]
-//! counts as the registry being unavailable: none of them says anything
-//! about the data. [`ClientError::Unavailable`] (connection refused,
+//! id 40403): retrying cannot help, except for 408 and 429, which
+//! [`ClientError::is_transient`] counts as the registry being unavailable.
+//! 401 (wrong credentials) and 403 (a role too small: Confluent's 40301)
+//! are fatal, as a Kafka authentication failure is: a stage that retried
+//! them would wait for ever on a setting only its operator can fix. An
+//! OAuth token refused with 401 is fetched again once first. [`ClientError::Unavailable`] (connection refused,
 //! timeout, 408, 429, 5xx) is retried here with exponential backoff before
-//! it is returned. Credentials come from the URL's user info
-//! or from `basic_auth` (`user:password`) and are never logged.
+//! it is returned. Credentials (basic, a static bearer token, or OAuth
+//! client credentials) and TLS (a custom CA, a client certificate) are
+//! [`Security`], read from Confluent's settings (see [`security`]);
+//! credentials in the URL's user info count as basic auth. None of them is
+//! ever logged.
+
+mod oauth;
+pub mod security;
+
+pub use security::{Auth, OAuthSettings, Security};
 
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use changes::Secret;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -36,16 +47,25 @@ pub enum ClientError {
     Unavailable { attempts: u32, last: String },
     #[error("unexpected answer from the registry: {0}")]
     Protocol(String),
+    #[error("registry client settings: {0}")]
+    Config(String),
+    #[error("the OAuth token endpoint {issuer} refused the client credentials: HTTP {status}, {error} {description}")]
+    Token {
+        issuer: String,
+        status: u16,
+        error: String,
+        description: String,
+    },
 }
 
 impl ClientError {
     /// Whether the request may succeed later unchanged: the registry is
-    /// unreachable or overloaded, or refuses the credentials for now. A
-    /// record whose schema lookup fails this way is not bad data.
+    /// unreachable or overloaded. A record whose schema lookup fails this
+    /// way is not bad data.
     pub fn is_transient(&self) -> bool {
         match self {
             ClientError::Unavailable { .. } => true,
-            ClientError::Rejected { status, .. } => matches!(status, 401 | 403 | 408 | 429),
+            ClientError::Rejected { status, .. } => matches!(status, 408 | 429),
             _ => false,
         }
     }
@@ -58,7 +78,7 @@ impl ClientError {
 }
 
 impl changes::Classified for ClientError {
-    /// Transient: unreachable, or 401/403/408/429 and 5xx; data: 40403 (the
+    /// Transient: unreachable, or 408/429 and 5xx; data: 40403 (the
     /// record names a schema id that does not exist); anything else fatal.
     fn class(&self) -> changes::Class {
         if self.is_transient() {
@@ -86,26 +106,54 @@ pub struct SubjectVersion {
     pub schema: String,
 }
 
+/// How each request authenticates, ready to use.
+#[derive(Debug, Clone)]
+enum Credentials {
+    None,
+    Basic(String, Secret),
+    Bearer(Secret),
+    OAuth(Arc<oauth::TokenSource>),
+}
+
 #[derive(Clone)]
 pub struct RegistryClient {
     base: reqwest::Url,
     http: reqwest::Client,
-    auth: Option<(String, String)>,
+    credentials: Credentials,
+    /// Confluent Cloud's routing headers for bearer tokens.
+    headers: Vec<(&'static str, String)>,
     by_id: Arc<RwLock<HashMap<u32, Arc<str>>>>,
 }
 
 impl std::fmt::Debug for RegistryClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let how = match &self.credentials {
+            Credentials::None => "none",
+            Credentials::Basic(..) => "basic <redacted>",
+            Credentials::Bearer(_) => "bearer <redacted>",
+            Credentials::OAuth(_) => "oauth <redacted>",
+        };
         f.debug_struct("RegistryClient")
             .field("base", &self.base.as_str())
-            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .field("auth", &how)
             .finish()
     }
 }
 
 impl RegistryClient {
-    /// `url` like `http://127.0.0.1:8081` or `https://user:secret@host`.
+    /// `url` like `http://127.0.0.1:8081` or `https://user:secret@host`,
+    /// with basic auth from `basic_auth` (`user:password`) when the URL has
+    /// none.
     pub fn new(url: &str, basic_auth: Option<&str>) -> Result<RegistryClient, ClientError> {
+        let security = Security {
+            auth: basic_auth.map_or(Auth::None, |a| Auth::Basic(Secret::new(a))),
+            ..Security::default()
+        };
+        Self::with_security(url, &security)
+    }
+
+    /// `url` with the credentials and TLS settings of `security`.
+    pub fn with_security(url: &str, security: &Security) -> Result<RegistryClient, ClientError> {
         let bad = |reason: String| ClientError::Url {
             url: url.split('@').next_back().unwrap_or(url).to_string(),
             reason,
@@ -114,29 +162,42 @@ impl RegistryClient {
         if !matches!(base.scheme(), "http" | "https") {
             return Err(bad("the scheme must be http or https".into()));
         }
-        let from_url = (!base.username().is_empty()).then(|| {
-            (
-                base.username().to_string(),
-                base.password().unwrap_or_default().to_string(),
-            )
-        });
+        let from_url = (!base.username().is_empty())
+            .then(|| Secret::new(format!("{}:{}", base.username(), base.password().unwrap_or_default())));
         let _ = base.set_username("");
         let _ = base.set_password(None);
-        let auth = from_url.or_else(|| {
-            basic_auth
-                .and_then(|a| a.split_once(':'))
-                .map(|(u, p)| (u.to_string(), p.to_string()))
-        });
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .build()
-            .map_err(|e| bad(e.to_string()))?;
+        let credentials = credentials(from_url, &security.auth).map_err(bad)?;
+        if !matches!(credentials, Credentials::None) {
+            security::check_https("SCHEMA_REGISTRY_URL", base.as_str()).map_err(ClientError::Config)?;
+        }
+        let mut headers = Vec::new();
+        if let Some(c) = &security.logical_cluster {
+            headers.push(("target-sr-cluster", c.clone()));
+        }
+        if let Some(p) = &security.identity_pool {
+            headers.push(("Confluent-Identity-Pool-Id", p.clone()));
+        }
         Ok(RegistryClient {
             base,
-            http,
-            auth,
+            http: http_client(security)?,
+            credentials,
+            headers,
             by_id: Arc::default(),
         })
+    }
+
+    /// The request with this client's credentials and headers.
+    async fn authorize(&self, mut req: reqwest::RequestBuilder) -> Result<reqwest::RequestBuilder, ClientError> {
+        req = match &self.credentials {
+            Credentials::None => req,
+            Credentials::Basic(user, password) => req.basic_auth(user, Some(password.expose())),
+            Credentials::Bearer(token) => req.bearer_auth(token.expose()),
+            Credentials::OAuth(source) => req.bearer_auth(source.token(&self.http).await?.expose()),
+        };
+        for (name, value) in &self.headers {
+            req = req.header(*name, value);
+        }
+        Ok(req)
     }
 
     fn url(&self, segments: &[&str]) -> reqwest::Url {
@@ -160,14 +221,21 @@ impl RegistryClient {
     ) -> Result<serde_json::Value, ClientError> {
         let mut backoff = Duration::from_millis(200);
         let mut last = String::new();
+        let mut refetched = false;
         for attempt in 1..=ATTEMPTS {
-            let mut req = self
+            let req = self
                 .http
                 .request(method.clone(), url.clone())
                 .header("Accept", CONTENT_TYPE);
-            if let Some((u, p)) = &self.auth {
-                req = req.basic_auth(u, Some(p));
-            }
+            let mut req = match self.authorize(req).await {
+                Ok(r) => r,
+                Err(ClientError::Unavailable { last: l, .. }) => {
+                    last = l;
+                    self.pause(attempt, &last, &mut backoff).await;
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(b) = body {
                 req = req.header("Content-Type", CONTENT_TYPE).body(b.to_string());
             }
@@ -175,6 +243,13 @@ impl RegistryClient {
                 Ok(resp) => {
                     let status = resp.status().as_u16();
                     let text = resp.text().await.unwrap_or_default();
+                    if let (401, Credentials::OAuth(source), false) = (status, &self.credentials, refetched) {
+                        // Revoked early, perhaps: fetch a token anew, once.
+                        source.forget().await;
+                        refetched = true;
+                        last = format!("HTTP 401 with a cached OAuth token: {text}");
+                        continue;
+                    }
                     if (200..300).contains(&status) {
                         return serde_json::from_str(&text).map_err(|e| ClientError::Protocol(format!("{e}: {text}")));
                     }
@@ -194,16 +269,20 @@ impl RegistryClient {
                 }
                 Err(e) => last = e.to_string(),
             }
-            if attempt < ATTEMPTS {
-                tracing::warn!(attempt, error = %last, "schema registry unavailable; retrying");
-                tokio::time::sleep(backoff).await;
-                backoff *= 2;
-            }
+            self.pause(attempt, &last, &mut backoff).await;
         }
         Err(ClientError::Unavailable {
             attempts: ATTEMPTS,
             last,
         })
+    }
+
+    async fn pause(&self, attempt: u32, last: &str, backoff: &mut Duration) {
+        if attempt < ATTEMPTS {
+            tracing::warn!(attempt, error = %last, "schema registry unavailable; retrying");
+            tokio::time::sleep(*backoff).await;
+            *backoff *= 2;
+        }
     }
 
     /// Registers `schema` under `subject` (a no-op returning the existing id
@@ -278,6 +357,62 @@ impl RegistryClient {
     }
 }
 
+/// The URL's user info wins over the settings' basic auth, as Confluent's
+/// clients do; a URL's user info beside a bearer token is ambiguous.
+fn credentials(from_url: Option<Secret>, auth: &Auth) -> Result<Credentials, String> {
+    let basic = |info: &Secret| {
+        let (u, p) = info
+            .expose()
+            .split_once(':')
+            .ok_or("basic auth must be user:password")?;
+        Ok::<_, String>(Credentials::Basic(u.to_string(), Secret::new(p)))
+    };
+    match (from_url, auth) {
+        (Some(info), Auth::None | Auth::Basic(_)) => basic(&info),
+        (Some(_), _) => Err("the URL carries user info and a bearer token is set: choose one".into()),
+        (None, Auth::None) => Ok(Credentials::None),
+        (None, Auth::Basic(info)) => basic(info),
+        (None, Auth::Bearer(t)) => Ok(Credentials::Bearer(t.clone())),
+        (None, Auth::OAuth(o)) => Ok(Credentials::OAuth(Arc::new(oauth::TokenSource::new(o.clone())))),
+    }
+}
+
+/// The HTTP client: a custom CA replaces the system's roots, as
+/// `ssl.ca.location` does; a client certificate is offered when given.
+fn http_client(security: &Security) -> Result<reqwest::Client, ClientError> {
+    let read = |what: &str, path: &std::path::Path| {
+        std::fs::read(path).map_err(|e| ClientError::Config(format!("{what} {}: {e}", path.display())))
+    };
+    let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(30));
+    if let Some(ca) = &security.ca {
+        let pem = read("SCHEMA_REGISTRY_SSL_CA_LOCATION", ca)?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .ok_or_else(|| {
+                ClientError::Config(format!(
+                    "SCHEMA_REGISTRY_SSL_CA_LOCATION {}: no PEM certificate",
+                    ca.display()
+                ))
+            })?;
+        builder = builder.tls_certs_only(certs);
+    }
+    if let Some((cert, key)) = &security.identity {
+        let mut pem = read("SCHEMA_REGISTRY_SSL_CERTIFICATE_LOCATION", cert)?;
+        pem.push(b'\n');
+        pem.extend(read("SCHEMA_REGISTRY_SSL_KEY_LOCATION", key)?);
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|e| {
+            ClientError::Config(format!(
+                "{} and {} are not a PEM certificate and key: {e}",
+                cert.display(),
+                key.display()
+            ))
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder.build().map_err(|e| ClientError::Config(format!("TLS: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -296,7 +431,8 @@ mod tests {
             "a schema id that does not exist"
         );
         assert_eq!(rejected(429, 429).class(), Class::Transient);
-        assert_eq!(rejected(401, 401).class(), Class::Transient);
+        assert_eq!(rejected(401, 401).class(), Class::Fatal, "wrong credentials");
+        assert_eq!(rejected(403, 40301).class(), Class::Fatal, "a role too small");
         assert_eq!(
             rejected(409, 409).class(),
             Class::Fatal,
@@ -312,13 +448,26 @@ mod tests {
     #[test]
     fn credentials_in_the_url_are_used_and_never_printed() {
         let c = RegistryClient::new("https://alice:s3cret@registry.example.com/base/", None).unwrap();
-        assert_eq!(c.auth, Some(("alice".into(), "s3cret".into())));
+        assert!(matches!(&c.credentials, Credentials::Basic(u, p) if u == "alice" && p.expose() == "s3cret"));
         let printed = format!("{c:?}");
         assert!(!printed.contains("s3cret") && !printed.contains("alice"), "{printed}");
         assert_eq!(
             c.url(&["subjects", "a/b value", "versions"]).as_str(),
             "https://registry.example.com/base/subjects/a%2Fb%20value/versions"
         );
+    }
+
+    #[test]
+    fn credentials_never_go_to_another_host_over_http() {
+        let e = RegistryClient::new("http://registry.example.com", Some("u:pw"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("in clear to registry.example.com") && !e.contains("pw"),
+            "{e}"
+        );
+        assert!(RegistryClient::new("http://127.0.0.1:8081", Some("u:pw")).is_ok());
+        assert!(RegistryClient::new("http://registry.example.com", None).is_ok());
     }
 
     #[test]

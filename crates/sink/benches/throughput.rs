@@ -375,7 +375,7 @@ fn main() {
             max_bytes: sink::config::DEFAULT_MAX_BYTES,
             kafka: kafka.clone(),
             registry_url: env["SCHEMA_REGISTRY_URL"].clone(),
-            registry_auth: None,
+            registry: Default::default(),
             metrics_listen: Some(metrics_addr),
         };
         let (stop, stopped) = tokio::sync::watch::channel(false);

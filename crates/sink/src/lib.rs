@@ -220,11 +220,7 @@ async fn run_leased(
 ) -> Result<Summary, SinkError> {
     let qualifier = cfg.qualifier();
     let offsets = positions::offsets_table(&qualifier);
-    let registry = RegistryClient::new(
-        &cfg.registry_url,
-        cfg.registry_auth.as_ref().map(changes::Secret::expose),
-    )
-    .map_err(SinkError::Registry)?;
+    let registry = RegistryClient::with_security(&cfg.registry_url, &cfg.registry).map_err(SinkError::Registry)?;
     let consumer = kafka::Consumer::new(&cfg.kafka, &cfg.group_id)?;
     let producer = kafka::Producer::new(&cfg.kafka, Duration::from_millis(5))?;
     let resumed = positions::resume(sf, &consumer, &cfg.topics, &qualifier, &offsets).await?;
