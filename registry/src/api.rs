@@ -16,7 +16,7 @@ use schema::CompatibilityLevel;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::auth::BasicAuth;
+use crate::auth::{required_role, Denied, Role, Users};
 use crate::error::OperationError;
 use crate::http::{json_body, ApiError};
 use crate::metrics::{Metrics, OutcomeLabels, RequestLabels, RouteLabels};
@@ -30,7 +30,10 @@ pub use crate::http::CONTENT_TYPE;
 pub struct AppState {
     pub store: Store,
     pub metrics: Metrics,
-    pub auth: Option<BasicAuth>,
+    /// Who may call; `None` serves everyone (loopback, or `--insecure`).
+    pub auth: Option<Users>,
+    /// Whether `/metrics` answers without credentials when `auth` is set.
+    pub public_metrics: bool,
     pub body_limit: usize,
     pub request_timeout: Duration,
 }
@@ -97,17 +100,54 @@ pub fn router(state: Arc<AppState>) -> Router {
 }
 
 async fn authenticate(State(state): Shared, req: Request, next: Next) -> Response {
-    if let Some(auth) = &state.auth {
-        let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        if !auth.accepts(header) {
-            return ApiError::Unauthorized.into_response();
-        }
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str());
+    let needs = required_role(req.method(), route);
+    if let Err(e) = check(&state, &req, route, needs) {
+        return e.into_response();
     }
     next.run(req).await
 }
 
+/// Marks requests that came in on the anonymous loopback listener
+/// ([`crate::ServerConfig::local_listen`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Anonymous;
+
+/// Whether the caller holds `needs`; everyone does without `auth`, and on
+/// the anonymous loopback listener.
+fn check(state: &AppState, req: &Request, route: &str, needs: Role) -> Result<(), ApiError> {
+    let Some(users) = &state.auth else { return Ok(()) };
+    if req.extensions().get::<Anonymous>().is_some() {
+        return Ok(());
+    }
+    let header = req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    users.check(header, needs).map_err(|denied| match denied {
+        Denied::Unauthenticated => ApiError::Unauthorized,
+        Denied::Forbidden { user, role, needs } => ApiError::Forbidden {
+            user,
+            role: role.name(),
+            needs: needs.name(),
+            method: req.method().to_string(),
+            route: route.to_string(),
+        },
+    })
+}
+
+/// The methods the API serves. Anything else is refused before a metric
+/// is labelled with it, so no client can grow the label set.
+fn known_method(m: &axum::http::Method) -> bool {
+    use axum::http::Method;
+    [Method::GET, Method::HEAD, Method::POST, Method::PUT, Method::DELETE].contains(m)
+}
+
 /// Metrics per route, and the request timeout.
 async fn observe(State(state): Shared, req: Request, next: Next) -> Response {
+    if !known_method(req.method()) {
+        return ApiError::MethodNotAllowed.into_response();
+    }
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -157,7 +197,12 @@ async fn healthz(State(state): Shared) -> Response {
     }
 }
 
-async fn metrics(State(state): Shared) -> Response {
+async fn metrics(State(state): Shared, req: Request) -> Response {
+    if !state.public_metrics {
+        if let Err(e) = check(&state, &req, "/metrics", Role::Read) {
+            return e.into_response();
+        }
+    }
     (
         [(
             header::CONTENT_TYPE,

@@ -26,6 +26,15 @@ pub enum ApiError {
     UnprocessableBody(String),
     #[error("Unauthorized")]
     Unauthorized,
+    /// Confluent's RBAC answer: the user is known, the role too small.
+    #[error("User {user} (role {role}) is denied {method} {route}: it needs the {needs} role")]
+    Forbidden {
+        user: String,
+        role: &'static str,
+        needs: &'static str,
+        method: String,
+        route: String,
+    },
     #[error("HTTP 404 Not Found")]
     NotFound,
     #[error("HTTP 405 Method Not Allowed")]
@@ -51,6 +60,7 @@ impl ApiError {
             ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, 400),
             ApiError::UnprocessableBody(_) => (StatusCode::UNPROCESSABLE_ENTITY, 422),
             ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, 401),
+            ApiError::Forbidden { .. } => (StatusCode::FORBIDDEN, 40301),
             ApiError::NotFound => (StatusCode::NOT_FOUND, 404),
             ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, 405),
             ApiError::PayloadTooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, 413),

@@ -22,22 +22,24 @@
 //! Confluent's error code, never a 500.
 
 pub mod api;
-mod auth;
+pub mod auth;
 pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod store;
+pub mod tls;
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
-pub use auth::BasicAuth;
+pub use auth::{Role, Users};
 pub use error::{OperationError, StoreError};
 pub use http::ApiError;
+pub use tls::TlsFiles;
 
 /// Configuration file keys (`registry/server.toml`). Secrets are not here:
 /// the database URL and the basic-auth credentials come from the environment.
@@ -45,6 +47,13 @@ pub use http::ApiError;
 #[serde(deny_unknown_fields)]
 struct RawConfig {
     listen: Option<String>,
+    /// A plaintext listener on loopback that serves without authentication.
+    local_listen: Option<String>,
+    tls_cert_file: Option<PathBuf>,
+    tls_key_file: Option<PathBuf>,
+    /// `name: password, role` lines (the file is a secret; its path is not).
+    users_file: Option<PathBuf>,
+    public_metrics: Option<bool>,
     body_limit_bytes: Option<usize>,
     request_timeout_ms: Option<u64>,
     pool_size: Option<usize>,
@@ -70,8 +79,16 @@ impl std::fmt::Debug for DatabaseUrl {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: SocketAddr,
+    /// HTTPS on `listen` when set.
+    pub tls: Option<TlsFiles>,
+    /// A second, plaintext listener on loopback that needs no credentials
+    /// (local tools beside a secured listener, as Kafka keeps PLAINTEXT
+    /// beside SASL_SSL).
+    pub local_listen: Option<SocketAddr>,
     pub database_url: DatabaseUrl,
-    pub auth: Option<BasicAuth>,
+    pub auth: Option<Users>,
+    /// `/metrics` without credentials even when `auth` is set.
+    pub public_metrics: bool,
     pub body_limit: usize,
     pub request_timeout: Duration,
     pub pool_size: usize,
@@ -80,6 +97,10 @@ pub struct ServerConfig {
 pub const DATABASE_URL_ENV: &str = "SCHEMA_REGISTRY_DATABASE_URL";
 pub const BASIC_AUTH_ENV: &str = "CONTRAIL_REGISTRY_BASIC_AUTH";
 pub const LISTEN_ENV: &str = "CONTRAIL_REGISTRY_LISTEN";
+pub const LOCAL_LISTEN_ENV: &str = "CONTRAIL_REGISTRY_LOCAL_LISTEN";
+pub const USERS_FILE_ENV: &str = "CONTRAIL_REGISTRY_USERS_FILE";
+pub const TLS_CERT_ENV: &str = "CONTRAIL_REGISTRY_TLS_CERT_FILE";
+pub const TLS_KEY_ENV: &str = "CONTRAIL_REGISTRY_TLS_KEY_FILE";
 
 /// Why the server could not start or stopped.
 #[derive(Debug, thiserror::Error)]
@@ -125,7 +146,7 @@ impl ServerConfig {
         let listen_text = listen_override
             .map(str::to_string)
             .or_else(|| env.var(LISTEN_ENV))
-            .or(raw.listen)
+            .or(raw.listen.clone())
             .unwrap_or_else(|| "127.0.0.1:8081".into());
         let listen = listen_text
             .parse()
@@ -136,12 +157,13 @@ impl ServerConfig {
             ))
         })?;
         pg_tls::PgUrl::parse(DATABASE_URL_ENV, &database_url).map_err(|e| cfg(e.to_string()))?;
-        let auth = match env.get(BASIC_AUTH_ENV) {
-            Some(v) if v.contains(':') => Some(BasicAuth::new(v)),
-            Some(_) => return Err(cfg(format!("{BASIC_AUTH_ENV} must be user:password"))),
-            None => None,
-        };
-        check_exposure(&listen, auth.is_some(), insecure).map_err(cfg)?;
+        let auth = users(env, raw.users_file.clone()).map_err(cfg)?;
+        let tls = tls_files(env, &raw).map_err(cfg)?;
+        if let Some(t) = &tls {
+            t.server_config().map_err(cfg)?;
+        }
+        let local_listen = local_listen(env, raw.local_listen.as_deref(), &listen).map_err(cfg)?;
+        check_exposure(&listen, auth.is_some(), tls.is_some(), insecure).map_err(cfg)?;
         let body_limit = raw.body_limit_bytes.unwrap_or(16 << 20);
         if body_limit < 1024 {
             return Err(cfg(format!(
@@ -158,8 +180,11 @@ impl ServerConfig {
         }
         Ok(ServerConfig {
             listen,
+            tls,
+            local_listen,
             database_url: DatabaseUrl(database_url),
             auth,
+            public_metrics: raw.public_metrics.unwrap_or(false),
             body_limit,
             request_timeout: Duration::from_millis(timeout_ms),
             pool_size,
@@ -167,10 +192,64 @@ impl ServerConfig {
     }
 }
 
+/// The users: a writer from `CONTRAIL_REGISTRY_BASIC_AUTH` (or its
+/// `_FILE`), and those of the users file; `None` when there are none.
+fn users(env: &changes::Env, file: Option<PathBuf>) -> Result<Option<Users>, String> {
+    let mut users = Users::default();
+    if let Some(info) = env.secret(BASIC_AUTH_ENV)? {
+        users = Users::writer(info.expose()).map_err(|e| format!("{BASIC_AUTH_ENV} {e}"))?;
+    }
+    if let Some(path) = env.var(USERS_FILE_ENV).map(PathBuf::from).or(file) {
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("users file {}: {e}", path.display()))?;
+        let listed = Users::parse(&text).map_err(|e| format!("users file {}: {e}", path.display()))?;
+        if listed.is_empty() {
+            return Err(format!("users file {} lists no user", path.display()));
+        }
+        users.extend(listed)?;
+    }
+    Ok((!users.is_empty()).then_some(users))
+}
+
+/// The certificate and key, both or neither.
+fn tls_files(env: &changes::Env, raw: &RawConfig) -> Result<Option<TlsFiles>, String> {
+    let cert = env.var(TLS_CERT_ENV).map(PathBuf::from).or(raw.tls_cert_file.clone());
+    let key = env.var(TLS_KEY_ENV).map(PathBuf::from).or(raw.tls_key_file.clone());
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        _ => Err("HTTPS needs both tls_cert_file and tls_key_file (or their CONTRAIL_REGISTRY_TLS_* variables)".into()),
+    }
+}
+
+/// The anonymous plaintext listener: loopback only, never `listen` itself.
+fn local_listen(env: &changes::Env, raw: Option<&str>, listen: &SocketAddr) -> Result<Option<SocketAddr>, String> {
+    let Some(text) = env.var(LOCAL_LISTEN_ENV).or(raw.map(str::to_string)) else {
+        return Ok(None);
+    };
+    let addr: SocketAddr = text
+        .parse()
+        .map_err(|_| format!("local_listen {text:?} is not host:port"))?;
+    if !addr.ip().is_loopback() {
+        return Err(format!(
+            "local_listen {addr} serves without authentication, so it must be a loopback address"
+        ));
+    }
+    if addr == *listen {
+        return Err(format!("local_listen {addr} is the main listener's address"));
+    }
+    Ok(Some(addr))
+}
+
 /// Refuses an unauthenticated registry on a non-loopback address, unless
-/// the operator insists.
-fn check_exposure(listen: &SocketAddr, authenticated: bool, insecure: bool) -> Result<(), String> {
-    if authenticated || listen.ip().is_loopback() {
+/// the operator insists; warns when passwords would cross it in clear.
+fn check_exposure(listen: &SocketAddr, authenticated: bool, tls: bool, insecure: bool) -> Result<(), String> {
+    if listen.ip().is_loopback() {
+        return Ok(());
+    }
+    if authenticated {
+        if !tls {
+            tracing::warn!(%listen, "the registry checks passwords over plain HTTP; set tls_cert_file and tls_key_file unless TLS ends in front of it");
+        }
         return Ok(());
     }
     if insecure {
@@ -179,7 +258,7 @@ fn check_exposure(listen: &SocketAddr, authenticated: bool, insecure: bool) -> R
     }
     Err(format!(
         "the registry would serve {listen} without authentication: anyone who reaches it could change or \
-         delete schemas. Set {BASIC_AUTH_ENV}=user:password, listen on 127.0.0.1, or pass --insecure"
+         delete schemas. Set {BASIC_AUTH_ENV}=user:password or {USERS_FILE_ENV}, listen on 127.0.0.1, or pass --insecure"
     ))
 }
 
@@ -208,28 +287,69 @@ pub async fn app_state(config: &ServerConfig) -> Result<Arc<api::AppState>, Regi
         store,
         metrics: metrics::Metrics::new(),
         auth: config.auth.clone(),
+        public_metrics: config.public_metrics,
         body_limit: config.body_limit,
         request_timeout: config.request_timeout,
     }))
 }
 
-/// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// Serves until `shutdown` resolves, then finishes in-flight requests:
+/// `listen` (HTTPS when [`ServerConfig::tls`] is set) and, when set, the
+/// anonymous plaintext `local_listen`.
 pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> Result<(), RegistryError> {
     let state = app_state(&config).await?;
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop_tx.send(true);
+    });
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|s| *s).await;
+        }
+    };
+    let main = bind(config.listen).await?;
+    tracing::info!(
+        listen = %config.listen,
+        https = config.tls.is_some(),
+        auth = config.auth.is_some(),
+        "schema registry listening"
+    );
+    let local = match config.local_listen {
+        Some(addr) => {
+            let app = api::router(state.clone()).layer(axum::Extension(api::Anonymous));
+            let server = axum::serve(bind(addr).await?, app).with_graceful_shutdown(stopped());
+            tracing::info!(listen = %addr, "schema registry listening on loopback without authentication");
+            Some(tokio::spawn(async move { server.await }))
+        }
+        None => None,
+    };
+    let app = api::router(state);
+    let served = match &config.tls {
+        Some(files) => {
+            let tls = files.server_config().map_err(RegistryError::Config)?;
+            let listener = tls::TlsListener::new(main, tls).map_err(RegistryError::Serve)?;
+            axum::serve(listener, app).with_graceful_shutdown(stopped()).await
+        }
+        None => axum::serve(main, app).with_graceful_shutdown(stopped()).await,
+    };
+    if let Some(local) = local {
+        local
+            .await
+            .map_err(|e| RegistryError::Serve(std::io::Error::other(e)))?
+            .map_err(RegistryError::Serve)?;
+    }
+    served.map_err(RegistryError::Serve)
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, RegistryError> {
+    tokio::net::TcpListener::bind(addr)
         .await
-        .map_err(|source| RegistryError::Bind {
-            addr: config.listen,
-            source,
-        })?;
-    tracing::info!(listen = %config.listen, auth = config.auth.is_some(), "schema registry listening");
-    axum::serve(listener, api::router(state))
-        .with_graceful_shutdown(shutdown)
-        .await
-        .map_err(RegistryError::Serve)
+        .map_err(|source| RegistryError::Bind { addr, source })
 }
 
 #[cfg(test)]
@@ -253,6 +373,7 @@ mod tests {
         let err = load("0.0.0.0:8081", &[], false).unwrap_err();
         assert!(err.contains("would serve 0.0.0.0:8081 without authentication"), "{err}");
         assert!(err.contains("CONTRAIL_REGISTRY_BASIC_AUTH=user:password"), "{err}");
+        assert!(err.contains("CONTRAIL_REGISTRY_USERS_FILE"), "{err}");
         assert!(load("0.0.0.0:8081", &[(BASIC_AUTH_ENV, "admin:pw")], false).is_ok());
         assert!(load("0.0.0.0:8081", &[], true).is_ok());
         assert!(load("127.0.0.1:8081", &[], false).is_ok());

@@ -377,7 +377,7 @@ fn bad_input_gets_confluent_error_codes_never_a_500() {
 #[test]
 fn basic_auth_when_configured() {
     let mut cfg = config(&fresh_database("auth"));
-    cfg.auth = Some(registry::BasicAuth::new("ops:hunter2"));
+    cfg.auth = Some(registry::Users::writer("ops:hunter2").unwrap());
     let r = start(cfg);
     let u = &r.url;
     let (s, body) = call("GET", &format!("{u}/subjects"), None, None);
@@ -389,8 +389,87 @@ fn basic_auth_when_configured() {
         (200, json!([]))
     );
     assert_eq!(call("GET", &format!("{u}/subjects"), None, Some(&bad)).0, 401);
-    // Health and metrics stay open for probes and scrapers.
+    // Health stays open for probes; metrics need credentials unless public.
     assert_eq!(get(&format!("{u}/healthz")), (200, json!({"status": "ok"})));
+    assert_eq!(call("GET", &format!("{u}/metrics"), None, None).0, 401);
+    assert_eq!(call("GET", &format!("{u}/metrics"), None, Some(&good)).0, 200);
+}
+
+#[test]
+fn a_reader_reads_looks_up_and_checks_but_may_not_write() {
+    let mut cfg = config(&fresh_database("roles"));
+    cfg.auth = Some(registry::Users::parse("owner: o-pw, write\nreader: r-pw, read\n").unwrap());
+    cfg.public_metrics = true;
+    let r = start(cfg);
+    let u = &r.url;
+    let owner = format!("Basic {}", base64_encode("owner:o-pw"));
+    let reader = format!("Basic {}", base64_encode("reader:r-pw"));
+    let schema = json!({"schema": "{\"type\":\"record\",\"name\":\"R\",\"fields\":[]}"});
+    let (s, _) = call(
+        "POST",
+        &format!("{u}/subjects/s-value/versions"),
+        Some(&schema),
+        Some(&owner),
+    );
+    assert_eq!(s, 200);
+    assert_eq!(
+        call("GET", &format!("{u}/subjects"), None, Some(&reader)),
+        (200, json!(["s-value"]))
+    );
+    assert_eq!(
+        call("POST", &format!("{u}/subjects/s-value"), Some(&schema), Some(&reader)).0,
+        200
+    );
+    let check = format!("{u}/compatibility/subjects/s-value/versions/latest");
+    assert_eq!(call("POST", &check, Some(&schema), Some(&reader)).0, 200);
+    for (method, path, body) in [
+        ("POST", "/subjects/s-value/versions", Some(&schema)),
+        ("PUT", "/config/s-value", Some(&json!({"compatibility": "NONE"}))),
+        ("PUT", "/mode/s-value", Some(&json!({"mode": "IMPORT"}))),
+        ("DELETE", "/subjects/s-value", None),
+        ("DELETE", "/subjects/s-value?permanent=true", None),
+    ] {
+        let (s, body) = call(method, &format!("{u}{path}"), body, Some(&reader));
+        assert_eq!(
+            (s, body["error_code"].clone()),
+            (403, json!(40301)),
+            "{method} {path}: {body}"
+        );
+        let message = body["message"].as_str().unwrap();
+        assert!(
+            message.contains("User reader (role read)") && message.contains("needs the write role"),
+            "{message}"
+        );
+    }
+    // Nothing the reader tried changed anything.
+    assert_eq!(
+        call("GET", &format!("{u}/subjects"), None, Some(&owner)),
+        (200, json!(["s-value"]))
+    );
+    assert_eq!(
+        call("GET", &format!("{u}/metrics"), None, None).0,
+        200,
+        "public_metrics"
+    );
+}
+
+#[test]
+fn an_unknown_method_is_refused_and_labels_no_metric() {
+    let r = registry("methods");
+    let u = &r.url;
+    use std::io::{Read, Write};
+    let addr = u.trim_start_matches("http://");
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.write_all(b"BREW /subjects HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut head = [0u8; 12];
+    conn.read_exact(&mut head).unwrap();
+    assert_eq!(&head, b"HTTP/1.1 405");
+    assert_eq!(get(&format!("{u}/subjects")).0, 200);
+    let (_, text) = call("GET", &format!("{u}/metrics"), None, None);
+    let text = text.as_str().unwrap_or_default().to_string();
+    assert!(text.contains("contrail_registry_http_requests"), "{text}");
+    assert!(!text.contains("BREW"), "the method reached a label:\n{text}");
 }
 
 fn base64_encode(s: &str) -> String {

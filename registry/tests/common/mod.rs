@@ -56,8 +56,11 @@ impl Drop for TestRegistry {
 pub fn config(database_url: &str) -> registry::ServerConfig {
     registry::ServerConfig {
         listen: "127.0.0.1:0".parse().unwrap(),
+        tls: None,
+        local_listen: None,
         database_url: registry::DatabaseUrl::new(database_url),
         auth: None,
+        public_metrics: false,
         body_limit: 1 << 20,
         request_timeout: Duration::from_secs(30),
         pool_size: 8,
