@@ -182,9 +182,10 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
 
 /// The same pipeline on the secure stack: every Kafka client on the SASL_SSL
 /// listener (SCRAM-SHA-512, the broker's certificate and name verified),
-/// configured only through `KAFKA_PROPERTY_*` with the password by file, and
+/// configured only through `KAFKA_PROPERTY_*` with the password by file,
 /// every PostgreSQL connection (replication included) with
-/// `sslmode=verify-full`: it loads and verifies, and no output holds the
+/// `sslmode=verify-full`, and the registry over HTTPS as its writer (by
+/// file, the stack's CA): it loads and verifies, and no output holds a
 /// password.
 #[tokio::test]
 async fn a_secure_run_loads_verifies_and_logs_no_secret() {
@@ -192,6 +193,9 @@ async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     let mut secure = stack::StackConfig::for_tests(&project()).unwrap();
     secure.secure = true;
     let password = secure.tls().kafka_password().unwrap();
+    let registry_user = secure.tls().registry_user_info(stack::tls::RegistryUser::Writer);
+    let registry_password = std::fs::read_to_string(registry_user).unwrap();
+    let registry_password = registry_password.trim().split_once(':').unwrap().1.to_string();
     // This test's own database, over TLS with the host name verified.
     let tls_url = format!(
         "{}?sslmode=verify-full&sslrootcert={}",
@@ -217,8 +221,15 @@ async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     assert!(env
         .iter()
         .any(|(k, v)| k == "KAFKA_BOOTSTRAP_SERVERS" && v.ends_with(&secure.kafka_sasl_port.to_string())));
+    // And the registry is its HTTPS listener, which requires the writer.
+    let https = format!("https://localhost:{}", secure.registry_https_port);
+    assert!(env.iter().any(|(k, v)| k == "SCHEMA_REGISTRY_URL" && *v == https));
     for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("report", &r.to_string())] {
         assert!(!text.contains(&password), "the Kafka password appears in {what}");
+        assert!(
+            !text.contains(&registry_password),
+            "the registry password appears in {what}"
+        );
     }
     db.drop_slot().await;
 }

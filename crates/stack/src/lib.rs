@@ -68,6 +68,9 @@ pub struct StackConfig {
     /// certificates (mTLS).
     pub kafka_sasl_port: u16,
     pub kafka_mtls_port: u16,
+    /// The secure stack's registry over HTTPS with authentication (the
+    /// plaintext `registry_port` stays, anonymous, on loopback).
+    pub registry_https_port: u16,
     /// Whether the services run with TLS and authentication
     /// (`contrail stack up --secure`); see [`tls`].
     pub secure: bool,
@@ -86,7 +89,7 @@ pub const SNOWFLAKE_USER: &str = "contrail";
 pub const SNOWFLAKE_PASSWORD: &str = "contrail";
 
 /// The user's stack's default ports, by the variable that overrides each.
-pub const DEFAULT_PORTS: [(&str, u16); 7] = [
+pub const DEFAULT_PORTS: [(&str, u16); 8] = [
     ("CONTRAIL_PG_PORT", 15432),
     ("CONTRAIL_KAFKA_PORT", 19092),
     ("CONTRAIL_KAFKA_CONTROLLER_PORT", 19093),
@@ -94,6 +97,7 @@ pub const DEFAULT_PORTS: [(&str, u16); 7] = [
     ("CONTRAIL_REGISTRY_PORT", 8081),
     ("CONTRAIL_KAFKA_SASL_PORT", 19094),
     ("CONTRAIL_KAFKA_MTLS_PORT", 19095),
+    ("CONTRAIL_REGISTRY_HTTPS_PORT", 8082),
 ];
 
 /// The shared cache (`$XDG_CACHE_HOME/contrail` or `~/.cache/contrail`).
@@ -147,6 +151,7 @@ impl StackConfig {
             registry_port: port("CONTRAIL_REGISTRY_PORT")?,
             kafka_sasl_port: port("CONTRAIL_KAFKA_SASL_PORT")?,
             kafka_mtls_port: port("CONTRAIL_KAFKA_MTLS_PORT")?,
+            registry_https_port: port("CONTRAIL_REGISTRY_HTTPS_PORT")?,
             secure: false,
             contrail_exe: None,
         };
@@ -183,7 +188,7 @@ impl StackConfig {
         Ok(cfg)
     }
 
-    fn ports(&self) -> [(&'static str, u16); 7] {
+    fn ports(&self) -> [(&'static str, u16); 8] {
         [
             ("CONTRAIL_PG_PORT", self.pg_port),
             ("CONTRAIL_KAFKA_PORT", self.kafka_port),
@@ -192,6 +197,7 @@ impl StackConfig {
             ("CONTRAIL_REGISTRY_PORT", self.registry_port),
             ("CONTRAIL_KAFKA_SASL_PORT", self.kafka_sasl_port),
             ("CONTRAIL_KAFKA_MTLS_PORT", self.kafka_mtls_port),
+            ("CONTRAIL_REGISTRY_HTTPS_PORT", self.registry_https_port),
         ]
     }
 
@@ -201,10 +207,11 @@ impl StackConfig {
     }
 
     /// What a stage needs in its environment to reach the secure stack:
-    /// PostgreSQL with `sslmode=verify-full`, and Kafka over SASL_SSL with
+    /// PostgreSQL with `sslmode=verify-full`, Kafka over SASL_SSL with
     /// SCRAM-SHA-512, verifying the broker's certificate and name
-    /// (`KAFKA_PROPERTY_*` settings, the password by file). Every other
-    /// address is [`StackConfig::env`]'s.
+    /// (`KAFKA_PROPERTY_*` settings, the password by file), and the
+    /// registry over HTTPS as its writer (credentials by file, the stack's
+    /// CA). Every other address is [`StackConfig::env`]'s.
     pub fn secure_env(&self) -> Vec<(String, String)> {
         let tls = self.tls();
         [
@@ -228,6 +235,15 @@ impl StackConfig {
             // The broker listens on 127.0.0.1 only; `localhost` may
             // resolve to ::1 first.
             ("KAFKA_PROPERTY_BROKER_ADDRESS_FAMILY", "v4".into()),
+            (
+                "SCHEMA_REGISTRY_URL",
+                format!("https://localhost:{}", self.registry_https_port),
+            ),
+            (
+                "SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE",
+                tls.registry_user_info(tls::RegistryUser::Writer).display().to_string(),
+            ),
+            ("SCHEMA_REGISTRY_SSL_CA_LOCATION", tls.ca().display().to_string()),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .to_vec()
@@ -417,6 +433,7 @@ mod tests {
             ("CONTRAIL_REGISTRY_PORT", "41005"),
             ("CONTRAIL_KAFKA_SASL_PORT", "41006"),
             ("CONTRAIL_KAFKA_MTLS_PORT", "41007"),
+            ("CONTRAIL_REGISTRY_HTTPS_PORT", "41008"),
         ];
         let err = StackConfig::tests_from_env(p, &env_of(&ports)).unwrap_err();
         assert!(err.to_string().contains("CONTRAIL_STACK_DIR is not set"), "{err}");

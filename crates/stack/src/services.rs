@@ -172,7 +172,12 @@ impl Stack {
         }
         let mut out = Vec::new();
         for &s in services {
-            if s == Service::Kafka && self.kafka_needs_secure_restart() {
+            let needs_restart = match s {
+                Service::Kafka => self.kafka_needs_secure_restart(),
+                Service::Registry => self.registry_needs_secure_restart(),
+                _ => false,
+            };
+            if needs_restart {
                 tracing::info!(service = s.name(), "restarting with the secure listeners");
                 self.stop(s)?;
             }
@@ -262,6 +267,9 @@ impl Stack {
     /// Every port the service will bind is free (Kafka binds two).
     fn ensure_port_free(&self, service: Service) -> Result<(), StackError> {
         let mut ports = vec![(self.port(service), Self::env_var(service))];
+        if service == Service::Registry && self.cfg.secure {
+            ports.push((self.cfg.registry_https_port, "CONTRAIL_REGISTRY_HTTPS_PORT"));
+        }
         if service == Service::Kafka {
             ports.push((self.cfg.kafka_controller_port, "CONTRAIL_KAFKA_CONTROLLER_PORT"));
             if self.cfg.secure {
@@ -595,6 +603,12 @@ impl Stack {
                 .is_ok_and(|p| p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port)))
     }
 
+    /// Whether a running registry lacks the HTTPS listener `--secure`
+    /// asks for.
+    fn registry_needs_secure_restart(&self) -> bool {
+        self.cfg.secure && running_pid(&self.pid_file("registry")).is_some() && !port_open(self.cfg.registry_https_port)
+    }
+
     fn kafka_start(&self) -> Result<(), StackError> {
         let log = self.log("kafka");
         let broker = self.kafka_broker()?;
@@ -616,15 +630,25 @@ impl Stack {
         })?;
         let log = self.log("registry");
         let mut cmd = Command::new(exe);
+        let plain = format!("127.0.0.1:{}", self.cfg.registry_port);
         cmd.arg("--project-dir")
             .arg(&self.cfg.project_dir)
-            .args([
-                "registry",
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.cfg.registry_port),
-            ])
+            .args(["registry", "serve"])
             .env("SCHEMA_REGISTRY_DATABASE_URL", self.cfg.registry_database_url());
+        if self.cfg.secure {
+            // HTTPS with the stack's users; the plaintext port stays
+            // anonymous on loopback, as Kafka keeps its PLAINTEXT listener.
+            let tls = self.cfg.tls();
+            tls.ensure()?;
+            tls.ensure_registry_users()?;
+            cmd.args(["--listen", &format!("127.0.0.1:{}", self.cfg.registry_https_port)])
+                .args(["--local-listen", &plain])
+                .env("CONTRAIL_REGISTRY_TLS_CERT_FILE", tls.server_cert())
+                .env("CONTRAIL_REGISTRY_TLS_KEY_FILE", tls.server_key())
+                .env("CONTRAIL_REGISTRY_USERS_FILE", tls.registry_users());
+        } else {
+            cmd.args(["--listen", &plain]);
+        }
         let pid = spawn_detached(cmd, &log, &self.pid_file("registry"))?;
         wait_until(START_TIMEOUT, Some(pid), || registry_probe(self.cfg.registry_port))
             .map_err(|r| self.start_failed(Service::Registry, &log, r))

@@ -20,6 +20,31 @@ use std::process::Command;
 
 use crate::{io_err, process, StackError};
 
+/// The secure stack's registry users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RegistryUser {
+    /// Registers, deletes, sets levels and modes.
+    Writer,
+    /// Reads only.
+    Reader,
+}
+
+impl RegistryUser {
+    pub fn name(self) -> &'static str {
+        match self {
+            RegistryUser::Writer => "writer",
+            RegistryUser::Reader => "reader",
+        }
+    }
+
+    fn role(self) -> &'static str {
+        match self {
+            RegistryUser::Writer => "write",
+            RegistryUser::Reader => "read",
+        }
+    }
+}
+
 /// The Kafka user the secure stack creates.
 pub const KAFKA_USER: &str = "contrail";
 const DAYS: &str = "825";
@@ -55,6 +80,33 @@ impl TlsMaterial {
     pub fn client_key(&self) -> PathBuf {
         self.dir.join("client.key")
     }
+    /// The registry's users file (`name: password, role` lines).
+    pub fn registry_users(&self) -> PathBuf {
+        self.dir.join("registry.users")
+    }
+
+    /// `user:password` of one of the registry's users, for a client's
+    /// `SCHEMA_REGISTRY_BASIC_AUTH_USER_INFO_FILE`.
+    pub fn registry_user_info(&self, user: RegistryUser) -> PathBuf {
+        self.dir.join(format!("registry-{}.userinfo", user.name()))
+    }
+
+    /// The registry's users, made once: a writer and a reader, each with a
+    /// random password. (Stacks made secure before the registry was have
+    /// certificates but no users yet.)
+    pub fn ensure_registry_users(&self) -> Result<(), StackError> {
+        if self.registry_users().is_file() {
+            return Ok(());
+        }
+        let mut users = String::from("# The secure stack's registry users: name: password, role\n");
+        for user in [RegistryUser::Writer, RegistryUser::Reader] {
+            let password = crate::kafka::random_id()?;
+            users.push_str(&format!("{}: {password}, {}\n", user.name(), user.role()));
+            write_private(&self.registry_user_info(user), &format!("{}:{password}\n", user.name()))?;
+        }
+        write_private(&self.registry_users(), &users)
+    }
+
     pub fn kafka_password_file(&self) -> PathBuf {
         self.dir.join("kafka.password")
     }
