@@ -49,6 +49,11 @@ pub enum ClientError {
     Protocol(String),
     #[error("registry client settings: {0}")]
     Config(String),
+    /// The TLS handshake failed: an untrusted CA, a name the certificate
+    /// does not hold, a server that wants a client certificate. Fatal:
+    /// only a setting can fix it.
+    #[error("TLS with the registry at {url} failed: {reason}")]
+    Tls { url: String, reason: String },
     #[error("the OAuth token endpoint {issuer} refused the client credentials: HTTP {status}, {error} {description}")]
     Token {
         issuer: String,
@@ -267,7 +272,15 @@ impl RegistryClient {
                     }
                     last = format!("HTTP {status}: {text}");
                 }
-                Err(e) => last = e.to_string(),
+                Err(e) => match tls_failure(&e) {
+                    Some(reason) => {
+                        return Err(ClientError::Tls {
+                            url: self.base.to_string(),
+                            reason,
+                        })
+                    }
+                    None => last = changes::error_chain(&e),
+                },
             }
             self.pause(attempt, &last, &mut backoff).await;
         }
@@ -355,6 +368,24 @@ impl RegistryClient {
             .insert(id, text.clone());
         Ok(text)
     }
+}
+
+/// rustls's own error, when that is why a request failed: found by type in
+/// the error's sources. hyper-rustls wraps it in an `io::Error`, which may
+/// itself be wrapped in one, and `io::Error::source` skips what it wraps,
+/// so wrapped errors are opened with `get_ref`.
+fn tls_failure(e: &reqwest::Error) -> Option<String> {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = std::error::Error::source(e);
+    while let Some(s) = source {
+        if let Some(tls) = s.downcast_ref::<rustls::Error>() {
+            return Some(tls.to_string());
+        }
+        source = match s.downcast_ref::<std::io::Error>().and_then(std::io::Error::get_ref) {
+            Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+            None => s.source(),
+        };
+    }
+    None
 }
 
 /// The URL's user info wins over the settings' basic auth, as Confluent's
