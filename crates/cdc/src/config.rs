@@ -441,7 +441,8 @@ mod tests {
     #[test]
     fn the_example_cluster_configurations_are_valid() {
         let placeholder = std::env::temp_dir().join(format!("contrail-example-secret-{}", std::process::id()));
-        std::fs::write(&placeholder, "placeholder\n").unwrap();
+        // Shaped like every secret the examples read, user info included.
+        std::fs::write(&placeholder, "placeholder-key:placeholder-secret\n").unwrap();
         let cdc = include_str!("../../../connectors/cdc.toml");
         for (name, text, protocol) in [
             (
@@ -470,6 +471,10 @@ mod tests {
                 .unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(c.kafka.properties.get("security.protocol"), Some(protocol), "{name}");
             assert!(!c.kafka.bootstrap_servers.starts_with("127.0.0.1"), "{name}");
+            if name == "confluent-cloud" {
+                assert!(c.registry_url.starts_with("https://psrc-"), "{name}");
+                assert!(matches!(c.registry.auth, registry_client::Auth::Basic(_)), "{name}");
+            }
         }
         // RDS with verify-full: the URL's TLS settings pass validation.
         let env = example_env(
