@@ -84,7 +84,7 @@ pub const KAFKA_PROPERTY_PREFIX: &str = "KAFKA_PROPERTY_";
 
 /// The service settings every stage reads from the environment, and may
 /// have overridden per stage (see [`Env::for_stage`]).
-pub const SERVICE_VARS: [&str; 12] = [
+pub const SERVICE_VARS: &[&str] = &[
     "DATABASE_URL",
     "KAFKA_BOOTSTRAP_SERVERS",
     "SCHEMA_REGISTRY_URL",
@@ -97,6 +97,14 @@ pub const SERVICE_VARS: [&str; 12] = [
     "SNOWFLAKE_PRIVATE_KEY_PATH",
     "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE",
     "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE",
+    "SNOWFLAKE_PRIVATE_KEY_2",
+    "SNOWFLAKE_PRIVATE_KEY_2_PATH",
+    "SNOWFLAKE_PRIVATE_KEY_2_PASSPHRASE",
+    "SNOWFLAKE_PRIVATE_KEY_2_PASSPHRASE_FILE",
+    "SNOWFLAKE_TOKEN",
+    "SNOWFLAKE_TOKEN_FILE",
+    "SNOWFLAKE_SSL_CA_LOCATION",
+    "SCHEMA_REGISTRY_SSL_CA_LOCATION",
 ];
 
 impl fmt::Debug for Env {

@@ -177,11 +177,12 @@ async fn kept(cfg: &StackConfig) -> Kept {
         url: format!("http://127.0.0.1:{}", sf_url.port().unwrap()),
         account: "local".into(),
         user: sf_url.username().into(),
-        auth: snowflake::Auth::Password(sf_url.password().unwrap_or_default().into()),
+        auth: snowflake::Auth::Password(changes::Secret::new(sf_url.password().unwrap_or_default())),
         warehouse: None,
         role: None,
         database: Some("CONTRAIL".into()),
         schema: Some("FLIGHTS".into()),
+        ca: None,
     })
     .await
     .unwrap();

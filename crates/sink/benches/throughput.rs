@@ -185,12 +185,13 @@ async fn warehouse(url: &str, database: Option<&str>) -> Client {
         url: parsed.0,
         account: "local".into(),
         user: parsed.1,
-        auth: Auth::Password(parsed.2),
+        auth: Auth::Password(changes::Secret::new(parsed.2)),
         warehouse: None,
         role: None,
         database: database.map(String::from),
         // fakesnow runs a MERGE only with a current schema.
         schema: database.map(|_| "S".to_string()),
+        ca: None,
     })
     .await
     .expect("the local stack's fakesnow (contrail stack up)")
@@ -361,11 +362,12 @@ fn main() {
                 url: reqwest_like(sf_url).0,
                 account: "local".into(),
                 user,
-                auth: Auth::Password(password),
+                auth: Auth::Password(changes::Secret::new(password)),
                 warehouse: None,
                 role: None,
                 database: Some(sink_db.clone()),
                 schema: Some("S".into()),
+                ca: None,
             },
             database: sink_db.clone(),
             schema: "S".into(),

@@ -155,12 +155,7 @@ impl SinkConfig {
         };
         let url = env_or("SNOWFLAKE_URL", defaults.snowflake_url.clone())?;
         let parsed = reqwest_url(&url)?;
-        let auth = auth_from(
-            env.var("SNOWFLAKE_PRIVATE_KEY_PATH"),
-            env.var("SNOWFLAKE_PRIVATE_KEY"),
-            passphrase(env)?,
-            env.var("SNOWFLAKE_PASSWORD").or(parsed.password),
-        )?;
+        let auth = auth_from(env, parsed.password.clone())?;
         let user = parsed
             .user
             .ok_or_else(|| bad("SNOWFLAKE_URL names no user (https://<user>@<account>…)"))?;
@@ -177,6 +172,10 @@ impl SinkConfig {
             group_id: raw.source.group_id.unwrap_or_else(|| "contrail-sink".into()),
             dead_letter_topic,
             snowflake: snowflake::SnowflakeConfig {
+                ca: env
+                    .var("SNOWFLAKE_SSL_CA_LOCATION")
+                    .filter(|v| !v.is_empty())
+                    .map(Into::into),
                 url: parsed.base,
                 account: raw.snowflake.account.unwrap_or_else(|| "local".into()),
                 user,
@@ -254,42 +253,58 @@ impl RawBatch {
     }
 }
 
-/// `SNOWFLAKE_PRIVATE_KEY_PASSPHRASE`, or the file its `_FILE` names.
-fn passphrase(env: &changes::Env) -> Result<Option<changes::Secret>, SinkError> {
-    const VAR: &str = "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE";
-    match (env.var(VAR), env.var(&format!("{VAR}_FILE"))) {
-        (Some(_), Some(_)) => Err(bad(format!("both {VAR} and {VAR}_FILE are set: keep one"))),
-        (Some(p), None) => Ok(Some(changes::Secret::new(p))),
-        (None, Some(path)) => std::fs::read_to_string(&path)
-            .map(|p| Some(changes::Secret::new(p.trim_end_matches(['\r', '\n']))))
-            .map_err(|e| bad(format!("{VAR}_FILE={path}: {e}"))),
-        (None, None) => Ok(None),
-    }
+/// One key pair from `<prefix>_PATH` (a PEM file) or `<prefix>` (the PEM
+/// itself), decrypted with `<prefix>_PASSPHRASE` (or its `_FILE`).
+fn key_pair(env: &changes::Env, prefix: &str) -> Result<Option<snowflake::keypair::KeyPair>, SinkError> {
+    let path_var = format!("{prefix}_PATH");
+    let pem = match (
+        env.var(&path_var).filter(|p| !p.is_empty()),
+        env.var(prefix).filter(|p| !p.is_empty()),
+    ) {
+        (Some(_), Some(_)) => return Err(bad(format!("both {path_var} and {prefix} are set: keep one"))),
+        (Some(path), None) => std::fs::read_to_string(&path).map_err(|e| bad(format!("{path_var}={path}: {e}")))?,
+        (None, Some(pem)) => pem,
+        (None, None) => return Ok(None),
+    };
+    let passphrase = env.secret(&format!("{prefix}_PASSPHRASE")).map_err(bad)?;
+    snowflake::keypair::KeyPair::from_pem_with(&pem, passphrase.as_ref())
+        .map(Some)
+        .map_err(|e| bad(format!("Snowflake key-pair authentication ({prefix}): {e}")))
 }
 
-/// A key when one is given (a file, or the PEM text), else the password.
-fn auth_from(
-    key_path: Option<String>,
-    key_pem: Option<String>,
-    passphrase: Option<changes::Secret>,
-    password: Option<String>,
-) -> Result<snowflake::Auth, SinkError> {
-    let pem = match (key_path.filter(|p| !p.is_empty()), key_pem.filter(|p| !p.is_empty())) {
-        (Some(_), Some(_)) => {
-            return Err(bad(
-                "both SNOWFLAKE_PRIVATE_KEY_PATH and SNOWFLAKE_PRIVATE_KEY are set: keep one",
-            ))
+/// Key pairs (the first, and a second during a rotation), else an OAuth
+/// token, else the password; two of them at once is refused.
+fn auth_from(env: &changes::Env, url_password: Option<String>) -> Result<snowflake::Auth, SinkError> {
+    let first = key_pair(env, "SNOWFLAKE_PRIVATE_KEY")?;
+    let second = key_pair(env, "SNOWFLAKE_PRIVATE_KEY_2")?;
+    // Not `Env::secret`: the file is read again at each login, not once here.
+    let token = match (env.var("SNOWFLAKE_TOKEN"), env.var("SNOWFLAKE_TOKEN_FILE")) {
+        (Some(_), Some(_)) => return Err(bad("both SNOWFLAKE_TOKEN and SNOWFLAKE_TOKEN_FILE are set: keep one")),
+        (Some(t), None) => Some(snowflake::OAuthToken::Static(changes::Secret::new(t))),
+        (None, Some(path)) => {
+            std::fs::metadata(&path).map_err(|e| bad(format!("SNOWFLAKE_TOKEN_FILE={path}: {e}")))?;
+            Some(snowflake::OAuthToken::File(path.into()))
         }
-        (Some(path), None) => {
-            Some(std::fs::read_to_string(&path).map_err(|e| bad(format!("SNOWFLAKE_PRIVATE_KEY_PATH={path}: {e}")))?)
-        }
-        (None, pem) => pem,
+        (None, None) => None,
     };
-    match pem {
-        Some(pem) => snowflake::keypair::KeyPair::from_pem_with(&pem, passphrase.as_ref())
-            .map(|k| snowflake::Auth::KeyPair(std::sync::Arc::new(k)))
-            .map_err(|e| bad(format!("Snowflake key-pair authentication: {e}"))),
-        None => Ok(snowflake::Auth::Password(password.unwrap_or_default())),
+    let password = env.var("SNOWFLAKE_PASSWORD").or(url_password);
+    match (first, second, token) {
+        (None, Some(_), _) => Err(bad(
+            "SNOWFLAKE_PRIVATE_KEY_2 is a rotation's second key: set SNOWFLAKE_PRIVATE_KEY(_PATH) too",
+        )),
+        (Some(_), _, Some(_)) => Err(bad(
+            "both a key pair and SNOWFLAKE_TOKEN are set: choose one way to log in",
+        )),
+        (Some(a), b, None) => Ok(snowflake::Auth::KeyPair(
+            std::iter::once(a).chain(b).map(std::sync::Arc::new).collect(),
+        )),
+        (None, None, Some(_)) if password.is_some() => Err(bad(
+            "both SNOWFLAKE_TOKEN and a password (SNOWFLAKE_PASSWORD or the URL's) are set: choose one way to log in",
+        )),
+        (None, None, Some(t)) => Ok(snowflake::Auth::OAuth(t)),
+        (None, None, None) => Ok(snowflake::Auth::Password(changes::Secret::new(
+            password.unwrap_or_default(),
+        ))),
     }
 }
 
@@ -488,19 +503,43 @@ mod tests {
         assert!(e("[source]\ntopics = [\"a.b\"]\nextra = 1").contains("unknown field"));
     }
 
+    fn vars(pairs: &[(&str, &str)]) -> changes::Env {
+        changes::Env::from_vars(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
     #[test]
     fn credentials_prefer_the_key_and_say_what_is_wrong_with_it() {
         assert!(matches!(
-            auth_from(None, None, None, Some("pw".into())).unwrap(),
-            snowflake::Auth::Password(p) if p == "pw"
+            auth_from(&vars(&[]), Some("pw".into())).unwrap(),
+            snowflake::Auth::Password(p) if p.expose() == "pw"
         ));
-        let e = |path: Option<&str>, pem: Option<&str>| {
-            auth_from(path.map(String::from), pem.map(String::from), None, Some("pw".into()))
-                .unwrap_err()
-                .to_string()
-        };
-        assert!(e(Some("/nonexistent/key.p8"), None).contains("SNOWFLAKE_PRIVATE_KEY_PATH=/nonexistent/key.p8"));
-        assert!(e(None, Some("not a key")).contains("key-pair authentication: private key: no PEM block"));
-        assert!(e(Some("a"), Some("b")).contains("keep one"));
+        let e = |pairs: &[(&str, &str)]| auth_from(&vars(pairs), Some("pw".into())).unwrap_err().to_string();
+        let path = e(&[("SNOWFLAKE_PRIVATE_KEY_PATH", "/nonexistent/key.p8")]);
+        assert!(
+            path.contains("SNOWFLAKE_PRIVATE_KEY_PATH=/nonexistent/key.p8"),
+            "{path}"
+        );
+        let pem = e(&[("SNOWFLAKE_PRIVATE_KEY", "not a key")]);
+        assert!(
+            pem.contains("(SNOWFLAKE_PRIVATE_KEY): private key: no PEM block"),
+            "{pem}"
+        );
+        assert!(e(&[("SNOWFLAKE_PRIVATE_KEY_PATH", "a"), ("SNOWFLAKE_PRIVATE_KEY", "b")]).contains("keep one"));
+        let second_alone = e(&[("SNOWFLAKE_PRIVATE_KEY_2", "not a key")]);
+        assert!(second_alone.contains("(SNOWFLAKE_PRIVATE_KEY_2)"), "{second_alone}");
+    }
+
+    #[test]
+    fn an_oauth_token_by_value_or_file_and_never_beside_a_password() {
+        let token = vars(&[("SNOWFLAKE_TOKEN", "hunter2")]);
+        let auth = auth_from(&token, None).unwrap();
+        assert!(matches!(&auth, snowflake::Auth::OAuth(snowflake::OAuthToken::Static(t)) if t.expose() == "hunter2"));
+        assert!(!format!("{auth:?}").contains("hunter2"));
+        let both = auth_from(&token, Some("pw".into())).unwrap_err().to_string();
+        assert!(both.contains("choose one way to log in"), "{both}");
+        let missing = auth_from(&vars(&[("SNOWFLAKE_TOKEN_FILE", "/nonexistent/token")]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(missing.contains("SNOWFLAKE_TOKEN_FILE=/nonexistent/token"), "{missing}");
     }
 }

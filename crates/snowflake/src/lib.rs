@@ -40,6 +40,10 @@ pub struct SnowflakeConfig {
     pub role: Option<String>,
     pub database: Option<String>,
     pub schema: Option<String>,
+    /// Trust only this CA bundle (PEM) instead of the system's roots
+    /// (`SNOWFLAKE_SSL_CA_LOCATION`: a proxy, or a local emulator behind
+    /// TLS; Snowflake's own certificates chain to public roots).
+    pub ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for SnowflakeConfig {
@@ -53,6 +57,7 @@ impl std::fmt::Debug for SnowflakeConfig {
             .field("role", &self.role)
             .field("database", &self.database)
             .field("schema", &self.schema)
+            .field("ca", &self.ca)
             .finish()
     }
 }
@@ -60,16 +65,62 @@ impl std::fmt::Debug for SnowflakeConfig {
 /// How the client proves who it is.
 #[derive(Clone)]
 pub enum Auth {
-    Password(String),
-    /// Key-pair authentication (`SNOWFLAKE_JWT`).
-    KeyPair(std::sync::Arc<keypair::KeyPair>),
+    Password(changes::Secret),
+    /// Key-pair authentication (`SNOWFLAKE_JWT`): one key, or two during a
+    /// rotation. A login that Snowflake refuses as `JWT token is invalid`
+    /// (390144) with one key is tried with the next, and the key that
+    /// worked is used first from then on, so a user whose
+    /// `RSA_PUBLIC_KEY` and `RSA_PUBLIC_KEY_2` are swapped keeps loading.
+    KeyPair(Vec<std::sync::Arc<keypair::KeyPair>>),
+    /// An OAuth access token (`AUTHENTICATOR = OAUTH`).
+    OAuth(OAuthToken),
 }
+
+impl Auth {
+    /// One key pair.
+    pub fn key_pair(key: keypair::KeyPair) -> Auth {
+        Auth::KeyPair(vec![std::sync::Arc::new(key)])
+    }
+}
+
+/// Where an OAuth access token comes from.
+#[derive(Clone, Debug)]
+pub enum OAuthToken {
+    /// `SNOWFLAKE_TOKEN`: as given, for the process's life.
+    Static(changes::Secret),
+    /// `SNOWFLAKE_TOKEN_FILE`: read again at every login, since whatever
+    /// refreshes the token (Snowpark Container Services'
+    /// `/snowflake/session/token`, a sidecar) rewrites the file.
+    File(std::path::PathBuf),
+}
+
+impl OAuthToken {
+    fn read(&self) -> Result<changes::Secret, SnowflakeError> {
+        match self {
+            OAuthToken::Static(t) => Ok(t.clone()),
+            OAuthToken::File(path) => std::fs::read_to_string(path)
+                .map(|t| changes::Secret::new(t.trim()))
+                .map_err(|e| SnowflakeError::Login {
+                    code: "oauth".into(),
+                    message: format!("SNOWFLAKE_TOKEN_FILE {}: {e}", path.display()),
+                }),
+        }
+    }
+}
+
+/// Snowflake's answer to a key-pair login whose token it cannot verify.
+pub const JWT_INVALID: &str = "390144";
 
 impl std::fmt::Debug for Auth {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Auth::Password(_) => f.write_str("Password(<redacted>)"),
-            Auth::KeyPair(k) => write!(f, "KeyPair({})", k.fingerprint()),
+            Auth::KeyPair(keys) => {
+                let prints: Vec<&str> = keys.iter().map(|k| k.fingerprint()).collect();
+                write!(f, "KeyPair({})", prints.join(", "))
+            }
+            Auth::OAuth(OAuthToken::Static(_)) => f.write_str("OAuth(<redacted>)"),
+            Auth::OAuth(OAuthToken::File(p)) => write!(f, "OAuth(file {})", p.display()),
         }
     }
 }
@@ -199,6 +250,8 @@ pub struct Client {
     http: reqwest::Client,
     token: RwLock<String>,
     sequence: AtomicU64,
+    /// The key pair that logged in last (see [`Auth::KeyPair`]).
+    key: std::sync::atomic::AtomicUsize,
 }
 
 fn request_id() -> String {
@@ -225,8 +278,22 @@ fn request_id() -> String {
 impl Client {
     /// Logs in.
     pub async fn connect(cfg: SnowflakeConfig) -> Result<Client, SnowflakeError> {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(120))
+        let mut builder = reqwest::Client::builder().timeout(Duration::from_secs(120));
+        if let Some(ca) = &cfg.ca {
+            let pem = std::fs::read(ca)
+                .map_err(|e| SnowflakeError::Protocol(format!("SNOWFLAKE_SSL_CA_LOCATION {}: {e}", ca.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .ok()
+                .filter(|c| !c.is_empty())
+                .ok_or_else(|| {
+                    SnowflakeError::Protocol(format!(
+                        "SNOWFLAKE_SSL_CA_LOCATION {}: no PEM certificate",
+                        ca.display()
+                    ))
+                })?;
+            builder = builder.tls_certs_only(certs);
+        }
+        let http = builder
             .build()
             .map_err(|e| SnowflakeError::Protocol(format!("HTTP client: {e}")))?;
         let client = Client {
@@ -234,6 +301,7 @@ impl Client {
             http,
             token: RwLock::new(String::new()),
             sequence: AtomicU64::new(0),
+            key: std::sync::atomic::AtomicUsize::new(0),
         };
         let token = client.login().await?;
         *client.token.write().await = token;
@@ -244,7 +312,37 @@ impl Client {
         format!("{}{path}", self.cfg.url.trim_end_matches('/'))
     }
 
+    /// A session token. With key pairs, each is tried, the last one that
+    /// worked first, while Snowflake answers [`JWT_INVALID`].
     async fn login(&self) -> Result<String, SnowflakeError> {
+        let Auth::KeyPair(keys) = &self.cfg.auth else {
+            return self.login_with(None).await;
+        };
+        let first = self.key.load(Ordering::Relaxed) % keys.len().max(1);
+        let mut last = None;
+        for i in (0..keys.len()).map(|n| (first + n) % keys.len()) {
+            match self.login_with(Some(&keys[i])).await {
+                Ok(token) => {
+                    if i != first {
+                        tracing::info!(
+                            fingerprint = keys[i].fingerprint(),
+                            "logged in with another key pair than before: the user's public keys were rotated"
+                        );
+                        self.key.store(i, Ordering::Relaxed);
+                    }
+                    return Ok(token);
+                }
+                Err(SnowflakeError::Login { code, message }) if code == JWT_INVALID => {
+                    tracing::warn!(fingerprint = keys[i].fingerprint(), %message, "Snowflake refused this key pair");
+                    last = Some(SnowflakeError::Login { code, message });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| SnowflakeError::Protocol("no key pair configured".into())))
+    }
+
+    fn login_url(&self) -> Result<reqwest::Url, SnowflakeError> {
         let mut url = reqwest::Url::parse(&self.url("/session/v1/login-request"))
             .map_err(|e| SnowflakeError::Protocol(format!("account URL {:?}: {e}", self.cfg.url)))?;
         {
@@ -261,6 +359,10 @@ impl Client {
                 }
             }
         }
+        Ok(url)
+    }
+
+    async fn login_with(&self, key: Option<&keypair::KeyPair>) -> Result<String, SnowflakeError> {
         let mut body = json!({"data": {
             "CLIENT_APP_ID": "Contrail",
             "CLIENT_APP_VERSION": env!("CARGO_PKG_VERSION"),
@@ -268,9 +370,8 @@ impl Client {
             "LOGIN_NAME": self.cfg.user,
             "SESSION_PARAMETERS": {"AUTOCOMMIT": true, "TIMEZONE": "UTC"},
         }});
-        match &self.cfg.auth {
-            Auth::Password(p) => body["data"]["PASSWORD"] = json!(p),
-            Auth::KeyPair(k) => {
+        match (&self.cfg.auth, key) {
+            (_, Some(k)) => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_secs())
@@ -284,8 +385,14 @@ impl Client {
                 body["data"]["AUTHENTICATOR"] = json!("SNOWFLAKE_JWT");
                 body["data"]["TOKEN"] = json!(token);
             }
+            (Auth::Password(p), None) => body["data"]["PASSWORD"] = json!(p.expose()),
+            (Auth::OAuth(source), None) => {
+                body["data"]["AUTHENTICATOR"] = json!("OAUTH");
+                body["data"]["TOKEN"] = json!(source.read()?.expose());
+            }
+            (Auth::KeyPair(_), None) => return Err(SnowflakeError::Protocol("a key-pair login needs a key".into())),
         }
-        let answer = self.post(url.as_str(), &body, None).await?;
+        let answer = self.post(self.login_url()?.as_str(), &body, None).await?;
         if answer["success"] != true {
             return Err(SnowflakeError::Login {
                 code: answer["code"].as_str().unwrap_or("?").to_string(),
@@ -518,11 +625,12 @@ mod tests {
             url: "u".into(),
             account: "a".into(),
             user: "u".into(),
-            auth: Auth::Password("hunter2".into()),
+            auth: Auth::Password(changes::Secret::new("hunter2")),
             warehouse: None,
             role: None,
             database: None,
             schema: None,
+            ca: None,
         };
         assert!(!format!("{secret:?}").contains("hunter2"));
     }

@@ -24,11 +24,12 @@ async fn client_with(database: &str, auth: Option<Auth>) -> Client {
         ),
         account: "local".into(),
         user: parsed.username().into(),
-        auth: auth.unwrap_or_else(|| Auth::Password(parsed.password().unwrap_or_default().into())),
+        auth: auth.unwrap_or_else(|| Auth::Password(changes::Secret::new(parsed.password().unwrap_or_default()))),
         warehouse: None,
         role: None,
         database: Some(database.into()),
         schema: Some("PUBLIC".into()),
+        ca: None,
     })
     .await
     .expect("the local stack's fakesnow (run `contrail stack up`)");
@@ -132,7 +133,7 @@ async fn a_key_pair_login_opens_a_session() {
     assert!(ok.success());
     let pair = snowflake::keypair::KeyPair::from_pem(&std::fs::read_to_string(&key).unwrap()).unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
-    let c = client_with("KEYPAIR_LOGIN", Some(Auth::KeyPair(std::sync::Arc::new(pair)))).await;
+    let c = client_with("KEYPAIR_LOGIN", Some(Auth::key_pair(pair))).await;
     let r = c
         .query("SELECT ? AS X", &[Bind::Text("signed in".into())])
         .await

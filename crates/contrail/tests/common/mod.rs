@@ -353,11 +353,12 @@ pub(crate) async fn warehouse(database: &str, schema: &str) -> snowflake::Client
         url: format!("{}://{}:{}", url.scheme(), url.host_str().unwrap(), url.port().unwrap()),
         account: "local".into(),
         user: url.username().into(),
-        auth: snowflake::Auth::Password(url.password().unwrap_or_default().into()),
+        auth: snowflake::Auth::Password(changes::Secret::new(url.password().unwrap_or_default())),
         warehouse: None,
         role: None,
         database: Some(database.into()),
         schema: Some(schema.into()),
+        ca: None,
     })
     .await
     .unwrap()
