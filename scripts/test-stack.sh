@@ -38,18 +38,18 @@ test_stack_up() {
   done
   export CONTRAIL_STACK_DIR="$test_stack_root/$$"
   local ports
-  # Eight ports the kernel hands out as free, held together so they differ.
+  # Nine ports the kernel hands out as free, held together so they differ.
   ports="$(python3 -c '
 import socket
-socks = [socket.socket() for _ in range(8)]
+socks = [socket.socket() for _ in range(9)]
 for s in socks: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in socks))')"
   read -r CONTRAIL_PG_PORT CONTRAIL_KAFKA_PORT CONTRAIL_KAFKA_CONTROLLER_PORT \
     CONTRAIL_SNOWFLAKE_PORT CONTRAIL_REGISTRY_PORT \
-    CONTRAIL_KAFKA_SASL_PORT CONTRAIL_KAFKA_MTLS_PORT CONTRAIL_REGISTRY_HTTPS_PORT <<<"$ports"
+    CONTRAIL_KAFKA_SASL_PORT CONTRAIL_KAFKA_MTLS_PORT CONTRAIL_REGISTRY_HTTPS_PORT CONTRAIL_SNOWFLAKE_HTTPS_PORT <<<"$ports"
   export CONTRAIL_PG_PORT CONTRAIL_KAFKA_PORT CONTRAIL_KAFKA_CONTROLLER_PORT \
     CONTRAIL_SNOWFLAKE_PORT CONTRAIL_REGISTRY_PORT \
-    CONTRAIL_KAFKA_SASL_PORT CONTRAIL_KAFKA_MTLS_PORT CONTRAIL_REGISTRY_HTTPS_PORT
+    CONTRAIL_KAFKA_SASL_PORT CONTRAIL_KAFKA_MTLS_PORT CONTRAIL_REGISTRY_HTTPS_PORT CONTRAIL_SNOWFLAKE_HTTPS_PORT
   # Service addresses come from the stack, never from the user's shell.
   unset DATABASE_URL KAFKA_BOOTSTRAP_SERVERS SCHEMA_REGISTRY_URL SNOWFLAKE_URL
   trap test_stack_exit EXIT

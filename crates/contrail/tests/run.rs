@@ -184,9 +184,9 @@ async fn a_run_loads_every_change_rejects_exactly_the_bad_ones_and_verifies() {
 /// listener (SCRAM-SHA-512, the broker's certificate and name verified),
 /// configured only through `KAFKA_PROPERTY_*` with the password by file,
 /// every PostgreSQL connection (replication included) with
-/// `sslmode=verify-full`, and the registry over HTTPS as its writer (by
-/// file, the stack's CA): it loads and verifies, and no output holds a
-/// password.
+/// `sslmode=verify-full`, the registry over HTTPS as its writer (by file,
+/// the stack's CA), and fakesnow over HTTPS with an encrypted key pair: it
+/// loads and verifies, and no output holds a password.
 #[tokio::test]
 async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     let db = TestDb::create("run_sasl").await;
@@ -224,11 +224,19 @@ async fn a_secure_run_loads_verifies_and_logs_no_secret() {
     // And the registry is its HTTPS listener, which requires the writer.
     let https = format!("https://localhost:{}", secure.registry_https_port);
     assert!(env.iter().any(|(k, v)| k == "SCHEMA_REGISTRY_URL" && *v == https));
+    // fakesnow over HTTPS, logged into with the encrypted key.
+    let https = format!("https://contrail@localhost:{}", secure.snowflake_https_port);
+    assert!(env.iter().any(|(k, v)| k == "SNOWFLAKE_URL" && *v == https));
+    let passphrase = std::fs::read_to_string(secure.tls().snowflake_passphrase_file()).unwrap();
     for (what, text) in [("stdout", &stdout), ("stderr", &stderr), ("report", &r.to_string())] {
         assert!(!text.contains(&password), "the Kafka password appears in {what}");
         assert!(
             !text.contains(&registry_password),
             "the registry password appears in {what}"
+        );
+        assert!(
+            !text.contains(passphrase.trim()),
+            "the key's passphrase appears in {what}"
         );
     }
     db.drop_slot().await;

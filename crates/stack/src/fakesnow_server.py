@@ -138,9 +138,24 @@ FakeSnowflakeCursor._describe_last_sql = _describe_last_sql
 
 
 def main() -> int:
+    """`host port db_dir [https_port cert key]`: with the last three, the
+    same app is also served over HTTPS (the secure stack), so one set of
+    databases answers on both ports."""
     host, port, db_dir = sys.argv[1], int(sys.argv[2]), sys.argv[3]
     server.shared_fs = FakeSnow(db_path=db_dir)
-    uvicorn.run(server.app, host=host, port=port, log_level="info")
+    configs = [uvicorn.Config(server.app, host=host, port=port, log_level="info")]
+    if len(sys.argv) == 7:
+        https_port, cert, key = int(sys.argv[4]), sys.argv[5], sys.argv[6]
+        configs.append(
+            uvicorn.Config(
+                server.app, host=host, port=https_port, log_level="info", ssl_certfile=cert, ssl_keyfile=key
+            )
+        )
+
+    async def serve_all() -> None:
+        await asyncio.gather(*(uvicorn.Server(c).serve() for c in configs))
+
+    asyncio.run(serve_all())
     return 0
 
 

@@ -71,6 +71,9 @@ pub struct StackConfig {
     /// The secure stack's registry over HTTPS with authentication (the
     /// plaintext `registry_port` stays, anonymous, on loopback).
     pub registry_https_port: u16,
+    /// The secure stack's fakesnow over HTTPS (the plaintext
+    /// `snowflake_port` stays).
+    pub snowflake_https_port: u16,
     /// Whether the services run with TLS and authentication
     /// (`contrail stack up --secure`); see [`tls`].
     pub secure: bool,
@@ -89,7 +92,7 @@ pub const SNOWFLAKE_USER: &str = "contrail";
 pub const SNOWFLAKE_PASSWORD: &str = "contrail";
 
 /// The user's stack's default ports, by the variable that overrides each.
-pub const DEFAULT_PORTS: [(&str, u16); 8] = [
+pub const DEFAULT_PORTS: [(&str, u16); 9] = [
     ("CONTRAIL_PG_PORT", 15432),
     ("CONTRAIL_KAFKA_PORT", 19092),
     ("CONTRAIL_KAFKA_CONTROLLER_PORT", 19093),
@@ -98,6 +101,7 @@ pub const DEFAULT_PORTS: [(&str, u16); 8] = [
     ("CONTRAIL_KAFKA_SASL_PORT", 19094),
     ("CONTRAIL_KAFKA_MTLS_PORT", 19095),
     ("CONTRAIL_REGISTRY_HTTPS_PORT", 8082),
+    ("CONTRAIL_SNOWFLAKE_HTTPS_PORT", 18086),
 ];
 
 /// The shared cache (`$XDG_CACHE_HOME/contrail` or `~/.cache/contrail`).
@@ -152,6 +156,7 @@ impl StackConfig {
             kafka_sasl_port: port("CONTRAIL_KAFKA_SASL_PORT")?,
             kafka_mtls_port: port("CONTRAIL_KAFKA_MTLS_PORT")?,
             registry_https_port: port("CONTRAIL_REGISTRY_HTTPS_PORT")?,
+            snowflake_https_port: port("CONTRAIL_SNOWFLAKE_HTTPS_PORT")?,
             secure: false,
             contrail_exe: None,
         };
@@ -188,7 +193,7 @@ impl StackConfig {
         Ok(cfg)
     }
 
-    fn ports(&self) -> [(&'static str, u16); 8] {
+    fn ports(&self) -> [(&'static str, u16); 9] {
         [
             ("CONTRAIL_PG_PORT", self.pg_port),
             ("CONTRAIL_KAFKA_PORT", self.kafka_port),
@@ -198,6 +203,7 @@ impl StackConfig {
             ("CONTRAIL_KAFKA_SASL_PORT", self.kafka_sasl_port),
             ("CONTRAIL_KAFKA_MTLS_PORT", self.kafka_mtls_port),
             ("CONTRAIL_REGISTRY_HTTPS_PORT", self.registry_https_port),
+            ("CONTRAIL_SNOWFLAKE_HTTPS_PORT", self.snowflake_https_port),
         ]
     }
 
@@ -211,7 +217,9 @@ impl StackConfig {
     /// SCRAM-SHA-512, verifying the broker's certificate and name
     /// (`KAFKA_PROPERTY_*` settings, the password by file), and the
     /// registry over HTTPS as its writer (credentials by file, the stack's
-    /// CA). Every other address is [`StackConfig::env`]'s.
+    /// CA), and fakesnow over HTTPS with an encrypted key pair (fakesnow
+    /// accepts any credentials; the key is decrypted and signs the login
+    /// all the same). Every other address is [`StackConfig::env`]'s.
     pub fn secure_env(&self) -> Vec<(String, String)> {
         let tls = self.tls();
         [
@@ -244,6 +252,16 @@ impl StackConfig {
                 tls.registry_user_info(tls::RegistryUser::Writer).display().to_string(),
             ),
             ("SCHEMA_REGISTRY_SSL_CA_LOCATION", tls.ca().display().to_string()),
+            (
+                "SNOWFLAKE_URL",
+                format!("https://{SNOWFLAKE_USER}@localhost:{}", self.snowflake_https_port),
+            ),
+            ("SNOWFLAKE_SSL_CA_LOCATION", tls.ca().display().to_string()),
+            ("SNOWFLAKE_PRIVATE_KEY_PATH", tls.snowflake_key().display().to_string()),
+            (
+                "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE_FILE",
+                tls.snowflake_passphrase_file().display().to_string(),
+            ),
         ]
         .map(|(k, v)| (k.to_string(), v))
         .to_vec()
@@ -434,6 +452,7 @@ mod tests {
             ("CONTRAIL_KAFKA_SASL_PORT", "41006"),
             ("CONTRAIL_KAFKA_MTLS_PORT", "41007"),
             ("CONTRAIL_REGISTRY_HTTPS_PORT", "41008"),
+            ("CONTRAIL_SNOWFLAKE_HTTPS_PORT", "41009"),
         ];
         let err = StackConfig::tests_from_env(p, &env_of(&ports)).unwrap_err();
         assert!(err.to_string().contains("CONTRAIL_STACK_DIR is not set"), "{err}");

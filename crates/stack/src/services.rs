@@ -174,7 +174,8 @@ impl Stack {
         for &s in services {
             let needs_restart = match s {
                 Service::Kafka => self.kafka_needs_secure_restart(),
-                Service::Registry => self.registry_needs_secure_restart(),
+                Service::Registry => self.needs_secure_restart("registry", self.cfg.registry_https_port),
+                Service::Snowflake => self.needs_secure_restart("fakesnow", self.cfg.snowflake_https_port),
                 _ => false,
             };
             if needs_restart {
@@ -269,6 +270,9 @@ impl Stack {
         let mut ports = vec![(self.port(service), Self::env_var(service))];
         if service == Service::Registry && self.cfg.secure {
             ports.push((self.cfg.registry_https_port, "CONTRAIL_REGISTRY_HTTPS_PORT"));
+        }
+        if service == Service::Snowflake && self.cfg.secure {
+            ports.push((self.cfg.snowflake_https_port, "CONTRAIL_SNOWFLAKE_HTTPS_PORT"));
         }
         if service == Service::Kafka {
             ports.push((self.cfg.kafka_controller_port, "CONTRAIL_KAFKA_CONTROLLER_PORT"));
@@ -603,10 +607,10 @@ impl Stack {
                 .is_ok_and(|p| p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port)))
     }
 
-    /// Whether a running registry lacks the HTTPS listener `--secure`
-    /// asks for.
-    fn registry_needs_secure_restart(&self) -> bool {
-        self.cfg.secure && running_pid(&self.pid_file("registry")).is_some() && !port_open(self.cfg.registry_https_port)
+    /// Whether a running service (by its pid file) lacks the HTTPS
+    /// listener `--secure` asks for.
+    fn needs_secure_restart(&self, pid_name: &str, https_port: u16) -> bool {
+        self.cfg.secure && running_pid(&self.pid_file(pid_name)).is_some() && !port_open(https_port)
     }
 
     fn kafka_start(&self) -> Result<(), StackError> {
@@ -713,6 +717,15 @@ impl Stack {
             .arg("127.0.0.1")
             .arg(self.cfg.snowflake_port.to_string())
             .arg(self.dir("fakesnow"));
+        if self.cfg.secure {
+            // The same databases over HTTPS too, with the stack's certificate.
+            let tls = self.cfg.tls();
+            tls.ensure()?;
+            tls.ensure_snowflake_key()?;
+            cmd.arg(self.cfg.snowflake_https_port.to_string())
+                .arg(tls.server_cert())
+                .arg(tls.server_key());
+        }
         let pid = spawn_detached(cmd, &log, &self.pid_file("fakesnow"))?;
         wait_until(START_TIMEOUT, Some(pid), || {
             http_status(self.cfg.snowflake_port, "GET", "/").map(|_| ())

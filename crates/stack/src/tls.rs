@@ -107,6 +107,46 @@ impl TlsMaterial {
         write_private(&self.registry_users(), &users)
     }
 
+    /// An encrypted PKCS#8 RSA key for Snowflake key-pair login, and the
+    /// file holding its passphrase.
+    pub fn snowflake_key(&self) -> PathBuf {
+        self.dir.join("snowflake-key.p8")
+    }
+    pub fn snowflake_passphrase_file(&self) -> PathBuf {
+        self.dir.join("snowflake-key.passphrase")
+    }
+
+    /// Makes the Snowflake key once (`openssl genpkey`, AES-256 PBES2, as
+    /// Snowflake's documentation makes one).
+    pub fn ensure_snowflake_key(&self) -> Result<(), StackError> {
+        if self.snowflake_key().is_file() {
+            return Ok(());
+        }
+        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
+            what: "openssl, which makes the secure stack's keys".into(),
+            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
+        })?;
+        let passphrase = crate::kafka::random_id()?;
+        write_private(&self.snowflake_passphrase_file(), &format!("{passphrase}\n"))?;
+        let partial = self.dir.join("snowflake-key.partial");
+        let mut cmd = Command::new(openssl);
+        cmd.args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-aes-256-cbc",
+        ])
+        .arg("-pass")
+        .arg(format!("file:{}", self.snowflake_passphrase_file().display()))
+        .arg("-out")
+        .arg(&partial);
+        process::run("openssl (the Snowflake key)", &mut cmd)?;
+        restrict(&partial)?;
+        std::fs::rename(&partial, self.snowflake_key()).map_err(io_err(format!("moving {}", partial.display())))
+    }
+
     pub fn kafka_password_file(&self) -> PathBuf {
         self.dir.join("kafka.password")
     }
