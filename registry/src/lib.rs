@@ -59,21 +59,8 @@ struct RawConfig {
     pool_size: Option<usize>,
 }
 
-/// The database URL; `Debug` hides it since it carries a password.
-#[derive(Clone)]
-pub struct DatabaseUrl(String);
-
-impl DatabaseUrl {
-    pub fn new(url: impl Into<String>) -> Self {
-        Self(url.into())
-    }
-}
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(<redacted>)")
-    }
-}
+/// The database URL: printed without its password.
+pub type DatabaseUrl = changes::SecretUrl;
 
 /// Validated server configuration.
 #[derive(Debug, Clone)]
@@ -182,7 +169,7 @@ impl ServerConfig {
             listen,
             tls,
             local_listen,
-            database_url: DatabaseUrl(database_url),
+            database_url: DatabaseUrl::new(database_url),
             auth,
             public_metrics: raw.public_metrics.unwrap_or(false),
             body_limit,
@@ -264,7 +251,7 @@ fn check_exposure(listen: &SocketAddr, authenticated: bool, tls: bool, insecure:
 
 /// A connection pool for `url`.
 pub fn pool(url: &DatabaseUrl, size: usize) -> Result<deadpool_postgres::Pool, RegistryError> {
-    let pg = pg_tls::PgUrl::parse(DATABASE_URL_ENV, &url.0).map_err(|e| RegistryError::Config(e.to_string()))?;
+    let pg = pg_tls::PgUrl::parse(DATABASE_URL_ENV, url.expose()).map_err(|e| RegistryError::Config(e.to_string()))?;
     let manager = deadpool_postgres::Manager::from_config(
         pg.config.clone(),
         pg.connector().map_err(|e| RegistryError::Config(e.to_string()))?,

@@ -157,7 +157,7 @@ fn main() {
         .build()
         .unwrap();
     let cfg = CdcConfig {
-        database_url: DatabaseUrl(url.clone()),
+        database_url: DatabaseUrl::new(url.clone()),
         tables: vec![TableName {
             schema: "public".into(),
             name: "flight_state".into(),

@@ -310,7 +310,7 @@ fn contrail_child(args: &[String]) {
         name: name.into(),
     };
     let cfg = CdcConfig {
-        database_url: DatabaseUrl(url.clone()),
+        database_url: DatabaseUrl::new(url.clone()),
         tables: vec![table("public", "flight_state")],
         slot: "contrail_vs".into(),
         publication: "contrail_vs".into(),

@@ -85,15 +85,8 @@ pub fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
 
-/// The database URL; `Debug` hides it.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub String);
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(<redacted>)")
-    }
-}
+/// The database URL: printed without its password.
+pub type DatabaseUrl = changes::SecretUrl;
 
 /// Addresses of the services when the environment names none (the binary
 /// passes the local stack's).
@@ -210,7 +203,7 @@ impl CdcConfig {
         pg_tls::PgUrl::parse("DATABASE_URL", &database_url).map_err(|e| bad(e.to_string()))?;
         let bootstrap_servers = env_or("KAFKA_BOOTSTRAP_SERVERS", defaults.kafka_bootstrap_servers)?;
         Ok(CdcConfig {
-            database_url: DatabaseUrl(database_url),
+            database_url: DatabaseUrl::new(database_url),
             tables: source.tables,
             slot: source.slot,
             publication: source.publication,
@@ -482,7 +475,7 @@ mod tests {
             &placeholder,
         );
         let c = CdcConfig::parse(cdc, Path::new("/p"), ServiceDefaults { env, ..defaults() }).unwrap();
-        let url = pg_tls::PgUrl::parse("DATABASE_URL", &c.database_url.0).unwrap();
+        let url = pg_tls::PgUrl::parse("DATABASE_URL", c.database_url.expose()).unwrap();
         assert_eq!(url.tls.mode, pg_tls::SslMode::VerifyFull);
         std::fs::remove_file(placeholder).unwrap();
     }

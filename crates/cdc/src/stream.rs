@@ -79,9 +79,9 @@ pub async fn run_with_metrics(
         Some(addr) => Some(serve_metrics(addr, metrics.clone(), alive.clone()).await?),
         None => None,
     };
-    let url = pg_tls::PgUrl::parse("DATABASE_URL", &cfg.database_url.0)?;
+    let url = pg_tls::PgUrl::parse("DATABASE_URL", cfg.database_url.expose())?;
     let db = url.config.get_dbname().unwrap_or("postgres").to_string();
-    let sql = catalog::connect(&cfg.database_url.0).await?;
+    let sql = catalog::connect(cfg.database_url.expose()).await?;
 
     // Everything that can be wrong with the tables is found before anything is created.
     let shapes = check_tables(&cfg, &sql).await?;
@@ -276,7 +276,7 @@ async fn create_slot_and_snapshot(
     tracing::info!(slot = %s.cfg.slot, lsn = %consistent, "created slot; snapshotting");
     // The snapshot is imported before the replication session moves
     // on (starting it ends the export); from then on the import holds it.
-    let snap = catalog::connect(&s.cfg.database_url.0).await?;
+    let snap = catalog::connect(s.cfg.database_url.expose()).await?;
     // ACCESS SHARE, as Debezium takes: a table rewrite (ALTER
     // TABLE … TYPE, TRUNCATE) is not MVCC-safe and would show the
     // snapshot an empty table, so it waits until the snapshot ends.

@@ -37,6 +37,6 @@ pub use delivery::{Confirmations, Destination, InFlight, Located, Source};
 pub use env::{metrics_listen, Env, KAFKA_PROPERTY_PREFIX, SERVICE_VARS};
 pub use event::{ChangeEvent, EnvelopeError, Op, Position, Transaction};
 pub use lsn::Lsn;
-pub use secret::Secret;
+pub use secret::{Secret, SecretUrl};
 pub use supervise::{error_chain, supervise, Heartbeat, FIRST_BACKOFF, MAX_BACKOFF};
 pub use topic::{check_topic_name, MAX_TOPIC_NAME};

@@ -267,9 +267,9 @@ impl Ctx {
     async fn connect(cfg: RunConfig) -> Result<Ctx, RunError> {
         let source = source_table();
         let table = source.to_string();
-        let pg = connect(&cfg.cdc.database_url.0).await?;
+        let pg = connect(cfg.cdc.database_url.expose()).await?;
         {
-            let mut migrating = connect(&cfg.cdc.database_url.0).await?;
+            let mut migrating = connect(cfg.cdc.database_url.expose()).await?;
             flight_db::migrate(&mut migrating)
                 .await
                 .map_err(|e| RunError::Postgres(format!("creating {table}: {e}")))?;

@@ -82,15 +82,8 @@ pub struct Overrides {
     pub metrics_listen: Option<String>,
 }
 
-/// The database URL; `Debug` hides it.
-#[derive(Clone)]
-pub struct DatabaseUrl(pub(crate) String);
-
-impl std::fmt::Debug for DatabaseUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("DatabaseUrl(<redacted>)")
-    }
-}
+/// The database URL: printed without its password.
+pub type DatabaseUrl = changes::SecretUrl;
 
 /// Where the changes go.
 #[derive(Debug, Clone)]
@@ -235,7 +228,7 @@ fn target_config(
                 .ok_or_else(|| ConfigError("DATABASE_URL is not set".into()))?;
             pg_tls::PgUrl::parse("DATABASE_URL", &url).map_err(|e| ConfigError(e.to_string()))?;
             Target::Postgres {
-                database_url: DatabaseUrl(url),
+                database_url: DatabaseUrl::new(url),
             }
         }
         "kafka" => Target::Kafka(Box::new(kafka_target(raw, kafka, defaults)?)),

@@ -209,11 +209,11 @@ impl Sink {
     async fn open(target: &Target) -> Result<Sink, ProducerError> {
         Ok(match target {
             Target::Postgres { database_url } => {
-                let mut client = connect(&database_url.0).await.map_err(ProducerError::Connect)?;
+                let mut client = connect(database_url.expose()).await.map_err(ProducerError::Connect)?;
                 migrate(&mut client).await.map_err(ProducerError::Write)?;
                 Sink::Postgres {
                     writer: FlightWriter::new(client),
-                    url: database_url.0.clone(),
+                    url: database_url.expose().to_string(),
                 }
             }
             Target::Kafka(k) => Sink::Kafka(Box::new(KafkaTarget::connect(k).await?)),

@@ -64,19 +64,31 @@ fn serve(state: Arc<Mutex<Idp>>) -> String {
 }
 
 fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (&'static str, String) {
-    let client = format!("Basic {}", base64::engine::general_purpose::STANDARD.encode("app:hunter2"));
+    let client = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("app:hunter2")
+    );
     if path == "/token" {
         if auth != client || body != "grant_type=client_credentials&scope=schema+registry" {
-            return ("401 Unauthorized", r#"{"error":"invalid_client","error_description":"bad secret"}"#.into());
+            return (
+                "401 Unauthorized",
+                r#"{"error":"invalid_client","error_description":"bad secret"}"#.into(),
+            );
         }
         let token = format!("tok-{}", s.issued.len() + 1);
         s.issued.push(token.clone());
         s.revoked = false;
-        return ("200 OK", format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#));
+        return (
+            "200 OK",
+            format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#),
+        );
     }
     let valid = s.issued.last().filter(|_| !s.revoked).map(|t| format!("Bearer {t}"));
     if Some(auth) != valid.as_deref() || cluster != "lsrc-1" {
-        return ("401 Unauthorized", r#"{"error_code":401,"message":"Unauthorized"}"#.into());
+        return (
+            "401 Unauthorized",
+            r#"{"error_code":401,"message":"Unauthorized"}"#.into(),
+        );
     }
     ("200 OK", "[]".into())
 }
@@ -84,7 +96,10 @@ fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (&'
 fn client(url: &str, secret: &str) -> RegistryClient {
     let env = Env::from_vars(
         [
-            ("SCHEMA_REGISTRY_BEARER_AUTH_ISSUER_ENDPOINT_URL", format!("{url}/token")),
+            (
+                "SCHEMA_REGISTRY_BEARER_AUTH_ISSUER_ENDPOINT_URL",
+                format!("{url}/token"),
+            ),
             ("SCHEMA_REGISTRY_BEARER_AUTH_CLIENT_ID", "app".into()),
             ("SCHEMA_REGISTRY_BEARER_AUTH_CLIENT_SECRET", secret.into()),
             ("SCHEMA_REGISTRY_BEARER_AUTH_SCOPE", "schema registry".into()),
@@ -119,7 +134,10 @@ async fn a_wrong_client_secret_is_fatal_and_names_the_issuer() {
     let err = client(&url, "wrong").versions("s-value").await.unwrap_err();
     assert!(matches!(&err, ClientError::Token { status: 401, .. }), "{err}");
     let said = err.to_string();
-    assert!(said.contains(&format!("{url}/token")) && said.contains("invalid_client"), "{said}");
+    assert!(
+        said.contains(&format!("{url}/token")) && said.contains("invalid_client"),
+        "{said}"
+    );
     assert!(!said.contains("wrong"), "the secret is echoed: {said}");
     assert_eq!(err.class(), Class::Fatal);
 }
