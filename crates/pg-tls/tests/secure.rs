@@ -120,3 +120,43 @@ async fn a_certificate_from_another_ca_is_refused() {
     refused(err, "localhost", "UnknownIssuer");
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+/// The stack's database that takes only a client certificate (`cert` in
+/// `pg_hba.conf`): `sslcert` and `sslkey` log in with no password, the
+/// server reports the certificate, and without one the server's refusal
+/// comes through.
+#[tokio::test]
+async fn a_client_certificate_logs_in_where_the_server_requires_one() {
+    let tls = stack().tls();
+    let base = format!(
+        "postgres://{}@localhost:{}/{}?sslmode=verify-full&sslrootcert={}",
+        stack::PG_USER,
+        stack().pg_port,
+        stack::PG_MTLS_DATABASE,
+        ca()
+    );
+    let with_cert = format!(
+        "{base}&sslcert={}&sslkey={}",
+        tls.client_cert().display(),
+        tls.client_key().display()
+    );
+    let client = PgUrl::parse("DATABASE_URL", &with_cert)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let row = client
+        .query_one("SELECT client_dn FROM pg_stat_ssl WHERE pid = pg_backend_pid()", &[])
+        .await
+        .unwrap();
+    let dn: Option<String> = row.get(0);
+    assert_eq!(dn.as_deref(), Some(format!("/CN={}", stack::PG_USER).as_str()));
+
+    let err = PgUrl::parse("DATABASE_URL", &base)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("certificate"), "the server's reason comes through: {err}");
+}

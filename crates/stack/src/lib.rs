@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 
 pub use kafka::KAFKA_VERSION;
 pub use scratch::ScratchKafka;
-pub use services::{Service, ServiceState, ServiceStatus, Stack};
+pub use services::{Service, ServiceState, ServiceStatus, Stack, PG_MTLS_DATABASE};
 
 /// Pinned tool versions.
 pub const FAKESNOW_VERSION: &str = "0.12.1";

@@ -98,6 +98,9 @@ pub struct Stack {
 /// are configured for. Removing the data directory resets it.
 const SECURE_MARKER: &str = "secure";
 
+/// The secure stack's database that requires a client certificate.
+pub const PG_MTLS_DATABASE: &str = "contrail_mtls";
+
 impl Stack {
     /// A stack whose data directory holds the secure marker runs secure,
     /// whatever `cfg.secure` says.
@@ -550,7 +553,12 @@ impl Stack {
         let tls = self.cfg.tls();
         tls.ensure()?;
         let data = self.dir("postgres");
-        for (from, to) in [(tls.server_cert(), "server.crt"), (tls.server_key(), "server.key")] {
+        self.pg_client_cert_rules(&data)?;
+        for (from, to) in [
+            (tls.server_cert(), "server.crt"),
+            (tls.server_key(), "server.key"),
+            (tls.ca(), "root.crt"),
+        ] {
             let dest = data.join(to);
             std::fs::copy(&from, &dest).map_err(io_err(format!("copying {} to {}", from.display(), dest.display())))?;
             crate::tls::restrict(&dest)?;
@@ -561,10 +569,18 @@ impl Stack {
         for sql in [
             "ALTER SYSTEM SET ssl_cert_file = 'server.crt'",
             "ALTER SYSTEM SET ssl_key_file = 'server.key'",
+            // Client certificates are verified against the stack's CA.
+            "ALTER SYSTEM SET ssl_ca_file = 'root.crt'",
             "ALTER SYSTEM SET ssl = on",
             "SELECT pg_reload_conf()",
         ] {
             self.psql_admin(sql)?;
+        }
+        let exists = self.psql_admin(&format!(
+            "SELECT 1 FROM pg_database WHERE datname = '{PG_MTLS_DATABASE}'"
+        ))?;
+        if exists.trim().is_empty() {
+            self.psql_admin(&format!("CREATE DATABASE {PG_MTLS_DATABASE} OWNER {}", crate::PG_USER))?;
         }
         // The reload is asynchronous: wait until the server reports it.
         wait_until(START_TIMEOUT, None, || match self.psql_admin("SHOW ssl") {
@@ -573,6 +589,25 @@ impl Stack {
             Err(e) => Err(e.to_string()),
         })
         .map_err(|r| self.start_failed(Service::Postgres, &self.log("postgres"), r))
+    }
+
+    /// `pg_hba.conf` rules, first, for the database that takes only a
+    /// client certificate signed by the stack's CA whose CN is the user
+    /// (`cert`), as Cloud SQL and self-managed servers can require.
+    fn pg_client_cert_rules(&self, data: &Path) -> Result<(), StackError> {
+        let hba = data.join("pg_hba.conf");
+        let text = std::fs::read_to_string(&hba).map_err(io_err(format!("reading {}", hba.display())))?;
+        if text.contains(PG_MTLS_DATABASE) {
+            return Ok(());
+        }
+        let db = PG_MTLS_DATABASE;
+        let rules = format!(
+            "# contrail stack up --secure: {db} takes client certificates only\n\
+             hostssl {db} all 127.0.0.1/32 cert\n\
+             hostssl {db} all ::1/128 cert\n\
+             host {db} all all reject\n"
+        );
+        std::fs::write(&hba, rules + &text).map_err(io_err(format!("writing {}", hba.display())))
     }
 
     // --- Kafka --------------------------------------------------------------
