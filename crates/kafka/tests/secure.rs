@@ -220,3 +220,140 @@ async fn plaintext_at_a_tls_listener_says_to_check_the_protocol() {
     );
     assert!(text.contains("security.protocol"), "{text}");
 }
+
+/// A stand-in for an OIDC provider's token endpoint: the client-credentials
+/// grant (the client's id and secret by basic auth, as librdkafka sends
+/// them), answered with an RS256 JWT signed by `key` (`openssl dgst`). The
+/// broker, real Kafka, checks the signature against the stack's JWKS, the
+/// issuer, the audience and the expiry.
+fn token_endpoint(key: PathBuf, client: &'static str, secret: &'static str) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/token", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming().flatten() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut length, mut authorization) = (0, String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let (name, value) = line.split_once(':').unwrap_or_default();
+                match name.to_ascii_lowercase().as_str() {
+                    "content-length" => length = value.trim().parse().unwrap(),
+                    "authorization" => authorization = value.trim().to_string(),
+                    _ => {}
+                }
+            }
+            let mut body = vec![0; length];
+            reader.read_exact(&mut body).unwrap();
+            let expected = format!("Basic {}", base64_std(format!("{client}:{secret}").as_bytes()));
+            let (status, answer) = if authorization == expected {
+                let token = jwt(&key, client);
+                (
+                    "200 OK",
+                    format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":3600}}"#),
+                )
+            } else {
+                ("401 Unauthorized", r#"{"error":"invalid_client"}"#.to_string())
+            };
+            let mut out = conn;
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                answer.len()
+            );
+        }
+    });
+    url
+}
+
+fn base64_std(bytes: &[u8]) -> String {
+    let url = stack::tls::base64url(bytes).replace('-', "+").replace('_', "/");
+    let pad = (4 - url.len() % 4) % 4;
+    url + &"=".repeat(pad)
+}
+
+/// An RS256 JWT for `subject`, as the broker expects (issuer, audience).
+fn jwt(key: &Path, subject: &str) -> String {
+    use std::io::Write;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let header = format!(r#"{{"alg":"RS256","typ":"JWT","kid":"{}"}}"#, stack::tls::OAUTH_KEY_ID);
+    let claims = format!(
+        r#"{{"sub":"{subject}","iss":"{}","aud":"{}","iat":{now},"exp":{},"scope":"kafka"}}"#,
+        stack::tls::OAUTH_ISSUER,
+        stack::tls::OAUTH_AUDIENCE,
+        now + 3600
+    );
+    let input = format!(
+        "{}.{}",
+        stack::tls::base64url(header.as_bytes()),
+        stack::tls::base64url(claims.as_bytes())
+    );
+    let mut sign = std::process::Command::new("openssl")
+        .args(["dgst", "-sha256", "-sign"])
+        .arg(key)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    sign.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    let out = sign.wait_with_output().unwrap();
+    assert!(out.status.success());
+    format!("{input}.{}", stack::tls::base64url(&out.stdout))
+}
+
+fn oidc_env(token_url: &str) -> Vec<(String, String)> {
+    let s = stack();
+    [
+        ("KAFKA_BOOTSTRAP_SERVERS", format!("localhost:{}", s.kafka_sasl_port)),
+        ("KAFKA_PROPERTY_SECURITY_PROTOCOL", "SASL_SSL".into()),
+        ("KAFKA_PROPERTY_SASL_MECHANISM", "OAUTHBEARER".into()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_METHOD", "oidc".into()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_ID", "contrail-app".into()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_CLIENT_SECRET", "app-secret-7".into()),
+        ("KAFKA_PROPERTY_SASL_OAUTHBEARER_TOKEN_ENDPOINT_URL", token_url.into()),
+        ("KAFKA_PROPERTY_SSL_CA_LOCATION", s.tls().ca().display().to_string()),
+        ("KAFKA_PROPERTY_BROKER_ADDRESS_FAMILY", "v4".into()),
+    ]
+    .map(|(k, v)| (k.to_string(), v))
+    .to_vec()
+}
+
+#[tokio::test]
+async fn oidc_client_credentials_write_and_read() {
+    let url = token_endpoint(stack().tls().oauth_key(), "contrail-app", "app-secret-7");
+    let cfg = client(&oidc_env(&url), &[]);
+    let topic = create(&cfg, "secure-oidc").await.unwrap();
+    assert_eq!(write_and_count(&cfg, &topic).await, 10);
+    assert!(!format!("{cfg:?}").contains("app-secret-7"));
+}
+
+#[tokio::test]
+async fn a_token_signed_by_another_key_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let other = dir.path().join("other.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(&other)
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    let url = token_endpoint(other, "contrail-app", "app-secret-7");
+    let cfg = client(&oidc_env(&url), &[]);
+    let err = kafka::check_connection(&cfg, Duration::from_secs(30))
+        .await
+        .unwrap_err();
+    security_error(err, &cfg.bootstrap_servers, "invalid_token");
+}

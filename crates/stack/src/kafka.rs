@@ -160,7 +160,8 @@ pub(crate) struct Broker {
 }
 
 /// A SASL_SSL listener (SCRAM-SHA-512, SCRAM-SHA-256 and PLAIN, as MSK,
-/// Aiven and Confluent Cloud offer them) and an SSL listener that requires
+/// Aiven and Confluent Cloud offer them, and OAUTHBEARER with tokens
+/// signed by the stack's key, checked against its JWKS file) and an SSL listener that requires
 /// a client certificate (Aiven's mTLS). Both are advertised as `localhost`,
 /// the one name the stack's certificate carries; the PLAINTEXT listener
 /// stays for the stack's own health checks and admin.
@@ -170,6 +171,15 @@ pub(crate) struct SecureListeners {
     pub(crate) mtls_port: u16,
     pub(crate) tls: crate::tls::TlsMaterial,
     pub(crate) password: String,
+}
+
+/// The broker validates OAUTHBEARER tokens against this JWKS file; Kafka
+/// 4 refuses OAuth URLs not allowed by this system property.
+fn oauth_allowed_urls(tls: &crate::tls::TlsMaterial) -> String {
+    format!(
+        "-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls=file://{}",
+        tls.oauth_jwks().display()
+    )
 }
 
 impl SecureListeners {
@@ -183,10 +193,18 @@ impl SecureListeners {
              listeners=PLAINTEXT://127.0.0.1:{{port}},CONTROLLER://127.0.0.1:{{cport}},SASL_SSL://127.0.0.1:{sasl},MTLS://127.0.0.1:{mtls}\n\
              advertised.listeners=PLAINTEXT://127.0.0.1:{{port}},SASL_SSL://localhost:{sasl},MTLS://localhost:{mtls}\n\
              listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT,SASL_SSL:SASL_SSL,MTLS:SSL\n\
-             listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN\n\
+             listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256,PLAIN,OAUTHBEARER\n\
              listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config={scram}\n\
              listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config={scram}\n\
              listener.name.sasl_ssl.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_{user}=\"{password}\";\n\
+             listener.name.sasl_ssl.oauthbearer.sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required;\n\
+             listener.name.sasl_ssl.oauthbearer.sasl.server.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerValidatorCallbackHandler\n\
+             # Kafka 4.1's default validator checked only the claims here, not the\n\
+             # signature or audience: the broker's validator is named outright.\n\
+             sasl.oauthbearer.jwt.validator.class=org.apache.kafka.common.security.oauthbearer.BrokerJwtValidator\n\
+             sasl.oauthbearer.jwks.endpoint.url=file://{jwks}\n\
+             sasl.oauthbearer.expected.issuer={issuer}\n\
+             sasl.oauthbearer.expected.audience={audience}\n\
              listener.name.mtls.ssl.client.auth=required\n\
              ssl.keystore.type=PEM\n\
              ssl.keystore.location={keystore}\n\
@@ -194,6 +212,9 @@ impl SecureListeners {
              ssl.truststore.location={ca}\n",
             keystore = self.tls.server_keystore().display(),
             ca = self.tls.ca().display(),
+            jwks = self.tls.oauth_jwks().display(),
+            issuer = crate::tls::OAUTH_ISSUER,
+            audience = crate::tls::OAUTH_AUDIENCE,
         )
     }
 }
@@ -264,6 +285,7 @@ impl Broker {
         cmd.args(HEAP)
             .args(["-XX:+UseG1GC", "-XX:MaxGCPauseMillis=20", "-XX:+ExitOnOutOfMemoryError"])
             .arg("-Djava.awt.headless=true")
+            .args(self.secure.as_ref().map(|s| oauth_allowed_urls(&s.tls)))
             .arg(format!(
                 "-Dlog4j2.configurationFile={}",
                 self.dir.join("log4j2.properties").display()

@@ -616,6 +616,7 @@ impl Stack {
         let secure = if self.cfg.secure {
             let tls = self.cfg.tls();
             tls.ensure()?;
+            tls.ensure_oauth()?;
             Some(SecureListeners {
                 sasl_port: self.cfg.kafka_sasl_port,
                 mtls_port: self.cfg.kafka_mtls_port,
@@ -637,9 +638,12 @@ impl Stack {
     /// (A secure broker serves plaintext too, so `up` without `--secure`
     /// leaves it alone.)
     fn kafka_needs_secure_restart(&self) -> bool {
+        // A broker from before OAUTHBEARER was added has SASL_SSL but not it.
         self.cfg.secure
-            && !std::fs::read_to_string(self.dir("kafka").join("server.properties"))
-                .is_ok_and(|p| p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port)))
+            && !std::fs::read_to_string(self.dir("kafka").join("server.properties")).is_ok_and(|p| {
+                p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port))
+                    && p.contains("BrokerJwtValidator")
+            })
     }
 
     /// Whether a running service (by its pid file) lacks the HTTPS

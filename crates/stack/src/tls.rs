@@ -20,6 +20,28 @@ use std::process::Command;
 
 use crate::{io_err, process, StackError};
 
+/// The issuer, audience and key id the broker expects of OAUTHBEARER
+/// tokens signed with [`TlsMaterial::oauth_key`].
+pub const OAUTH_ISSUER: &str = "contrail-stack";
+pub const OAUTH_AUDIENCE: &str = "contrail-kafka";
+pub const OAUTH_KEY_ID: &str = "contrail-stack-1";
+
+/// Base64url without padding (RFC 4648 §5), as JWKs and JWTs use it.
+pub fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
 /// The secure stack's registry users.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RegistryUser {
@@ -145,6 +167,53 @@ impl TlsMaterial {
         process::run("openssl (the Snowflake key)", &mut cmd)?;
         restrict(&partial)?;
         std::fs::rename(&partial, self.snowflake_key()).map_err(io_err(format!("moving {}", partial.display())))
+    }
+
+    /// The signing key of the stack's stand-in identity provider, whose
+    /// public half Kafka trusts for OAUTHBEARER tokens (see [`OAUTH_ISSUER`]).
+    pub fn oauth_key(&self) -> PathBuf {
+        self.dir.join("oauth-key.pem")
+    }
+    /// The JWKS (RFC 7517) with that key's public half, which the broker
+    /// reads as `sasl.oauthbearer.jwks.endpoint.url=file://…`.
+    pub fn oauth_jwks(&self) -> PathBuf {
+        self.dir.join("oauth-jwks.json")
+    }
+
+    /// Makes the OAuth signing key and its JWKS once.
+    pub fn ensure_oauth(&self) -> Result<(), StackError> {
+        if self.oauth_jwks().is_file() {
+            return Ok(());
+        }
+        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
+            what: "openssl, which makes the secure stack's keys".into(),
+            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
+        })?;
+        let mut gen = Command::new(&openssl);
+        gen.args([
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+        ])
+        .arg(self.oauth_key());
+        process::run("openssl (the OAuth signing key)", &mut gen)?;
+        restrict(&self.oauth_key())?;
+        let mut modulus = Command::new(&openssl);
+        modulus.args(["rsa", "-noout", "-modulus", "-in"]).arg(self.oauth_key());
+        let out = process::run("openssl (the OAuth key's modulus)", &mut modulus)?;
+        let hex = out.trim().strip_prefix("Modulus=").unwrap_or_default();
+        let bytes = (0..hex.len() / 2)
+            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
+            .collect::<Result<Vec<u8>, _>>()
+            .map_err(|e| StackError::Config(format!("openssl printed no modulus ({e}): {out}")))?;
+        let jwks = format!(
+            "{{\"keys\":[{{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"{OAUTH_KEY_ID}\",\"n\":\"{}\",\"e\":\"AQAB\"}}]}}\n",
+            base64url(&bytes)
+        );
+        std::fs::write(self.oauth_jwks(), jwks).map_err(io_err(format!("writing {}", self.oauth_jwks().display())))
     }
 
     pub fn kafka_password_file(&self) -> PathBuf {
