@@ -40,7 +40,7 @@ pub(crate) struct TableShape {
 pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<TableShape, CdcError> {
     let row = client
         .query_opt(
-            "SELECT c.oid, c.relreplident FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+            "SELECT c.oid, c.relreplident, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
              WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind IN ('r', 'p')",
             &[&table.schema, &table.name],
         )
@@ -52,6 +52,10 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
         })?;
     let oid: u32 = row.get(0);
     let replident: i8 = row.get(1);
+    let relkind: i8 = row.get(2);
+    if relkind as u8 == b'p' {
+        check_partitions(client, table, oid).await?;
+    }
     if replident as u8 != b'f' {
         return Err(CdcError::Table {
             table: table.to_string(),
@@ -104,8 +108,46 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
     })
 }
 
+/// A partitioned table's changes are published as the root's
+/// (`publish_via_partition_root`), but each partition's own replica
+/// identity decides what an update or delete carries: every partition
+/// must have FULL, as the root must. A partition attached later needs it
+/// too before its first update (see the README).
+async fn check_partitions(client: &Client, table: &TableName, oid: u32) -> Result<(), CdcError> {
+    let lacking: Vec<String> = client
+        .query(
+            "SELECT format('%I.%I', n.nspname, c.relname) FROM pg_partition_tree($1::oid) t
+             JOIN pg_class c ON c.oid = t.relid JOIN pg_namespace n ON n.oid = c.relnamespace
+             WHERE t.relid <> $1::oid AND c.relreplident <> 'f' ORDER BY 1",
+            &[&oid],
+        )
+        .await
+        .map_err(CdcError::Postgres)?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    if lacking.is_empty() {
+        return Ok(());
+    }
+    let fixes: Vec<String> = lacking
+        .iter()
+        .map(|p| format!("ALTER TABLE {p} REPLICA IDENTITY FULL;"))
+        .collect();
+    Err(CdcError::Table {
+        table: table.to_string(),
+        problem: format!(
+            "is partitioned, and its partitions {} need REPLICA IDENTITY FULL too, so updates and deletes \
+             carry the whole old row (run {})",
+            lacking.join(", "),
+            fixes.join(" ")
+        ),
+    })
+}
+
 /// Creates the publication when missing (inserts, updates and deletes, as
-/// Debezium captures by default: TRUNCATE is not a row change), and adds
+/// Debezium captures by default: TRUNCATE is not a row change; a
+/// partitioned table's changes as its root's, so one table is one topic
+/// and one warehouse table whatever partition a row is in), and adds
 /// configured tables it lacks (they then need an incremental snapshot).
 pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
     let exists = client
@@ -117,7 +159,8 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
         let list: Vec<String> = tables.iter().map(TableName::quoted).collect();
         client
             .batch_execute(&format!(
-                "CREATE PUBLICATION {} FOR TABLE {} WITH (publish = 'insert, update, delete')",
+                "CREATE PUBLICATION {} FOR TABLE {} \
+                 WITH (publish = 'insert, update, delete', publish_via_partition_root = true)",
                 quote_ident(name),
                 list.join(", ")
             ))
@@ -126,6 +169,7 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
         tracing::info!(publication = name, tables = ?list, "created publication");
         return Ok(());
     }
+    via_partition_root(client, name, tables).await?;
     for t in tables {
         let listed = client
             .query_opt(
@@ -145,6 +189,43 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
                 .await
                 .map_err(CdcError::Postgres)?;
             tracing::info!(publication = name, table = %t, "added table to the publication");
+        }
+    }
+    Ok(())
+}
+
+/// An existing publication made without `publish_via_partition_root`
+/// would publish a partitioned table's changes under each partition's
+/// name, which no topic is for: it is switched on, and said.
+async fn via_partition_root(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
+    let via_root: bool = client
+        .query_one("SELECT pubviaroot FROM pg_publication WHERE pubname = $1", &[&name])
+        .await
+        .map_err(CdcError::Postgres)?
+        .get(0);
+    if via_root {
+        return Ok(());
+    }
+    for t in tables {
+        let partitioned = client
+            .query_opt(
+                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'p'",
+                &[&t.schema, &t.name],
+            )
+            .await
+            .map_err(CdcError::Postgres)?
+            .is_some();
+        if partitioned {
+            client
+                .batch_execute(&format!(
+                    "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                    quote_ident(name)
+                ))
+                .await
+                .map_err(CdcError::Postgres)?;
+            tracing::warn!(publication = name, table = %t, "publishing partitioned tables as their root from now on");
+            return Ok(());
         }
     }
     Ok(())

@@ -52,6 +52,10 @@ pub(crate) struct Emitter {
     registry: RegistryClient,
     tables: HashMap<String, Capture>,
     by_relation: HashMap<u32, String>,
+    /// Relations announced but not configured: a partition's own, which
+    /// PostgreSQL sends beside its root's under `publish_via_partition_root`.
+    /// A row change for one of them is an error (see [`Self::capture`]).
+    unconfigured: HashMap<u32, String>,
     primary_keys: HashMap<String, Vec<String>>,
     contracts: HashMap<String, serde_json::Value>,
     metrics: Arc<Metrics>,
@@ -116,6 +120,7 @@ impl Emitter {
             registry,
             tables: HashMap::new(),
             by_relation: HashMap::new(),
+            unconfigured: HashMap::new(),
             primary_keys: HashMap::new(),
             contracts,
             metrics,
@@ -291,10 +296,11 @@ impl Emitter {
     pub(crate) async fn relation(&mut self, rel: &Relation) -> Result<(), CdcError> {
         let name = format!("{}.{}", rel.namespace, rel.name);
         let Some(known) = self.tables.get(&name) else {
-            return Err(CdcError::Table {
-                table: name,
-                problem: "arrived from the publication but is not configured in source.tables".into(),
-            });
+            // pgoutput announces a partition after its root, though its
+            // changes come as the root's: only a change makes this wrong.
+            tracing::debug!(table = %name, "a relation that is not configured (a partition's, or unused)");
+            self.unconfigured.insert(rel.id, name);
+            return Ok(());
         };
         let same = known.relation.columns.len() == rel.columns.len()
             && known
@@ -325,6 +331,12 @@ impl Emitter {
     }
 
     fn capture(&self, relation: u32) -> Result<&Capture, CdcError> {
+        if let Some(name) = self.unconfigured.get(&relation) {
+            return Err(CdcError::Table {
+                table: name.clone(),
+                problem: "sent row changes from the publication but is not configured in source.tables".into(),
+            });
+        }
         self.by_relation
             .get(&relation)
             .and_then(|n| self.tables.get(n))
