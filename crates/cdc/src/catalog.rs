@@ -37,7 +37,11 @@ pub(crate) struct TableShape {
 }
 
 /// Reads `table`'s columns and primary key, and checks it can be captured.
-pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<TableShape, CdcError> {
+pub(crate) async fn table_shape(
+    client: &Client,
+    table: &TableName,
+    types: &mut UserTypes,
+) -> Result<TableShape, CdcError> {
     let row = client
         .query_opt(
             "SELECT c.oid, c.relreplident, c.relkind FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -86,7 +90,7 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
         .map_err(CdcError::Postgres)?;
     let primary_key: Vec<String> = key_rows.iter().map(|r| r.get(0)).collect();
     let key_types: Vec<String> = key_rows.iter().map(|r| r.get(1)).collect();
-    let relation = Relation {
+    let mut relation = Relation {
         id: oid,
         namespace: table.schema.clone(),
         name: table.name.clone(),
@@ -101,6 +105,7 @@ pub(crate) async fn table_shape(client: &Client, table: &TableName) -> Result<Ta
             })
             .collect(),
     };
+    types.resolve(client, &mut relation).await?;
     Ok(TableShape {
         relation,
         primary_key,
@@ -335,4 +340,93 @@ pub(crate) async fn slot_lag_bytes(client: &Client, slot: &str) -> Result<u64, C
         .await
         .map_err(CdcError::Postgres)?;
     Ok(row.and_then(|r| r.get::<_, Option<i64>>(0)).unwrap_or(0).max(0) as u64)
+}
+
+/// User-defined types, carried as what they are built on: a domain as its
+/// base type (with the domain's type modifier when the column has none),
+/// an enum as text (its label; a label added later needs no new schema),
+/// and an array of either as an array of that. pgoutput names a column's
+/// declared type, so both the start-up shapes and every Relation message
+/// go through [`UserTypes::resolve`]; lookups are cached, and only OIDs of
+/// user-defined types (from 16384, PostgreSQL's first) are looked up.
+#[derive(Debug, Default)]
+pub(crate) struct UserTypes {
+    known: std::collections::HashMap<u32, Option<(u32, i32)>>,
+}
+
+/// The first OID PostgreSQL assigns to objects created after initdb.
+const FIRST_USER_OID: u32 = 16384;
+/// `text` and `text[]`.
+const TEXT: u32 = 25;
+const TEXT_ARRAY: u32 = 1009;
+
+impl UserTypes {
+    /// Rewrites `rel`'s columns of user-defined types as described above;
+    /// other types (an extension's, say) are left for the mapping to judge.
+    pub(crate) async fn resolve(&mut self, client: &Client, rel: &mut Relation) -> Result<(), CdcError> {
+        for c in &mut rel.columns {
+            if c.type_oid < FIRST_USER_OID {
+                continue;
+            }
+            if let std::collections::hash_map::Entry::Vacant(e) = self.known.entry(c.type_oid) {
+                e.insert(carried_as(client, c.type_oid).await?);
+            }
+            if let Some(Some((oid, typmod))) = self.known.get(&c.type_oid) {
+                c.type_oid = *oid;
+                if c.type_modifier == -1 {
+                    c.type_modifier = *typmod;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a user-defined type is carried as, if it is a domain, an enum or
+/// an array of one of these.
+async fn carried_as(client: &Client, oid: u32) -> Result<Option<(u32, i32)>, CdcError> {
+    let (mut oid, mut typmod, mut changed) = (oid, -1, false);
+    // A domain may be over a domain; PostgreSQL forbids cycles.
+    for _ in 0..32 {
+        let row = client
+            .query_opt(
+                "SELECT t.typtype::text, t.typbasetype, t.typtypmod, t.typelem, e.typtype::text, e.typbasetype, e.typtypmod
+                 FROM pg_type t LEFT JOIN pg_type e ON e.oid = t.typelem AND t.typcategory = 'A'
+                 WHERE t.oid = $1",
+                &[&oid],
+            )
+            .await
+            .map_err(CdcError::Postgres)?;
+        let Some(r) = row else { return Ok(None) };
+        let (kind, base, base_mod): (String, u32, i32) = (r.get(0), r.get(1), r.get(2));
+        let elem_kind: Option<String> = r.get(4);
+        match (kind.as_str(), elem_kind.as_deref()) {
+            ("d", _) => {
+                if typmod == -1 {
+                    typmod = base_mod;
+                }
+                (oid, changed) = (base, true);
+            }
+            ("e", _) => return Ok(Some((TEXT, -1))),
+            (_, Some("e")) => return Ok(Some((TEXT_ARRAY, -1))),
+            (_, Some("d")) => {
+                // An array of a domain: an array of its base type.
+                let elem: u32 = r.get(3);
+                let Some((base, base_mod)) = Box::pin(carried_as(client, elem)).await? else {
+                    return Ok(None);
+                };
+                let array: Option<u32> = client
+                    .query_opt(
+                        "SELECT typarray FROM pg_type WHERE oid = $1 AND typarray <> 0",
+                        &[&base],
+                    )
+                    .await
+                    .map_err(CdcError::Postgres)?
+                    .map(|r| r.get(0));
+                return Ok(array.map(|a| (a, base_mod)));
+            }
+            _ => return Ok(changed.then_some((oid, typmod))),
+        }
+    }
+    Ok(None)
 }

@@ -134,6 +134,7 @@ pub async fn run_with_metrics(
         incremental: Incremental::new(&cfg.slot, incremental),
         completed: Vec::new(),
         tx_counts: Vec::new(),
+        types: catalog::UserTypes::default(),
     };
     let result = state.stream(&mut repl, &mut shutdown).await;
     state.finish(repl, result).await
@@ -152,8 +153,9 @@ struct Setup<'a> {
 /// replica identity, mapped types) before anything is created.
 async fn check_tables(cfg: &CdcConfig, sql: &Client) -> Result<Vec<TableShape>, CdcError> {
     let mut shapes: Vec<TableShape> = Vec::new();
+    let mut types = catalog::UserTypes::default();
     for t in &cfg.tables {
-        let shape = catalog::table_shape(sql, t).await?;
+        let shape = catalog::table_shape(sql, t, &mut types).await?;
         pg_avro::TableCodec::new(&cfg.topic_prefix, &shape.relation, &shape.primary_key, None)
             .map_err(|e| CdcError::Mapping(e.to_string()))?;
         shapes.push(shape);
@@ -507,6 +509,8 @@ struct StreamState<'a> {
     completed: Vec<(crate::TableName, u64)>,
     /// Events per table in the current transaction (transaction metadata only).
     tx_counts: Vec<(String, u64)>,
+    /// Domains and enums as what they are carried as.
+    types: catalog::UserTypes,
 }
 
 impl StreamState<'_> {
@@ -676,7 +680,8 @@ impl StreamState<'_> {
         };
         self.note_for_incremental(&msg);
         let emitted = match (msg, tx) {
-            (Message::Relation(rel), _) => {
+            (Message::Relation(mut rel), _) => {
+                self.types.resolve(self.sql, &mut rel).await?;
                 self.emitter.relation(&rel).await?;
                 None
             }

@@ -682,3 +682,85 @@ async fn a_partitioned_table_streams_as_its_root_across_partitions() {
         "a move between partitions is a delete and an insert"
     );
 }
+
+#[tokio::test]
+async fn enums_and_domains_are_carried_as_text_and_their_base_binary() {
+    enums_and_domains("cdc_udt_bin", true).await;
+}
+
+#[tokio::test]
+async fn enums_and_domains_are_carried_as_text_and_their_base_text() {
+    enums_and_domains("cdc_udt_txt", false).await;
+}
+
+/// An enum is carried as its label (a label added while streaming needs
+/// no new schema), a domain as its base type with the domain's modifier,
+/// arrays of either as arrays of that: in the snapshot and the stream.
+async fn enums_and_domains(base: &str, binary: bool) {
+    let db = TestDb::create(base).await;
+    db.client
+        .batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             CREATE DOMAIN price AS numeric(8,2) CHECK (VALUE >= 0);
+             CREATE DOMAIN code AS varchar(3);
+             CREATE DOMAIN positive_price AS price;
+             CREATE TABLE udt (id int PRIMARY KEY, m mood, p price, c code, pp positive_price,
+                               moods mood[], prices price[]);
+             ALTER TABLE udt REPLICA IDENTITY FULL;
+             INSERT INTO udt VALUES (1, 'sad', 12.5, 'abc', 1.25, '{ok,NULL,sad}', '{1.10,NULL}');",
+        )
+        .await
+        .unwrap();
+    let cfg = config(&db, &["public.udt"], "").replace("[source]\n", &format!("[source]\nbinary_values = {binary}\n"));
+    let mut stage = Stage::start(&db, &cfg);
+    db.wait_captured(&mut stage).await;
+    // A label must be committed before it is used.
+    db.client
+        .batch_execute("ALTER TYPE mood ADD VALUE 'ecstatic'")
+        .await
+        .unwrap();
+    db.client
+        .batch_execute(
+            "INSERT INTO udt VALUES (2, 'ecstatic', 0, 'x', 99.99, '{ecstatic}', '{}');
+             UPDATE udt SET m = 'ok', p = 7 WHERE id = 1;",
+        )
+        .await
+        .unwrap();
+    db.finish(stage).await;
+
+    let records = read(&[format!("{}.public.udt", db.name)]);
+    let after = |op: &str, id: i64| {
+        events(&records)
+            .into_iter()
+            .find(|r| r["value"]["op"] == op && r["key"]["id"] == id)
+            .unwrap_or_else(|| panic!("no {op} of {id} in {records:?}"))["value"]["after"]
+            .clone()
+    };
+    let snap = after("r", 1);
+    assert_eq!(
+        (&snap["m"], &snap["p"], &snap["c"], &snap["pp"]),
+        (&json!("sad"), &json!("12.50"), &json!("abc"), &json!("1.25")),
+        "{snap}"
+    );
+    assert_eq!(snap["moods"], json!(["ok", null, "sad"]), "{snap}");
+    assert_eq!(snap["prices"], json!(["1.10", null]), "{snap}");
+    let new = after("c", 2);
+    assert_eq!(
+        (&new["m"], &new["p"], &new["moods"]),
+        (&json!("ecstatic"), &json!("0.00"), &json!(["ecstatic"]))
+    );
+    let upd = after("u", 1);
+    assert_eq!((&upd["m"], &upd["p"]), (&json!("ok"), &json!("7.00")));
+    // One schema version: a new label is not a new schema.
+    let subject = format!("{}.public.udt-value", db.name);
+    let versions = reqwest::get(format!(
+        "{}/subjects/{subject}/versions",
+        stack_env("SCHEMA_REGISTRY_URL")
+    ))
+    .await
+    .unwrap()
+    .text()
+    .await
+    .unwrap();
+    assert_eq!(versions, "[1]");
+}

@@ -18,6 +18,12 @@
 //! | `json`, `jsonb` | `string` holding the JSON text (`"pg.type"`) |
 //! | `bytea` | `bytes` |
 //! | one-dimensional arrays of the above | `array` of `["null", item]` |
+//! | an enum (and arrays of enums) | `string`, the label |
+//! | a domain (and arrays of domains) | its base type's mapping, with the domain's modifier |
+//!
+//! Enums and domains reach this mapping already resolved: the CDC stage
+//! rewrites their OIDs from the catalog (`cdc::catalog::UserTypes`), since
+//! pgoutput names a column's declared type.
 //!
 //! Key columns (the replica identity) are required; every other column is
 //! `["null", T]` with default null, since pgoutput does not say which
