@@ -513,3 +513,47 @@ async fn the_sink_creates_the_committed_snowflake_ddl() {
     assert!(ok, "{log}");
     db.finish(cdc).await;
 }
+
+/// A partitioned table with enum and domain columns lands as one warehouse
+/// table equal to the source: rows in every partition, one moved between
+/// partitions, one in a partition attached while streaming.
+#[tokio::test]
+async fn a_partitioned_table_with_enums_and_domains_lands_as_one_table() {
+    let db = TestDb::create("sink_partitioned").await;
+    db.client
+        .batch_execute(
+            "CREATE TYPE mood AS ENUM ('sad', 'ok');
+             CREATE DOMAIN price AS numeric(8,2);
+             CREATE TABLE t (id int, at date, m mood, p price, v text, PRIMARY KEY (id, at)) PARTITION BY RANGE (at);
+             CREATE TABLE t_2024_01 PARTITION OF t FOR VALUES FROM ('2024-01-01') TO ('2024-02-01');
+             CREATE TABLE t_2024_02 PARTITION OF t FOR VALUES FROM ('2024-02-01') TO ('2024-03-01');
+             ALTER TABLE t REPLICA IDENTITY FULL; ALTER TABLE t_2024_01 REPLICA IDENTITY FULL;
+             ALTER TABLE t_2024_02 REPLICA IDENTITY FULL;
+             INSERT INTO t SELECT g, DATE '2024-01-01' + g, CASE WHEN g % 2 = 0 THEN 'ok' ELSE 'sad' END::mood,
+                 g * 1.5, 'snap ' || g FROM generate_series(1, 40) g;",
+        )
+        .await
+        .unwrap();
+    let mut cdc = Stage::start(&db, &config(&db, &["public.t"], ""));
+    db.wait_captured(&mut cdc).await;
+    db.client
+        .batch_execute(
+            "UPDATE t SET at = '2024-02-20', m = 'ok' WHERE id = 3;
+             CREATE TABLE t_2024_03 (LIKE t INCLUDING ALL);
+             ALTER TABLE t_2024_03 REPLICA IDENTITY FULL;
+             ALTER TABLE t ATTACH PARTITION t_2024_03 FOR VALUES FROM ('2024-03-01') TO ('2024-04-01');
+             INSERT INTO t VALUES (100, '2024-03-03', 'sad', 0.01, 'march');
+             DELETE FROM t WHERE id = 7;",
+        )
+        .await
+        .unwrap();
+    db.wait_captured(&mut cdc).await;
+    let database = db.name.to_uppercase();
+    let sf = warehouse(&database).await;
+    let mut sink = Stage::command(&db, "sink", &sink_config(&db));
+    wait_loaded(&sf, &database, &format!("{}.public.t", db.name), &mut sink).await;
+    let (ok, log) = sink.stop();
+    assert!(ok, "{log}");
+    assert_view_equals(&sf, &db, &format!("{database}.CDC.T"), &["id", "at", "m", "p", "v"]).await;
+    db.finish(cdc).await;
+}
