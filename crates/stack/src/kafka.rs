@@ -363,31 +363,12 @@ pub(crate) fn random_id() -> Result<String, StackError> {
     let uuid = std::fs::read_to_string("/proc/sys/kernel/random/uuid")
         .map_err(io_err("reading /proc/sys/kernel/random/uuid"))?;
     let hex: String = uuid.trim().chars().filter(|c| *c != '-').collect();
-    let bytes: Option<Vec<u8>> = (0..hex.len())
-        .step_by(2)
-        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
-        .collect();
-    match bytes {
-        Some(b) if b.len() == 16 => Ok(base64_url(&b)),
+    match crate::tls::hex_bytes(&hex) {
+        Some(b) if b.len() == 16 => Ok(crate::tls::base64url(&b)),
         _ => Err(StackError::Config(format!(
             "the kernel gave a malformed UUID: {uuid:?}"
         ))),
     }
-}
-
-fn base64_url(bytes: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    let mut out = String::new();
-    for chunk in bytes.chunks(3) {
-        let n = chunk
-            .iter()
-            .enumerate()
-            .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
-        for i in 0..=chunk.len() {
-            out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -407,8 +388,8 @@ mod tests {
 
     #[test]
     fn cluster_ids_are_kafkas_22_character_form() {
-        assert_eq!(base64_url(&[0xfb, 0xff, 0xbf]), "-_-_");
-        assert_eq!(base64_url(b"\x00\x01"), "AAE");
+        assert_eq!(crate::tls::base64url(&[0xfb, 0xff, 0xbf]), "-_-_");
+        assert_eq!(crate::tls::base64url(b"\x00\x01"), "AAE");
         let id = cluster_id().unwrap();
         assert_eq!(id.len(), 22, "{id}");
         assert!(

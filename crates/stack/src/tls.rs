@@ -26,7 +26,8 @@ pub const OAUTH_ISSUER: &str = "contrail-stack";
 pub const OAUTH_AUDIENCE: &str = "contrail-kafka";
 pub const OAUTH_KEY_ID: &str = "contrail-stack-1";
 
-/// Base64url without padding (RFC 4648 §5), as JWKs and JWTs use it.
+/// Base64url without padding (RFC 4648 §5): Kafka's cluster ids, and
+/// the JWKs and JWTs of the stack's OAuth stand-in.
 pub fn base64url(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
@@ -40,6 +41,39 @@ pub fn base64url(bytes: &[u8]) -> String {
         }
     }
     out
+}
+
+/// The bytes of a hex string (a UUID without dashes, an RSA modulus),
+/// `None` unless every pair is hex.
+pub(crate) fn hex_bytes(hex: &str) -> Option<Vec<u8>> {
+    (0..hex.len())
+        .step_by(2)
+        .map(|i| hex.get(i..i + 2).and_then(|b| u8::from_str_radix(b, 16).ok()))
+        .collect()
+}
+
+/// The `openssl` command, which makes every key and certificate here.
+fn openssl() -> Result<PathBuf, StackError> {
+    crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
+        what: "openssl, which makes the secure stack's keys and certificates".into(),
+        hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
+    })
+}
+
+/// A new 2048-bit RSA key in PKCS#8 PEM at `out`, readable by the user
+/// only; `encrypt` names a passphrase file to encrypt it with (AES-256,
+/// PBES2, as Snowflake's guide makes keys). Tests make keys with it too.
+pub fn make_rsa_key(out: &Path, encrypt: Option<&Path>) -> Result<(), StackError> {
+    let mut cmd = Command::new(openssl()?);
+    cmd.args(["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"]);
+    if let Some(pass) = encrypt {
+        cmd.arg("-aes-256-cbc")
+            .arg("-pass")
+            .arg(format!("file:{}", pass.display()));
+    }
+    cmd.arg("-out").arg(out);
+    process::run("openssl (an RSA key)", &mut cmd)?;
+    restrict(out)
 }
 
 /// The secure stack's registry users.
@@ -144,28 +178,10 @@ impl TlsMaterial {
         if self.snowflake_key().is_file() {
             return Ok(());
         }
-        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
-            what: "openssl, which makes the secure stack's keys".into(),
-            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
-        })?;
         let passphrase = crate::kafka::random_id()?;
         write_private(&self.snowflake_passphrase_file(), &format!("{passphrase}\n"))?;
         let partial = self.dir.join("snowflake-key.partial");
-        let mut cmd = Command::new(openssl);
-        cmd.args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-aes-256-cbc",
-        ])
-        .arg("-pass")
-        .arg(format!("file:{}", self.snowflake_passphrase_file().display()))
-        .arg("-out")
-        .arg(&partial);
-        process::run("openssl (the Snowflake key)", &mut cmd)?;
-        restrict(&partial)?;
+        make_rsa_key(&partial, Some(&self.snowflake_passphrase_file()))?;
         std::fs::rename(&partial, self.snowflake_key()).map_err(io_err(format!("moving {}", partial.display())))
     }
 
@@ -185,30 +201,14 @@ impl TlsMaterial {
         if self.oauth_jwks().is_file() {
             return Ok(());
         }
-        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
-            what: "openssl, which makes the secure stack's keys".into(),
-            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
-        })?;
-        let mut gen = Command::new(&openssl);
-        gen.args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(self.oauth_key());
-        process::run("openssl (the OAuth signing key)", &mut gen)?;
-        restrict(&self.oauth_key())?;
-        let mut modulus = Command::new(&openssl);
+        make_rsa_key(&self.oauth_key(), None)?;
+        let mut modulus = Command::new(openssl()?);
         modulus.args(["rsa", "-noout", "-modulus", "-in"]).arg(self.oauth_key());
         let out = process::run("openssl (the OAuth key's modulus)", &mut modulus)?;
         let hex = out.trim().strip_prefix("Modulus=").unwrap_or_default();
-        let bytes = (0..hex.len() / 2)
-            .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16))
-            .collect::<Result<Vec<u8>, _>>()
-            .map_err(|e| StackError::Config(format!("openssl printed no modulus ({e}): {out}")))?;
+        let bytes = hex_bytes(hex)
+            .filter(|b| !b.is_empty())
+            .ok_or_else(|| StackError::Config(format!("openssl printed no modulus: {out}")))?;
         let jwks = format!(
             "{{\"keys\":[{{\"kty\":\"RSA\",\"use\":\"sig\",\"alg\":\"RS256\",\"kid\":\"{OAUTH_KEY_ID}\",\"n\":\"{}\",\"e\":\"AQAB\"}}]}}\n",
             base64url(&bytes)
@@ -234,10 +234,7 @@ impl TlsMaterial {
         if self.kafka_password_file().is_file() {
             return Ok(());
         }
-        let openssl = crate::kafka::which("openssl").ok_or_else(|| StackError::Missing {
-            what: "openssl, which makes the secure stack's certificates".into(),
-            hint: "install Debian's openssl package, or run ./scripts/env.sh".into(),
-        })?;
+        let openssl = openssl()?;
         let partial = self.dir.with_file_name("tls.partial");
         let _ = std::fs::remove_dir_all(&partial);
         std::fs::create_dir_all(&partial).map_err(io_err(format!("creating {}", partial.display())))?;
