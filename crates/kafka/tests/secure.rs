@@ -227,46 +227,18 @@ async fn plaintext_at_a_tls_listener_says_to_check_the_protocol() {
 /// broker, real Kafka, checks the signature against the stack's JWKS, the
 /// issuer, the audience and the expiry.
 fn token_endpoint(key: PathBuf, client: &'static str, secret: &'static str) -> String {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}/token", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let (mut length, mut authorization) = (0, String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let (name, value) = line.split_once(':').unwrap_or_default();
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.trim().parse().unwrap(),
-                    "authorization" => authorization = value.trim().to_string(),
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let expected = format!("Basic {}", base64_std(format!("{client}:{secret}").as_bytes()));
-            let (status, answer) = if authorization == expected {
-                let token = jwt(&key, client);
-                (
-                    "200 OK",
-                    format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":3600}}"#),
-                )
-            } else {
-                ("401 Unauthorized", r#"{"error":"invalid_client"}"#.to_string())
-            };
-            let mut out = conn;
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
+    let expected = format!("Basic {}", base64_std(format!("{client}:{secret}").as_bytes()));
+    let url = stack::stand_in::serve(move |request| {
+        if request.header("authorization") != Some(expected.as_str()) {
+            return (401, r#"{"error":"invalid_client"}"#.to_string());
         }
+        let token = jwt(&key, client);
+        (
+            200,
+            format!(r#"{{"access_token":"{token}","token_type":"bearer","expires_in":3600}}"#),
+        )
     });
-    url
+    format!("{url}/token")
 }
 
 fn base64_std(bytes: &[u8]) -> String {
@@ -337,19 +309,7 @@ async fn oidc_client_credentials_write_and_read() {
 async fn a_token_signed_by_another_key_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let other = dir.path().join("other.pem");
-    let made = std::process::Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-        ])
-        .arg(&other)
-        .output()
-        .unwrap();
-    assert!(made.status.success());
+    stack::tls::make_rsa_key(&other, None).unwrap();
     let url = token_endpoint(other, "contrail-app", "app-secret-7");
     let cfg = client(&oidc_env(&url), &[]);
     let err = kafka::check_connection(&cfg, Duration::from_secs(30))

@@ -5,8 +5,6 @@
 //! what RFC 6749 §4.4 and Confluent Cloud require of the client and
 //! nothing else.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
@@ -23,47 +21,17 @@ struct Idp {
 }
 
 fn serve(state: Arc<Mutex<Idp>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut request_line = String::new();
-            reader.read_line(&mut request_line).unwrap();
-            let path = request_line.split_whitespace().nth(1).unwrap_or_default().to_string();
-            let (mut length, mut auth, mut cluster) = (0, String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let (name, value) = line.split_once(':').unwrap_or_default();
-                let value = value.trim().to_string();
-                match name.to_ascii_lowercase().as_str() {
-                    "content-length" => length = value.parse().unwrap(),
-                    "authorization" => auth = value,
-                    "target-sr-cluster" => cluster = value,
-                    _ => {}
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let body = String::from_utf8(body).unwrap();
-            let mut s = state.lock().unwrap();
-            s.requests.push((path.clone(), auth.clone(), cluster.clone()));
-            let (status, answer) = answer(&mut s, &path, &auth, &cluster, &body);
-            let mut out = conn;
-            let _ = write!(
-                out,
-                "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
-                answer.len()
-            );
-        }
-    });
-    url
+    stack::stand_in::serve(move |request| {
+        let header = |name| request.header(name).unwrap_or_default().to_string();
+        let (auth, cluster) = (header("authorization"), header("target-sr-cluster"));
+        let body = String::from_utf8(request.body.clone()).unwrap();
+        let mut s = state.lock().unwrap();
+        s.requests.push((request.path.clone(), auth.clone(), cluster.clone()));
+        answer(&mut s, &request.path, &auth, &cluster, &body)
+    })
 }
 
-fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (&'static str, String) {
+fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (u16, String) {
     let client = format!(
         "Basic {}",
         base64::engine::general_purpose::STANDARD.encode("app:hunter2")
@@ -71,7 +39,7 @@ fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (&'
     if path == "/token" {
         if auth != client || body != "grant_type=client_credentials&scope=schema+registry" {
             return (
-                "401 Unauthorized",
+                401,
                 r#"{"error":"invalid_client","error_description":"bad secret"}"#.into(),
             );
         }
@@ -79,18 +47,15 @@ fn answer(s: &mut Idp, path: &str, auth: &str, cluster: &str, body: &str) -> (&'
         s.issued.push(token.clone());
         s.revoked = false;
         return (
-            "200 OK",
+            200,
             format!(r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#),
         );
     }
     let valid = s.issued.last().filter(|_| !s.revoked).map(|t| format!("Bearer {t}"));
     if Some(auth) != valid.as_deref() || cluster != "lsrc-1" {
-        return (
-            "401 Unauthorized",
-            r#"{"error_code":401,"message":"Unauthorized"}"#.into(),
-        );
+        return (401, r#"{"error_code":401,"message":"Unauthorized"}"#.into());
     }
-    ("200 OK", "[]".into())
+    (200, "[]".into())
 }
 
 fn client(url: &str, secret: &str) -> RegistryClient {

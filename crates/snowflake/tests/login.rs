@@ -5,10 +5,7 @@
 //! invalid"), an OAuth token must be the one issued. fakesnow accepts any
 //! credentials, so it cannot show either; this double checks nothing else.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
 use std::sync::{Arc, Mutex};
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -24,47 +21,25 @@ type Seen = Arc<Mutex<Vec<(String, String)>>>;
 /// Serves logins on a free port: `accept` decides from (authenticator,
 /// credential) whether the login succeeds.
 fn login_server(accept: impl Fn(&str, &str) -> bool + Send + 'static) -> (String, Seen) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let seen: Seen = Arc::default();
     let log = seen.clone();
-    std::thread::spawn(move || {
-        for conn in listener.incoming().flatten() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let mut length = 0;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap();
-                }
-            }
-            let mut body = vec![0; length];
-            reader.read_exact(&mut body).unwrap();
-            let data = serde_json::from_slice::<Value>(&body).unwrap()["data"].clone();
-            let how = data["AUTHENTICATOR"].as_str().unwrap_or("PASSWORD").to_string();
-            let credential = match how.as_str() {
-                "SNOWFLAKE_JWT" => issuer_fingerprint(data["TOKEN"].as_str().unwrap()),
-                _ => data["TOKEN"].as_str().unwrap_or_default().to_string(),
-            };
-            let answer = if accept(&how, &credential) {
-                json!({"success": true, "data": {"token": "session-token"}})
-            } else if how == "SNOWFLAKE_JWT" {
-                json!({"success": false, "code": "390144", "message": "JWT token is invalid."})
-            } else {
-                json!({"success": false, "code": "390303", "message": "Invalid OAuth access token."})
-            };
-            log.lock().unwrap().push((how, credential));
-            let text = answer.to_string();
-            let mut out = conn;
-            let _ = write!(
-                out,
-                "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
-                text.len()
-            );
-        }
+    let url = stack::stand_in::serve(move |request| {
+        let data = serde_json::from_slice::<Value>(&request.body).unwrap()["data"].clone();
+        let how = data["AUTHENTICATOR"].as_str().unwrap_or("PASSWORD").to_string();
+        let credential = match how.as_str() {
+            "SNOWFLAKE_JWT" => issuer_fingerprint(data["TOKEN"].as_str().unwrap()),
+            _ => data["TOKEN"].as_str().unwrap_or_default().to_string(),
+        };
+        let answer = if accept(&how, &credential) {
+            json!({"success": true, "data": {"token": "session-token"}})
+        } else if how == "SNOWFLAKE_JWT" {
+            json!({"success": false, "code": "390144", "message": "JWT token is invalid."})
+        } else {
+            json!({"success": false, "code": "390303", "message": "Invalid OAuth access token."})
+        };
+        log.lock().unwrap().push((how, credential));
+        // Snowflake answers refused logins with 200 and `success: false`.
+        (200, answer.to_string())
     });
     (url, seen)
 }
@@ -78,20 +53,7 @@ fn issuer_fingerprint(jwt: &str) -> String {
 }
 
 fn new_key(dir: &Path, name: &str) -> KeyPair {
-    let out = Command::new("openssl")
-        .args([
-            "genpkey",
-            "-algorithm",
-            "RSA",
-            "-pkeyopt",
-            "rsa_keygen_bits:2048",
-            "-out",
-            name,
-        ])
-        .current_dir(dir)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    stack::tls::make_rsa_key(&dir.join(name), None).unwrap();
     KeyPair::from_pem(&std::fs::read_to_string(dir.join(name)).unwrap()).unwrap()
 }
 

@@ -39,6 +39,7 @@ mod kafka;
 mod process;
 mod scratch;
 mod services;
+pub mod stand_in;
 pub mod tls;
 
 use std::path::{Path, PathBuf};
