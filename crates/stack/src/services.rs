@@ -634,16 +634,20 @@ impl Stack {
         })
     }
 
-    /// Whether a running broker lacks the listeners `--secure` asks for.
+    /// Whether a running broker was started with other settings than
+    /// `--secure` writes now (older secure listeners, or none): the file
+    /// it was started with is compared with the one a start would write.
     /// (A secure broker serves plaintext too, so `up` without `--secure`
     /// leaves it alone.)
     fn kafka_needs_secure_restart(&self) -> bool {
-        // A broker from before OAUTHBEARER was added has SASL_SSL but not it.
-        self.cfg.secure
-            && !std::fs::read_to_string(self.dir("kafka").join("server.properties")).is_ok_and(|p| {
-                p.contains(&format!("SASL_SSL://127.0.0.1:{}", self.cfg.kafka_sasl_port))
-                    && p.contains("BrokerJwtValidator")
-            })
+        if !self.cfg.secure {
+            return false;
+        }
+        let running = std::fs::read_to_string(self.dir("kafka").join("server.properties")).ok();
+        // Material that cannot be made now fails again, with its reason, at the start.
+        self.kafka_broker().map_or(true, |broker| {
+            running.as_deref() != Some(broker.server_properties().as_str())
+        })
     }
 
     /// Whether a running service (by its pid file) lacks the HTTPS
