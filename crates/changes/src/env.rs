@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::path::Path;
 
 use crate::Secret;
 
@@ -35,7 +36,7 @@ impl Env {
     }
 
     /// A secret from `NAME`, or from the file `NAME_FILE` names (a mounted
-    /// Kubernetes or Docker secret; one trailing newline is dropped).
+    /// Kubernetes or Docker secret; see [`read_secret_file`]).
     /// Both set is an error, so which one wins is never a guess; the error
     /// names the variable, never the value.
     pub fn secret(&self, name: &str) -> Result<Option<Secret>, String> {
@@ -43,9 +44,7 @@ impl Env {
         match (self.get(name), self.get(&file_var)) {
             (Some(_), Some(_)) => Err(format!("both {name} and {file_var} are set: keep one")),
             (Some(v), None) => Ok(Some(Secret::new(v))),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map(|t| Some(Secret::new(t.strip_suffix('\n').unwrap_or(&t))))
-                .map_err(|e| format!("{file_var}: cannot read {path}: {e}")),
+            (None, Some(path)) => read_secret_file(&file_var, Path::new(path)).map(|t| Some(Secret::new(t))),
             (None, None) => Ok(None),
         }
     }
@@ -77,6 +76,25 @@ impl Env {
         }
         view
     }
+}
+
+/// The secret in the file `path`, named by variable `var` in errors:
+/// trailing line ends dropped, and anything over 1 MiB refused.
+pub fn read_secret_file(var: &str, path: &Path) -> Result<String, String> {
+    // A secret file is small; refuse anything that is not, rather than
+    // read a wrongly named device or log into memory.
+    const MAX: u64 = 1 << 20;
+    let meta = std::fs::metadata(path).map_err(|e| format!("{var}: cannot read {}: {e}", path.display()))?;
+    if meta.len() > MAX {
+        return Err(format!(
+            "{var}: {} is larger than 1 MiB: not a secret file",
+            path.display()
+        ));
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{var}: cannot read {}: {e}", path.display()))?;
+    // Files written by `echo` or editors end in a newline that is not part
+    // of the secret.
+    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// The prefix of the librdkafka properties given in the environment.

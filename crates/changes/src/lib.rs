@@ -34,7 +34,7 @@ mod topic;
 pub use class::{sqlstate_is_transient, Class, Classified};
 pub use dead_letter::{find, header, DeadLetter, Stage};
 pub use delivery::{Confirmations, Destination, InFlight, Located, Source};
-pub use env::{metrics_listen, Env, KAFKA_PROPERTY_PREFIX, SERVICE_VARS};
+pub use env::{metrics_listen, read_secret_file, Env, KAFKA_PROPERTY_PREFIX, SERVICE_VARS};
 pub use event::{ChangeEvent, EnvelopeError, Op, Position, Transaction};
 pub use lsn::Lsn;
 pub use secret::{Secret, SecretUrl};

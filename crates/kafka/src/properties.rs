@@ -121,7 +121,7 @@ impl Properties {
         for (name, value) in env.prefixed(ENV_PREFIX) {
             if let Some(base) = name.strip_suffix("_FILE") {
                 let key = property_name(base);
-                let value = read_secret_file(&format!("{ENV_PREFIX}{name}"), Path::new(&value))?;
+                let value = changes::read_secret_file(&format!("{ENV_PREFIX}{name}"), Path::new(&value))?;
                 props.insert(&format!("{ENV_PREFIX}{name}"), key, value)?;
             } else {
                 props.insert(&format!("{ENV_PREFIX}{name}"), property_name(&name), value)?;
@@ -225,23 +225,6 @@ pub fn env_name(key: &str) -> String {
         "{ENV_PREFIX}{}",
         key.replace('_', "__").replace('.', "_").to_ascii_uppercase()
     )
-}
-
-fn read_secret_file(var: &str, path: &Path) -> Result<String, String> {
-    // A secret file is small; refuse anything that is not, rather than
-    // read a wrongly named device or log into memory.
-    const MAX: u64 = 1 << 20;
-    let meta = std::fs::metadata(path).map_err(|e| format!("{var}: cannot read {}: {e}", path.display()))?;
-    if meta.len() > MAX {
-        return Err(format!(
-            "{var}: {} is larger than 1 MiB: not a secret file",
-            path.display()
-        ));
-    }
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{var}: cannot read {}: {e}", path.display()))?;
-    // Files written by `echo` or editors end in a newline that is not part
-    // of the secret.
-    Ok(text.trim_end_matches(['\r', '\n']).to_string())
 }
 
 /// The security settings, checked for coherence before librdkafka sees

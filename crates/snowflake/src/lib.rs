@@ -98,11 +98,11 @@ impl OAuthToken {
     fn read(&self) -> Result<changes::Secret, SnowflakeError> {
         match self {
             OAuthToken::Static(t) => Ok(t.clone()),
-            OAuthToken::File(path) => std::fs::read_to_string(path)
-                .map(|t| changes::Secret::new(t.trim()))
-                .map_err(|e| SnowflakeError::Login {
+            OAuthToken::File(path) => changes::read_secret_file("SNOWFLAKE_TOKEN_FILE", path)
+                .map(changes::Secret::new)
+                .map_err(|message| SnowflakeError::Login {
                     code: "oauth".into(),
-                    message: format!("SNOWFLAKE_TOKEN_FILE {}: {e}", path.display()),
+                    message,
                 }),
         }
     }
