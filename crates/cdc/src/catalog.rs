@@ -34,6 +34,8 @@ pub(crate) struct TableShape {
     pub(crate) primary_key: Vec<String>,
     /// SQL type of each primary key column, for casting chunk bounds.
     pub(crate) key_types: Vec<String>,
+    /// Whether it is a partitioned table (captured as its root).
+    pub(crate) partitioned: bool,
 }
 
 /// Reads `table`'s columns and primary key, and checks it can be captured.
@@ -57,7 +59,8 @@ pub(crate) async fn table_shape(
     let oid: u32 = row.get(0);
     let replident: i8 = row.get(1);
     let relkind: i8 = row.get(2);
-    if relkind as u8 == b'p' {
+    let partitioned = relkind as u8 == b'p';
+    if partitioned {
         check_partitions(client, table, oid).await?;
     }
     if replident as u8 != b'f' {
@@ -110,6 +113,7 @@ pub(crate) async fn table_shape(
         relation,
         primary_key,
         key_types,
+        partitioned,
     })
 }
 
@@ -154,7 +158,13 @@ async fn check_partitions(client: &Client, table: &TableName, oid: u32) -> Resul
 /// partitioned table's changes as its root's, so one table is one topic
 /// and one warehouse table whatever partition a row is in), and adds
 /// configured tables it lacks (they then need an incremental snapshot).
-pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
+/// `partitioned`: whether any of `tables` is a partitioned table.
+pub(crate) async fn ensure_publication(
+    client: &Client,
+    name: &str,
+    tables: &[TableName],
+    partitioned: bool,
+) -> Result<(), CdcError> {
     let exists = client
         .query_opt("SELECT 1 FROM pg_publication WHERE pubname = $1", &[&name])
         .await
@@ -174,7 +184,9 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
         tracing::info!(publication = name, tables = ?list, "created publication");
         return Ok(());
     }
-    via_partition_root(client, name, tables).await?;
+    if partitioned {
+        via_partition_root(client, name).await?;
+    }
     for t in tables {
         let listed = client
             .query_opt(
@@ -202,36 +214,24 @@ pub(crate) async fn ensure_publication(client: &Client, name: &str, tables: &[Ta
 /// An existing publication made without `publish_via_partition_root`
 /// would publish a partitioned table's changes under each partition's
 /// name, which no topic is for: it is switched on, and said.
-async fn via_partition_root(client: &Client, name: &str, tables: &[TableName]) -> Result<(), CdcError> {
+async fn via_partition_root(client: &Client, name: &str) -> Result<(), CdcError> {
     let via_root: bool = client
         .query_one("SELECT pubviaroot FROM pg_publication WHERE pubname = $1", &[&name])
         .await
         .map_err(CdcError::Postgres)?
         .get(0);
-    if via_root {
-        return Ok(());
-    }
-    for t in tables {
-        let partitioned = client
-            .query_opt(
-                "SELECT 1 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-                 WHERE n.nspname = $1 AND c.relname = $2 AND c.relkind = 'p'",
-                &[&t.schema, &t.name],
-            )
+    if !via_root {
+        client
+            .batch_execute(&format!(
+                "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
+                quote_ident(name)
+            ))
             .await
-            .map_err(CdcError::Postgres)?
-            .is_some();
-        if partitioned {
-            client
-                .batch_execute(&format!(
-                    "ALTER PUBLICATION {} SET (publish_via_partition_root = true)",
-                    quote_ident(name)
-                ))
-                .await
-                .map_err(CdcError::Postgres)?;
-            tracing::warn!(publication = name, table = %t, "publishing partitioned tables as their root from now on");
-            return Ok(());
-        }
+            .map_err(CdcError::Postgres)?;
+        tracing::warn!(
+            publication = name,
+            "publishing partitioned tables as their root from now on"
+        );
     }
     Ok(())
 }

@@ -86,7 +86,8 @@ pub async fn run_with_metrics(
     // Everything that can be wrong with the tables is found before anything is created.
     let shapes = check_tables(&cfg, &sql).await?;
     let mut emitter = build_emitter(&cfg, &shapes, metrics.clone()).await?;
-    catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables).await?;
+    let partitioned = shapes.iter().any(|s| s.partitioned);
+    catalog::ensure_publication(&sql, &cfg.publication, &cfg.tables, partitioned).await?;
     catalog::ensure_state_table(&sql, &cfg.state_table).await?;
 
     let (position, incremental) = resume_point(&cfg, &sql, &shapes, &metrics).await?;
