@@ -301,11 +301,10 @@ fn check_security(props: &Properties, bootstrap_servers: &str) -> Result<(), Str
 
 /// Whether every `host:port` in a bootstrap list is this machine.
 fn all_loopback(bootstrap_servers: &str) -> bool {
-    bootstrap_servers.split(',').map(str::trim).all(|server| {
-        let host = server.rsplit_once(':').map_or(server, |(h, _)| h);
-        let host = host.trim_start_matches('[').trim_end_matches(']');
-        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
-    })
+    bootstrap_servers
+        .split(',')
+        .map(str::trim)
+        .all(changes::is_loopback_host)
 }
 
 #[cfg(test)]

@@ -125,12 +125,7 @@ impl Security {
 /// Credentials go to loopback over plain HTTP, never to another host.
 pub(crate) fn check_https(what: &str, url: &str) -> Result<(), String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| format!("{what}: {e}"))?;
-    let host = parsed.host_str().unwrap_or_default();
-    let loopback = host == "localhost"
-        || host
-            .trim_matches(['[', ']'])
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|ip| ip.is_loopback());
+    let loopback = changes::is_loopback_host(parsed.host_str().unwrap_or_default());
     match parsed.scheme() {
         "https" => Ok(()),
         "http" if loopback => Ok(()),

@@ -333,7 +333,7 @@ fn reqwest_url(url: &str) -> Result<UrlParts, SinkError> {
     let host = host.trim_end_matches('/');
     match scheme {
         "https" => {}
-        "http" if is_loopback(host) => {}
+        "http" if changes::is_loopback_host(host) => {}
         "http" => {
             return Err(bad(format!(
                 "SNOWFLAKE_URL is http:// to {host}: credentials would cross the network unencrypted; use https://"
@@ -350,15 +350,6 @@ fn reqwest_url(url: &str) -> Result<UrlParts, SinkError> {
         user,
         password,
     })
-}
-
-/// Whether `host[:port]` is this machine.
-fn is_loopback(host: &str) -> bool {
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(v6),
-        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
-    };
-    name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
